@@ -1,0 +1,1 @@
+"""Chat with PaliGemma 2 about your photos: detection, segmentation, captions."""

@@ -1,0 +1,123 @@
+"""Settings: the only place that reads the environment.
+
+Every setting, its default and meaning is listed in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL_CPU = "google/paligemma2-3b-mix-224"
+DEFAULT_MODEL_CUDA = "google/paligemma2-3b-mix-448"
+VAE_REPO_ID = "big-vision/paligemma-hf"
+VAE_FILENAME = "vae-oid.npz"
+VAE_SHA256 = "5586010257b8536dddefab65e7755077f21d5672d5674dacf911f73ae95a4447"
+LICENSE_URL = "https://huggingface.co/google/paligemma2-3b-mix-224"
+
+
+def default_model_id(device: str) -> str:
+    """The checkpoint used when MODEL_ID is not set: 448 px on CUDA, 224 on CPU."""
+    return DEFAULT_MODEL_CUDA if device == "cuda" else DEFAULT_MODEL_CPU
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Application settings. ``None`` means "decide automatically"."""
+
+    model_id: str | None = None  # MODEL_ID; None: default_model_id(device)
+    model_allowlist: tuple[str, ...] = ()  # MODEL_ALLOWLIST, comma separated
+    device: str = "auto"  # DEVICE: auto | cpu | cuda
+    dtype: str = "auto"  # DTYPE: auto | float32 | bfloat16 | float16
+    vae_path: str | None = None  # VAE_PATH; None: download once into data_dir
+    hf_token: str | None = None  # HF_TOKEN
+    max_new_tokens: int | None = None  # MAX_NEW_TOKENS; None: sized per request
+    host: str = "0.0.0.0"  # HOST
+    port: int = 8010  # PORT
+    log_level: str = "INFO"  # LOG_LEVEL
+    data_dir: str = str(Path.home() / ".cache" / "paligemma-chat")  # DATA_DIR
+    max_upload_mb: int = 20  # MAX_UPLOAD_MB
+    max_image_pixels: int = 40_000_000  # MAX_IMAGE_PIXELS
+    max_prompt_chars: int = 2000  # MAX_PROMPT_CHARS
+    rate_limit_per_min: int = 30  # RATE_LIMIT: requests/minute per session
+    load_on_start: bool = (
+        True  # LOAD_ON_START: load the model in the background at start
+    )
+
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"DEVICE must be auto, cpu or cuda, got {self.device!r}")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(
+                f"DTYPE must be auto, float32, bfloat16 or float16, got {self.dtype!r}"
+            )
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"PORT must be in 1..65535, got {self.port}")
+        if self.max_new_tokens is not None and not 1 <= self.max_new_tokens <= 2048:
+            raise ValueError(
+                f"MAX_NEW_TOKENS must be in 1..2048, got {self.max_new_tokens}"
+            )
+
+    @property
+    def vae_cache_path(self) -> Path:
+        """Where the downloaded vae-oid.npz is kept when VAE_PATH is not set."""
+        return Path(self.data_dir) / VAE_FILENAME
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default: ``os.environ``).
+
+        Raises ValueError naming the variable when a value does not parse.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, env_name, convert in _ENV_FIELDS:
+            raw = env.get(env_name)
+            if raw is None or (raw.strip() == "" and name != "hf_token"):
+                continue
+            if raw.strip().lower() == "auto" and name in _AUTO_NONE:
+                continue
+            try:
+                values[name] = convert(raw.strip())
+            except ValueError as exc:
+                raise ValueError(f"{env_name}: {exc}") from exc
+        if values.get("hf_token") == "":
+            values.pop("hf_token")
+        return cls(**values)  # type: ignore[arg-type]
+
+
+_AUTO_NONE = {"model_id", "max_new_tokens", "vae_path"}
+
+_ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
+    ("model_id", "MODEL_ID", str),
+    ("model_allowlist", "MODEL_ALLOWLIST", _list),
+    ("device", "DEVICE", str.lower),
+    ("dtype", "DTYPE", str.lower),
+    ("vae_path", "VAE_PATH", str),
+    ("hf_token", "HF_TOKEN", str),
+    ("max_new_tokens", "MAX_NEW_TOKENS", int),
+    ("host", "HOST", str),
+    ("port", "PORT", int),
+    ("log_level", "LOG_LEVEL", str.upper),
+    ("data_dir", "DATA_DIR", str),
+    ("max_upload_mb", "MAX_UPLOAD_MB", int),
+    ("max_image_pixels", "MAX_IMAGE_PIXELS", int),
+    ("max_prompt_chars", "MAX_PROMPT_CHARS", int),
+    ("rate_limit_per_min", "RATE_LIMIT", int),
+    ("load_on_start", "LOAD_ON_START", _bool),
+)

@@ -1,0 +1,61 @@
+"""Errors whose messages are safe to show in the chat and in API responses.
+
+Each message tells the user what went wrong and, where there is one, the fix.
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Base class: ``code`` is machine-readable, ``http_status`` for the API."""
+
+    code = "app_error"
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UserInputError(AppError):
+    code = "bad_request"
+    http_status = 400
+
+
+class ImageError(UserInputError):
+    """The bytes are not an image we can read, or one that is too big."""
+
+    code = "bad_image"
+    http_status = 415
+
+
+class PayloadTooLargeError(UserInputError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class ModelUnavailableError(AppError):
+    """Weights or the VAE could not be loaded; the message says what to do."""
+
+    code = "model_unavailable"
+    http_status = 503
+
+
+class BusyError(AppError):
+    """The model queue is full; ``retry_after_s`` tells when to come back."""
+
+    code = "busy"
+    http_status = 503
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimitedError(AppError):
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

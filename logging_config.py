@@ -1,0 +1,23 @@
+"""Logging setup: the only place that configures handlers."""
+
+from __future__ import annotations
+
+import logging
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Send records of this app's loggers to stderr at ``level``.
+
+    Idempotent: calling it again only changes the level.
+    """
+    root = logging.getLogger()
+    if not any(getattr(h, "_paligemma_chat", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(_FORMAT))
+        handler._paligemma_chat = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    for name in ("core", "chainlit_app", "__main__"):
+        logging.getLogger(name).setLevel(level.upper())
