@@ -1,0 +1,143 @@
+"""From a request and an image to an AnalysisResult in original-image pixels.
+
+Stages: intent -> generate (the only model call) -> parse -> decode masks
+(one batched call) -> place on the original image.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from core.errors import UserInputError
+from core.geometry import box_to_pixels, mask_logits_to_full
+from core.tokens import parse_objects, strip_tokens
+from core.types import (
+    GROUNDED_TASKS,
+    AnalysisResult,
+    Decoding,
+    Detection,
+    Intent,
+    ParsedObject,
+)
+
+logger = logging.getLogger(__name__)
+
+TOKENS_PER_BOX = 7  # 4 locs + a short label + " ;"
+TOKENS_PER_MASK = 21  # 4 locs + 16 segs + label
+INSTANCES_PER_TARGET = 4  # "car" may match several cars
+SLACK_TOKENS = 8
+MAX_BUDGET = 1024
+TEXT_BUDGETS = {"caption": 64, "describe": 192, "ocr": 128, "answer": 64}
+DEFAULT_TEXT_BUDGET = 96
+
+
+class VisionModel(Protocol):
+    """What analyze() needs of a model: the ModelManager or a test double."""
+
+    def generate(self, image: Image.Image, prompt: str, **decoding: Any) -> str: ...
+
+    def decode_masks(self, seg_indices: np.ndarray) -> np.ndarray: ...
+
+
+def token_budget(intent: Intent) -> int:
+    """max_new_tokens sized from the task and the number of targets.
+
+    Generation stops at EOS, so the budget is a cap against run-away answers,
+    not a cost: about 7 tokens per box and 21 per mask, a few instances each.
+    """
+    if intent.task in GROUNDED_TASKS:
+        per_object = TOKENS_PER_MASK if intent.task == "segment" else TOKENS_PER_BOX
+        targets = max(1, len(intent.targets))
+        budget = per_object * INSTANCES_PER_TARGET * targets + SLACK_TOKENS
+        return min(budget, MAX_BUDGET)
+    return TEXT_BUDGETS.get(intent.task, DEFAULT_TEXT_BUDGET)
+
+
+def analyze(
+    image: Image.Image,
+    request: str | Intent,
+    model: VisionModel,
+    state: Intent | None = None,
+    *,
+    decoding: Decoding | None = None,
+    max_new_tokens: int | None = None,
+) -> AnalysisResult:
+    """Run one request on ``image`` (RGB, original size).
+
+    ``request`` is chat text or an already parsed Intent; ``state`` is the
+    previous Intent of the conversation, used to resolve refinements.
+    ``max_new_tokens`` (e.g. from settings) overrides the automatic budget;
+    ``decoding.max_new_tokens`` overrides both.
+    Raises UserInputError when the request does not ask the model to run.
+    """
+    decoding = decoding or Decoding()
+    intent = _to_intent(request, state)
+    if intent.action != "run":
+        raise UserInputError(intent.message or "Tell me what to look for in the image.")
+    budget = decoding.max_new_tokens or max_new_tokens or token_budget(intent)
+    timings: dict[str, float] = {}
+
+    start = time.perf_counter()
+    raw = model.generate(image, intent.prompt, **decoding.generate_kwargs(budget))
+    timings["generate"] = time.perf_counter() - start
+    truncated = bool(getattr(raw, "truncated", False))
+    if truncated:
+        logger.warning("answer cut at max_new_tokens=%d: %r", budget, intent.prompt)
+
+    start = time.perf_counter()
+    objects = parse_objects(raw) if intent.task in GROUNDED_TASKS else []
+    timings["parse"] = time.perf_counter() - start
+
+    detections, mask_timings = place_objects(objects, image.size, model)
+    timings.update(mask_timings)
+
+    answer = None if intent.task in GROUNDED_TASKS else strip_tokens(raw)
+    return AnalysisResult(
+        intent=intent,
+        raw_text=str(raw),
+        detections=tuple(detections),
+        answer=answer,
+        truncated=truncated,
+        max_new_tokens=budget,
+        image_size_wh=image.size,
+        timings_s=timings,
+    )
+
+
+def place_objects(
+    objects: list[ParsedObject], size_wh: tuple[int, int], model: VisionModel
+) -> tuple[list[Detection], dict[str, float]]:
+    """Boxes to pixels; all masks decoded in one batch and placed full size."""
+    start = time.perf_counter()
+    with_masks = [o for o in objects if o.seg_indices is not None]
+    logits = None
+    if with_masks:
+        seg_indices = np.array([o.seg_indices for o in with_masks], dtype=np.int32)
+        logits = np.asarray(model.decode_masks(seg_indices))
+    decode_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    detections = []
+    mask_row = 0
+    for obj in objects:
+        box_px = box_to_pixels(obj.box, size_wh)
+        mask = None
+        if obj.seg_indices is not None and logits is not None:
+            mask = mask_logits_to_full(logits[mask_row], box_px, size_wh)
+            mask_row += 1
+        detections.append(Detection(label=obj.label, box_px=box_px, mask=mask))
+    timings = {"decode_masks": decode_s, "place": time.perf_counter() - start}
+    return detections, timings
+
+
+def _to_intent(request: str | Intent, state: Intent | None) -> Intent:
+    if isinstance(request, Intent):
+        return request
+    from core.intent import parse_intent  # pure; imported here to keep seams loose
+
+    return parse_intent(request, previous=state)

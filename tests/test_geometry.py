@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from contextlib import nullcontext as does_not_raise
+
+import numpy as np
+import pytest
+
+from core.geometry import box_to_pixels, mask_logits_to_full, mask_to_xyxy
+from tests.fakes import disc_logits
+
+
+@pytest.mark.parametrize(
+    ("box", "size_wh", "expected"),
+    [
+        ((0.0, 0.0, 1.0, 1.0), (640, 480), (0, 0, 640, 480)),  # whole image
+        ((0.25, 0.5, 0.75, 1.0), (100, 200), (25, 100, 75, 200)),  # exact
+        (
+            (157 / 1024, 591 / 1024, 311 / 1024, 794 / 1024),
+            (640, 480),
+            (98, 277, 194, 372),
+        ),  # real wheel
+        ((-0.1, -0.2, 1.3, 1.1), (50, 40), (0, 0, 50, 40)),  # clipped
+        ((0.1, 0.1, 0.2, 0.2), (1, 1), (0, 0, 0, 0)),  # tiny image
+    ],
+)
+def test_box_to_pixels(box, size_wh, expected):
+    assert box_to_pixels(box, size_wh) == expected
+
+
+def test_mask_is_full_size_and_inside_its_box():
+    size_wh = (640, 480)
+    box_px = (98, 277, 194, 372)
+    mask = mask_logits_to_full(disc_logits(1)[0], box_px, size_wh)
+    assert mask.shape == (480, 640)
+    assert mask.dtype == bool
+    x1, y1, x2, y2 = mask_to_xyxy(mask)
+    assert box_px[0] <= x1 and box_px[1] <= y1 and x2 <= box_px[2] and y2 <= box_px[3]
+    # A disc of radius 1/3 of the side covers about pi/9 of its box.
+    box_area = (box_px[2] - box_px[0]) * (box_px[3] - box_px[1])
+    assert mask.sum() / box_area == pytest.approx(np.pi / 9, rel=0.05)
+    # Centred in the box.
+    ys, xs = np.nonzero(mask)
+    assert xs.mean() == pytest.approx((98 + 194) / 2, abs=1.0)
+    assert ys.mean() == pytest.approx((277 + 372) / 2, abs=1.0)
+
+
+def test_mask_threshold_at_zero():
+    logits = np.full((64, 64), -0.5, dtype=np.float32)
+    logits[:, 32:] = 0.5  # right half positive
+    mask = mask_logits_to_full(logits, (0, 0, 128, 64), (128, 64))
+    assert not mask[:, :60].any()
+    assert mask[:, 68:].all()
+
+
+@pytest.mark.parametrize(
+    ("logits_shape", "box_px", "expectation"),
+    [
+        ((64, 64), (10, 10, 10, 20), does_not_raise()),  # zero-width box -> empty
+        ((64, 64), (10, 20, 30, 5), does_not_raise()),  # inverted box -> empty
+        ((32, 32), (0, 0, 10, 10), pytest.raises(ValueError, match=r"\(64, 64\)")),
+        ((1, 64, 64), (0, 0, 10, 10), pytest.raises(ValueError, match="got")),
+    ],
+)
+def test_mask_placement_edge_cases(logits_shape, box_px, expectation):
+    with expectation:
+        mask = mask_logits_to_full(np.ones(logits_shape, np.float32), box_px, (40, 30))
+        assert mask.shape == (30, 40)
+        assert not mask.any()
+
+
+def test_mask_to_xyxy_empty():
+    assert mask_to_xyxy(np.zeros((5, 5), bool)) is None
