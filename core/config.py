@@ -32,6 +32,10 @@ def _bool(value: str) -> bool:
     raise ValueError(f"expected a boolean (true/false), got {value!r}")
 
 
+def _path(value: str) -> str:
+    return str(Path(value).expanduser())
+
+
 def _list(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
@@ -55,9 +59,9 @@ class Settings:
     max_image_pixels: int = 40_000_000  # MAX_IMAGE_PIXELS
     max_prompt_chars: int = 2000  # MAX_PROMPT_CHARS
     rate_limit_per_min: int = 30  # RATE_LIMIT: requests/minute per session
-    load_on_start: bool = (
-        True  # LOAD_ON_START: load the model in the background at start
-    )
+    load_on_start: bool = True  # LOAD_ON_START: background load at start
+    queue_max: int = 16  # QUEUE_MAX: requests waiting or running before "busy"
+    request_timeout_s: float = 900.0  # REQUEST_TIMEOUT_S: wait for one request
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -114,10 +118,12 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("host", "HOST", str),
     ("port", "PORT", int),
     ("log_level", "LOG_LEVEL", str.upper),
-    ("data_dir", "DATA_DIR", str),
+    ("data_dir", "DATA_DIR", _path),
     ("max_upload_mb", "MAX_UPLOAD_MB", int),
     ("max_image_pixels", "MAX_IMAGE_PIXELS", int),
     ("max_prompt_chars", "MAX_PROMPT_CHARS", int),
     ("rate_limit_per_min", "RATE_LIMIT", int),
     ("load_on_start", "LOAD_ON_START", _bool),
+    ("queue_max", "QUEUE_MAX", int),
+    ("request_timeout_s", "REQUEST_TIMEOUT_S", float),
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 
 from core.errors import UserInputError
 from core.geometry import box_to_pixels, mask_logits_to_full
+from core.intent import parse_intent
 from core.tokens import parse_objects, strip_tokens
 from core.types import (
     GROUNDED_TASKS,
@@ -75,36 +77,68 @@ def analyze(
     ``decoding.max_new_tokens`` overrides both.
     Raises UserInputError when the request does not ask the model to run.
     """
-    decoding = decoding or Decoding()
-    intent = _to_intent(request, state)
+    intent = to_intent(request, state)
+    generation = generate(image, intent, model, decoding, max_new_tokens)
+    return build_result(image.size, generation, model)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The model's answer to one intent, before parsing."""
+
+    intent: Intent
+    raw_text: str
+    truncated: bool
+    max_new_tokens: int
+    generate_s: float
+
+
+def to_intent(request: str | Intent, state: Intent | None = None) -> Intent:
+    """The Intent to run; raises UserInputError when it does not run the model."""
+    intent = request if isinstance(request, Intent) else parse_intent(request, state)
     if intent.action != "run":
         raise UserInputError(intent.message or "Tell me what to look for in the image.")
-    budget = decoding.max_new_tokens or max_new_tokens or token_budget(intent)
-    timings: dict[str, float] = {}
+    return intent
 
+
+def generate(
+    image: Image.Image,
+    intent: Intent,
+    model: VisionModel,
+    decoding: Decoding | None = None,
+    max_new_tokens: int | None = None,
+) -> Generation:
+    """The only stage that runs the language model."""
+    decoding = decoding or Decoding()
+    budget = decoding.max_new_tokens or max_new_tokens or token_budget(intent)
     start = time.perf_counter()
     raw = model.generate(image, intent.prompt, **decoding.generate_kwargs(budget))
-    timings["generate"] = time.perf_counter() - start
+    elapsed = time.perf_counter() - start
     truncated = bool(getattr(raw, "truncated", False))
     if truncated:
         logger.warning("answer cut at max_new_tokens=%d: %r", budget, intent.prompt)
+    return Generation(intent, str(raw), truncated, budget, elapsed)
 
+
+def build_result(
+    size_wh: tuple[int, int], generation: Generation, model: VisionModel
+) -> AnalysisResult:
+    """Parse the answer, decode masks in one batch, place them full size."""
+    intent = generation.intent
+    grounded = intent.task in GROUNDED_TASKS
     start = time.perf_counter()
-    objects = parse_objects(raw) if intent.task in GROUNDED_TASKS else []
-    timings["parse"] = time.perf_counter() - start
-
-    detections, mask_timings = place_objects(objects, image.size, model)
+    objects = parse_objects(generation.raw_text) if grounded else []
+    timings = {"generate": generation.generate_s, "parse": time.perf_counter() - start}
+    detections, mask_timings = place_objects(objects, size_wh, model)
     timings.update(mask_timings)
-
-    answer = None if intent.task in GROUNDED_TASKS else strip_tokens(raw)
     return AnalysisResult(
         intent=intent,
-        raw_text=str(raw),
+        raw_text=generation.raw_text,
         detections=tuple(detections),
-        answer=answer,
-        truncated=truncated,
-        max_new_tokens=budget,
-        image_size_wh=image.size,
+        answer=None if grounded else strip_tokens(generation.raw_text),
+        truncated=generation.truncated,
+        max_new_tokens=generation.max_new_tokens,
+        image_size_wh=size_wh,
         timings_s=timings,
     )
 
@@ -133,11 +167,3 @@ def place_objects(
         detections.append(Detection(label=obj.label, box_px=box_px, mask=mask))
     timings = {"decode_masks": decode_s, "place": time.perf_counter() - start}
     return detections, timings
-
-
-def _to_intent(request: str | Intent, state: Intent | None) -> Intent:
-    if isinstance(request, Intent):
-        return request
-    from core.intent import parse_intent  # pure; imported here to keep seams loose
-
-    return parse_intent(request, previous=state)

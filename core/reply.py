@@ -1,0 +1,32 @@
+"""The chat's reply text for one analysis. Pure."""
+
+from __future__ import annotations
+
+from core.render import box_table_markdown
+from core.types import GROUNDED_TASKS, AnalysisResult
+
+
+def reply_markdown(result: AnalysisResult, image_name: str) -> str:
+    """Markdown: what ran on which image, the box list or the text answer."""
+    width, height = result.image_size_wh
+    intent = result.intent
+    lines = [f"**`{intent.prompt}`** on *{image_name}* ({width}x{height})", ""]
+    if intent.task in GROUNDED_TASKS:
+        if result.detections:
+            lines.append(box_table_markdown(result.detections))
+        else:
+            what = " or ".join(intent.targets) or "anything"
+            lines.append(
+                f"No {what} found. Try another word for it, or ask "
+                '"what\'s in this picture?" to see what the model recognises.'
+            )
+    else:
+        lines.append(result.answer or "(the model gave an empty answer)")
+    if result.truncated:
+        lines += [
+            "",
+            f"⚠️ The answer was cut at {result.max_new_tokens} new tokens, so "
+            "some objects may be missing. Raise *Max new tokens* in the settings "
+            "or ask for fewer things at once.",
+        ]
+    return "\n".join(lines)

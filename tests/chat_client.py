@@ -1,0 +1,204 @@
+"""Drive the real Chainlit server over its socket, as the web page does.
+
+Used by the end-to-end tests; speaks Chainlit 2.12's socket.io protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    """A `chainlit run chainlit_app.py` child process on a loopback port."""
+
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(
+    env: dict[str, str], log_path: Path, timeout_s: float = 120
+) -> ServerProcess:
+    """Start the app and wait until /health answers (the model may still load)."""
+    port = free_port()
+    full_env = {**os.environ, "LOAD_ON_START": "true", **env, "PORT": str(port)}
+    chainlit = Path(sys.executable).with_name("chainlit")
+    handle = log_path.open("wb")
+    process = subprocess.Popen(
+        [
+            str(chainlit),
+            "run",
+            "chainlit_app.py",
+            "--headless",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=full_env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    server = ServerProcess(port, process, log_path)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log()[-4000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
+                return server
+        time.sleep(0.3)
+    server.stop()
+    raise RuntimeError(
+        f"server did not answer in {timeout_s} s:\n{server.log()[-4000:]}"
+    )
+
+
+@dataclass
+class ChatClient:
+    """One browser tab's worth of chat: a socket session plus its uploads."""
+
+    url: str
+    session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    thread_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    elements: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    tasks_ended: int = 0
+
+    def __post_init__(self) -> None:
+        self.sio = socketio.AsyncClient()
+        self._changed = asyncio.Event()
+
+        @self.sio.on("new_message")
+        async def _new_message(step: dict[str, Any]) -> None:
+            self.messages.append(step)
+            self._changed.set()
+
+        @self.sio.on("update_message")
+        async def _update_message(step: dict[str, Any]) -> None:
+            for i, known in enumerate(self.messages):
+                if known["id"] == step["id"]:
+                    self.messages[i] = step
+            self.steps.append(step)
+            self._changed.set()
+
+        @self.sio.on("element")
+        async def _element(element: dict[str, Any]) -> None:
+            self.elements.append(element)
+            self._changed.set()
+
+        @self.sio.on("task_end")
+        async def _task_end(_: Any = None) -> None:
+            self.tasks_ended += 1
+            self._changed.set()
+
+    async def connect(self) -> None:
+        await self.sio.connect(
+            self.url,
+            socketio_path="/ws/socket.io",
+            transports=["websocket"],
+            auth={
+                "sessionId": self.session_id,
+                "clientType": "webapp",
+                "threadId": self.thread_id,
+            },
+        )
+        await self.sio.emit("connection_successful")
+        await self.wait_for(lambda: True, timeout_s=2, quiet=True)
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+    async def upload(self, name: str, data: bytes, mime: str = "image/png") -> str:
+        async with httpx.AsyncClient(base_url=self.url) as http:
+            response = await http.post(
+                "/project/file",
+                params={"session_id": self.session_id},
+                files={"file": (name, data, mime)},
+            )
+        response.raise_for_status()
+        return response.json()["id"]
+
+    def assistant_messages(self) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("type") == "assistant_message"]
+
+    async def send(
+        self, text: str, files: list[tuple[str, bytes]] = (), *, timeout_s: float = 120
+    ) -> list[dict[str, Any]]:
+        """Send text (and uploads); return the assistant messages it produced."""
+        refs = [{"id": await self.upload(name, data)} for name, data in files]
+        before = len(self.assistant_messages())
+        tasks_before = self.tasks_ended
+        message = {
+            "id": str(uuid.uuid4()),
+            "threadId": self.thread_id,
+            "name": "User",
+            "type": "user_message",
+            "output": text,
+            "createdAt": datetime.now(UTC).isoformat(),
+        }
+        await self.sio.emit(
+            "client_message", {"message": message, "fileReferences": refs}
+        )
+        await self.wait_for(lambda: self.tasks_ended > tasks_before, timeout_s)
+        return self.assistant_messages()[before:]
+
+    async def wait_for(
+        self, predicate, timeout_s: float = 30, quiet: bool = False
+    ) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._changed.wait(), deadline - time.monotonic()
+                )
+        if quiet:
+            return False
+        raise TimeoutError("condition not met in time")
+
+    def elements_for(self, message_id: str) -> list[dict[str, Any]]:
+        return [e for e in self.elements if e.get("forId") == message_id]
