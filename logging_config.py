@@ -21,3 +21,5 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(logging.WARNING)
     for name in ("core", "chainlit_app", "__main__"):
         logging.getLogger(name).setLevel(level.upper())
+    # jax says at INFO that it found no TPU: noise on every start.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
