@@ -11,7 +11,7 @@ from core.types import GeneratedText
 
 
 def disc_logits(n: int, size: int = 64) -> np.ndarray:
-    """float32 [n, size, size] logits: positive inside a centred disc of radius size/3."""
+    """float32 [n, size, size] logits, positive inside a centred disc."""
     yy, xx = np.mgrid[0:size, 0:size]
     centre = (size - 1) / 2
     radius = size / 3
