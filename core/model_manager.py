@@ -353,7 +353,13 @@ def get_model_manager(settings: Settings | None = None) -> ModelManager:
     global _MANAGER
     with _MANAGER_LOCK:
         if _MANAGER is None:
-            _MANAGER = ModelManager(settings or Settings.from_env())
+            settings = settings or Settings.from_env()
+            if (settings.model_id or "").startswith("replay:"):
+                from core.replay import ReplayModel
+
+                _MANAGER = ReplayModel(settings)
+            else:
+                _MANAGER = ModelManager(settings)
         elif settings is not None and settings != _MANAGER.settings:
             logger.warning("get_model_manager: ignoring new settings; one per process")
         return _MANAGER
