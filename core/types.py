@@ -57,6 +57,11 @@ class Intent:
     ``task`` is one of TASKS; ``prompt`` is exactly the text given to the
     model. ``action`` says what the chat does with it: "run" the model, or
     answer without it ("clarify", "undo", "help", "select").
+
+    ``image_ref`` is None for the active image, "1", "2"... (1-based upload
+    order), "last", "all", or a file name as typed. ``follows_previous`` is
+    True when the intent was derived from the previous one; ``refinement``
+    then says how: "add", "only", "remove", "switch", "repeat", "language".
     """
 
     task: str
@@ -66,6 +71,8 @@ class Intent:
     action: str = "run"
     message: str | None = None
     image_ref: str | None = None
+    follows_previous: bool = False
+    refinement: str | None = None
 
 
 TASKS = (

@@ -1,0 +1,251 @@
+"""Per-session chat state: uploaded images, the active one, history, undo. Pure.
+
+One ``Conversation`` lives in each chat session. It never touches the disk: it
+tells the caller which paths to delete (``remove_image``, ``clear``, ``prune``).
+Image references follow ``Intent.image_ref``: None (the active image), "1",
+"2"... (1-based upload order), "last", "all", or a file name as typed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from core.errors import UserInputError
+from core.types import AnalysisResult, Intent
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One uploaded image. ``order`` is its 1-based position in the chat."""
+
+    id: str
+    name: str
+    path: str
+    size_wh: tuple[int, int]
+    order: int
+
+
+@dataclass(frozen=True)
+class ResultSummary:
+    """What a turn showed, small enough to keep for the whole session."""
+
+    raw_text: str
+    labels: tuple[str | None, ...] = ()
+    answer: str | None = None
+    truncated: bool = False
+
+    @classmethod
+    def from_result(cls, result: AnalysisResult) -> ResultSummary:
+        return cls(
+            raw_text=str(result.raw_text),
+            labels=tuple(d.label for d in result.detections),
+            answer=result.answer,
+            truncated=result.truncated,
+        )
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One model run on one image; ``index`` counts turns in the session."""
+
+    index: int
+    image_id: str
+    intent: Intent
+    summary: ResultSummary
+
+
+class Conversation:
+    """Images, the active image and the turns of one chat session."""
+
+    def __init__(self) -> None:
+        self._images: list[ImageRecord] = []
+        self._active_id: str | None = None
+        self._turns: list[Turn] = []
+        self._next_image = 1
+        self._next_turn = 1
+
+    # Images -----------------------------------------------------------------
+
+    @property
+    def images(self) -> tuple[ImageRecord, ...]:
+        """Images in upload order."""
+        return tuple(self._images)
+
+    @property
+    def has_images(self) -> bool:
+        return bool(self._images)
+
+    @property
+    def active_image(self) -> ImageRecord | None:
+        """The image a request without a reference applies to, or None."""
+        return self._by_id(self._active_id) if self._active_id else None
+
+    def add_image(self, name: str, path: str, size_wh: tuple[int, int]) -> ImageRecord:
+        """Register an upload; it becomes the active image.
+
+        ``size_wh`` is (width, height) in pixels, both > 0.
+        """
+        width, height = size_wh
+        if width <= 0 or height <= 0:
+            raise ValueError(f"size_wh must be positive (width, height), got {size_wh}")
+        record = ImageRecord(
+            id=f"img-{self._next_image}",
+            name=name.strip() or f"image-{self._next_image}",
+            path=path,
+            size_wh=(int(width), int(height)),
+            order=len(self._images) + 1,
+        )
+        self._next_image += 1
+        self._images.append(record)
+        self._active_id = record.id
+        logger.debug("added image %s (%s) as #%d", record.id, record.name, record.order)
+        return record
+
+    def resolve(self, image_ref: str | None) -> ImageRecord | list[ImageRecord]:
+        """The image(s) a reference names; "all" gives a list in upload order.
+
+        Raises UserInputError, with the list of images, when there is none.
+        """
+        if not self._images:
+            raise UserInputError(
+                "There are no images in this chat yet; drop a photo first."
+            )
+        ref = (image_ref or "").strip()
+        if not ref:
+            active = self.active_image
+            return active if active is not None else self._images[-1]
+        low = ref.lower()
+        if low == "all":
+            return list(self._images)
+        if low == "last":
+            return self._images[-1]
+        if low.isdigit():
+            number = int(low)
+            if 1 <= number <= len(self._images):
+                return self._images[number - 1]
+            raise UserInputError(
+                f"There is no image {number}; {self.describe_images()}"
+            )
+        matches = [r for r in self._images if r.name.lower() == low]
+        if not matches:
+            matches = [
+                r for r in self._images if r.name.lower().rsplit(".", 1)[0] == low
+            ]
+        if matches:
+            return matches[-1]  # the newest upload of that name
+        raise UserInputError(
+            f"There is no image named “{ref}”; {self.describe_images()}"
+        )
+
+    def select(self, image_ref: str | None) -> ImageRecord:
+        """Make the referenced single image the active one and return it."""
+        record = self.resolve(image_ref)
+        if isinstance(record, list):
+            raise UserInputError(
+                "Pick one image to work on, e.g. “use image 1”; "
+                f"{self.describe_images()}"
+            )
+        self._active_id = record.id
+        return record
+
+    def describe_images(self) -> str:
+        """ "this chat has 2 images: 1. cat.jpg, 2. car.png (active)." """
+        if not self._images:
+            return "this chat has no images yet."
+        names = ", ".join(
+            f"{r.order}. {r.name}" + (" (active)" if r.id == self._active_id else "")
+            for r in self._images
+        )
+        count = len(self._images)
+        return f"this chat has {count} image{'s' if count != 1 else ''}: {names}."
+
+    def remove_image(self, image_ref: str | None) -> ImageRecord:
+        """Forget one image and its turns; the caller deletes ``record.path``."""
+        record = self.resolve(image_ref)
+        if isinstance(record, list):
+            raise UserInputError("Remove one image at a time, e.g. “remove image 2”.")
+        self._images = [
+            ImageRecord(r.id, r.name, r.path, r.size_wh, order)
+            for order, r in enumerate(
+                (r for r in self._images if r.id != record.id), start=1
+            )
+        ]
+        self._turns = [t for t in self._turns if t.image_id != record.id]
+        if self._active_id == record.id:
+            self._active_id = self._images[-1].id if self._images else None
+        return record
+
+    def prune(self, max_images: int) -> list[ImageRecord]:
+        """Drop the oldest images beyond ``max_images`` (never the active one)."""
+        if max_images < 1:
+            raise ValueError(f"max_images must be >= 1, got {max_images}")
+        removed: list[ImageRecord] = []
+        while len(self._images) > max_images:
+            victim = next(r for r in self._images if r.id != self._active_id)
+            removed.append(self.remove_image(str(victim.order)))
+        return removed
+
+    def clear(self) -> list[str]:
+        """Forget everything; returns the image paths the caller should delete."""
+        paths = [r.path for r in self._images]
+        self._images, self._turns, self._active_id = [], [], None
+        return paths
+
+    # Turns ------------------------------------------------------------------
+
+    @property
+    def history(self) -> tuple[Turn, ...]:
+        """Turns still in effect, oldest first (undone turns are gone)."""
+        return tuple(self._turns)
+
+    def record(self, image_id: str, intent: Intent, summary: ResultSummary) -> Turn:
+        """Remember a model run on ``image_id``; only "run" intents belong here."""
+        if self._by_id(image_id) is None:
+            raise ValueError(f"unknown image id {image_id!r}; known: {self._ids()}")
+        if intent.action != "run":
+            raise ValueError(
+                f"only intents that ran are recorded, got {intent.action!r}"
+            )
+        turn = Turn(self._next_turn, image_id, intent, summary)
+        self._next_turn += 1
+        self._turns.append(turn)
+        return turn
+
+    def last_turn(self, image_id: str | None = None) -> Turn | None:
+        """The newest turn on ``image_id``, or in the whole chat when None."""
+        for turn in reversed(self._turns):
+            if image_id is None or turn.image_id == image_id:
+                return turn
+        return None
+
+    def last_intent(self, image_id: str | None = None) -> Intent | None:
+        """The intent refinements build on: ``parse_intent(text, previous=...)``."""
+        turn = self.last_turn(image_id)
+        return turn.intent if turn is not None else None
+
+    def can_undo(self, image_id: str | None = None) -> bool:
+        return self.last_turn(image_id) is not None
+
+    def undo(self, image_id: str | None = None) -> Turn | None:
+        """Take back the newest turn on ``image_id`` (default: the newest turn).
+
+        Returns the turn now current for that image, to show again, or None
+        when the image is back to its plain upload. Raises UserInputError when
+        there is nothing to undo.
+        """
+        latest = self.last_turn(image_id)
+        if latest is None:
+            raise UserInputError("There is nothing to undo yet.")
+        self._turns.remove(latest)
+        self._active_id = latest.image_id
+        logger.debug("undid turn %d on %s", latest.index, latest.image_id)
+        return self.last_turn(latest.image_id)
+
+    def _by_id(self, image_id: str | None) -> ImageRecord | None:
+        return next((r for r in self._images if r.id == image_id), None)
+
+    def _ids(self) -> list[str]:
+        return [r.id for r in self._images]

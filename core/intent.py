@@ -1,0 +1,287 @@
+"""Chat text (+ the previous intent) -> Intent with the exact PaliGemma prompt. Pure.
+
+``parse_intent("find the dogs and the bikes")`` gives the prompt
+``detect dog ; bike``; ``parse_intent("also the car", previous)`` adds a target
+to the previous request. Unclear text gives ``action="clarify"`` with a message
+saying what to type: a guess would cost a minute of CPU for nothing.
+Vocabulary (verbs, languages, plurals) lives in ``core.intent_vocab``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+
+from core import intent_text as t
+from core import intent_vocab as v
+from core.types import GROUNDED_TASKS, Intent
+
+logger = logging.getLogger(__name__)
+
+HELP_MESSAGE = (
+    "Drop a photo, then tell me what to do:\n"
+    "- **detect dog ; bike** or *find the cars and people*: boxes\n"
+    "- **segment the left wheel** or *cut out the cat*: masks\n"
+    "- *caption in German*, *describe in detail*, *read the text*\n"
+    "- any question, e.g. *how many dogs are there?*\n"
+    "Then refine: *also the bike*, *only the left one*, *remove the dog*, "
+    "*now as boxes*, *masks instead*, *in Spanish*, *on image 2*, "
+    "*in all images*, *again*, *undo*."
+)
+MSG_UNCLEAR = (
+    "Tell me what to look for, e.g. “detect dog ; bike”, “segment the cat”, "
+    "“caption in German”, “read the text”, or ask “how many dogs are there?”. "
+    "Type “help” for more."
+)
+MSG_NO_PREVIOUS = (
+    "There is nothing to refine yet. Start with e.g. “detect dog” or "
+    "“segment the cat”, then say “also the bike” or “now as boxes”."
+)
+MSG_VAGUE = (
+    "PaliGemma needs the names of things, e.g. “detect person ; car ; dog”. "
+    "For an overview of the whole photo say “caption” or “describe”."
+)
+MSG_NOTHING_LEFT = (
+    "That would leave nothing to look for. Name something else, "
+    "e.g. “detect dog”, or say “undo”."
+)
+
+
+def parse_intent(text: str, previous: Intent | None = None) -> Intent:
+    """Turn one chat message into an Intent.
+
+    ``previous`` is the last intent that ran (``action == "run"``); refinements
+    such as "also the bike" or "now as boxes" are resolved against it.
+    Returns an Intent whose ``prompt`` is exactly what the model gets when
+    ``action == "run"``; other actions ("clarify", "help", "undo", "select")
+    carry an empty prompt and, for "clarify" and "help", a ``message``.
+    """
+    prev = previous if previous is not None and previous.action == "run" else None
+    cleaned = t.clean_text(text)
+    low = cleaned.lower().strip(t.PUNCT_ENDS)
+    words = re.findall(r"\w+", low)
+    if v.HELP.match(low):
+        return Intent(task="free", prompt="", action="help", message=HELP_MESSAGE)
+    if v.UNDO.match(low):
+        return Intent(task="free", prompt="", action="undo")
+    if not words or all(w in v.FILLER_WORDS for w in words):
+        return _clarify(MSG_UNCLEAR)
+    raw = t.raw_question(cleaned)  # typed text is kept exactly, refs included
+    if raw is not None:
+        return raw
+    ref, select, text_q, stripped = t.extract_image_ref(cleaned)
+    intent = t.raw_prompt(stripped)
+    if intent is None:
+        lang, text_q = t.extract_language(text_q)
+        intent = _interpret(text_q, prev, lang, ref, select)
+    if ref is not None and intent.action in ("run", "select"):
+        intent = replace(intent, image_ref=ref)
+    logger.debug("intent %r -> %s %r", text, intent.action, intent.prompt)
+    return intent
+
+
+def _clarify(message: str) -> Intent:
+    return Intent(task="free", prompt="", action="clarify", message=message)
+
+
+def _interpret(
+    text_q: str, prev: Intent | None, lang: str | None, ref: str | None, select: bool
+) -> Intent:
+    low = t.strip_polite(text_q.lower().strip(t.PUNCT_ENDS))
+    rest = " ".join(v.IMAGE_PHRASE.sub(" ", low).split()).strip(t.PUNCT_ENDS)
+    if not rest:
+        if lang:
+            return _language_change(prev, lang)
+        if ref is not None:
+            if select or prev is None:
+                return Intent(task="free", prompt="", action="select")
+            return replace(prev, follows_previous=True, refinement="repeat")
+        return _clarify(MSG_UNCLEAR)
+    if v.REPEAT.match(rest):
+        if prev is None:
+            return _clarify(MSG_NO_PREVIOUS)
+        if lang:
+            return _language_change(prev, lang)
+        return replace(prev, follows_previous=True, refinement="repeat", image_ref=None)
+    m = v.SWITCH.match(rest)
+    if m:
+        return _switch(prev, "detect" if v.BOX_WORD.match(m["kind"]) else "segment")
+    if m := v.REMOVE_PREFIX.match(rest):
+        return _remove(prev, rest[m.end() :])
+    if m := v.ONLY_PREFIX.match(rest):
+        return _only(prev, rest[m.end() :])
+    added = v.ADD_SUFFIX.sub("", v.ADD_PREFIX.sub("", rest, count=1))
+    if added != rest and added:
+        return _add(prev, added, low, text_q, lang)
+    return _new_request(low, rest, text_q, prev, lang)
+
+
+def _new_request(
+    low: str, rest: str, text_q: str, prev: Intent | None, lang: str | None
+) -> Intent:
+    if v.OCR.search(low):
+        return t.run_intent("ocr")
+    if v.DESCRIBE.search(rest) or v.DESCRIBE.search(low):
+        return t.run_intent("describe", lang=lang or t.language_named(low))
+    if v.CAPTION.search(low):
+        return t.run_intent("caption", lang=lang or t.language_named(low))
+    for task, lead in t.LEADS.items():
+        if m := lead.match(rest):
+            intent = _grounded(task, rest[m.end() :], prev, v.WHERE_LEAD.match(rest))
+            if intent is not None:
+                return intent
+            break
+    first = rest.split()[0]
+    if first in v.QUESTION_STARTERS or first == "describe" or text_q.endswith("?"):
+        question = re.sub(
+            r"^(?:(?:now|ok|okay|so|then|and|also)\b[\s,]*)+",
+            "",
+            text_q,
+            flags=re.IGNORECASE,
+        ).strip(" ,;:-")
+        return t.run_intent(
+            "answer", lang=lang or v.DEFAULT_LANGUAGE, question=question
+        )
+    targets = t.split_targets(rest)
+    if targets and len(targets) <= 3:
+        names = " ; ".join(targets)
+        hint = f" or “also {names}” to add it" if _grounded_prev(prev) else ""
+        return _clarify(
+            f"Do you want boxes (“detect {names}”) or masks (“segment {names}”){hint}?"
+        )
+    return _clarify(MSG_UNCLEAR)
+
+
+def _grounded_prev(prev: Intent | None) -> bool:
+    return prev is not None and prev.task in GROUNDED_TASKS and bool(prev.targets)
+
+
+def _grounded(
+    task: str, phrase: str, prev: Intent | None, where: object
+) -> Intent | None:
+    """Targets after a detect/segment verb; None when the phrase is a question."""
+    if where:
+        phrase = re.sub(r"\s+(?:is|are|located|positioned|placed)$", "", phrase)
+    phrase = phrase.strip(t.PUNCT_ENDS)
+    if not phrase or phrase in v.PRONOUNS:
+        if _grounded_prev(prev):
+            return _switch(prev, task)
+        if where and phrase:
+            return None
+        return _clarify(
+            f"{task.capitalize()} what? For example “{task} the cat”."
+            if not phrase
+            else MSG_NO_PREVIOUS
+        )
+    targets = t.split_targets(phrase)
+    if targets is None:
+        return None
+    if any(name in v.VAGUE_TARGETS for name in targets) or not targets:
+        return _clarify(MSG_VAGUE)
+    return t.run_intent(task, targets)
+
+
+def _switch(prev: Intent | None, task: str) -> Intent:
+    if prev is None:
+        return _clarify(MSG_NO_PREVIOUS)
+    if not _grounded_prev(prev):
+        what = "Boxes" if task == "detect" else "Masks"
+        return _clarify(f"{what} of what? Name the things, e.g. “{task} dog ; bike”.")
+    return t.run_intent(task, prev.targets, refinement="switch")
+
+
+def _matches(target: str, wanted: str) -> bool:
+    return target == wanted or target.endswith(" " + wanted)
+
+
+def _remove(prev: Intent | None, phrase: str) -> Intent:
+    if prev is None or not _grounded_prev(prev):
+        return _clarify(MSG_NO_PREVIOUS)
+    unwanted = t.split_targets(phrase.strip(t.PUNCT_ENDS)) or ()
+    if not unwanted:
+        return _clarify(
+            f"Remove what? The current request is: {', '.join(prev.targets)}."
+        )
+    for name in unwanted:
+        if not any(_matches(have, name) for have in prev.targets):
+            return _clarify(
+                f"“{name}” is not in the current request "
+                f"({', '.join(prev.targets)}). Say e.g. “remove {prev.targets[-1]}”."
+            )
+    kept = tuple(
+        have for have in prev.targets if not any(_matches(have, n) for n in unwanted)
+    )
+    if not kept:
+        return _clarify(MSG_NOTHING_LEFT)
+    return t.run_intent(prev.task, kept, refinement="remove")
+
+
+def _only(prev: Intent | None, phrase: str) -> Intent:
+    phrase = phrase.strip(t.PUNCT_ENDS)
+    for task, lead in t.LEADS.items():
+        if m := lead.match(phrase):
+            intent = _grounded(task, phrase[m.end() :], prev, None)
+            return intent or _clarify(MSG_UNCLEAR)
+    words = re.findall(r"[\w'-]+", phrase)
+    pick_one = bool(words) and words[-1] in ("one", "ones")  # "the left one"
+    if pick_one:
+        words.pop()
+    while words and words[0] in v.DETERMINERS:
+        words.pop(0)
+    if prev is None or not _grounded_prev(prev):
+        return _clarify(MSG_NO_PREVIOUS)
+    if not words:
+        return _clarify(f"Which one? Say e.g. “only the left {prev.targets[0]}”.")
+    if pick_one or all(w in v.POSITIONAL for w in words):
+        heads = list(dict.fromkeys(name.split()[-1] for name in prev.targets))
+        options = [" ".join([*words, head]) for head in heads]
+        if len(options) > 1:
+            return _clarify(
+                "Which one do you mean: "
+                + " or ".join(f"“only the {o}”" for o in options)
+                + "?"
+            )
+        return t.run_intent(prev.task, (options[0],), refinement="only")
+    targets = t.split_targets(" ".join(words))
+    if not targets:
+        return _clarify(MSG_UNCLEAR)
+    return t.run_intent(prev.task, targets, refinement="only")
+
+
+def _add(
+    prev: Intent | None, phrase: str, low: str, text_q: str, lang: str | None
+) -> Intent:
+    task = prev.task if _grounded_prev(prev) else None
+    for lead_task, lead in t.LEADS.items():
+        if m := lead.match(phrase):
+            task, phrase = lead_task, phrase[m.end() :]
+            break
+    else:
+        if phrase.split()[0] in v.QUESTION_STARTERS or v.OCR.search(phrase):
+            return _new_request(low, phrase, text_q, prev, lang)
+    targets = t.split_targets(phrase.strip(t.PUNCT_ENDS))
+    if not targets:
+        return _clarify(MSG_UNCLEAR)
+    if task is None:
+        if prev is None:
+            return _clarify(MSG_NO_PREVIOUS)
+        names = " ; ".join(targets)
+        return _clarify(f"Boxes or masks? Say “detect {names}” or “segment {names}”.")
+    if any(name in v.VAGUE_TARGETS for name in targets):
+        return _clarify(MSG_VAGUE)
+    old = prev.targets if _grounded_prev(prev) and prev is not None else ()
+    return t.run_intent(task, tuple(dict.fromkeys((*old, *targets))), refinement="add")
+
+
+def _language_change(prev: Intent | None, lang: str) -> Intent:
+    if prev is None or prev.task not in ("caption", "describe", "answer", "question"):
+        return _clarify(
+            "A language works with captions, descriptions and questions, e.g. "
+            f"“caption in {v.LANGUAGES[lang][0].capitalize()}”. "
+            "Box and mask labels are always English."
+        )
+    question = (
+        prev.prompt.split(" ", 2)[2] if prev.task in ("answer", "question") else ""
+    )
+    return t.run_intent(prev.task, lang=lang, question=question, refinement="language")
