@@ -8,17 +8,19 @@ from pathlib import Path
 
 import chainlit as cl
 from chainlit.input_widget import Select, Slider, Switch
-from core.conversation import Conversation, ImageRecord
-from core.intent import parse_intent
 
 from core.config import Settings
-from core.errors import AppError, UserInputError
+from core.conversation import Conversation, ImageRecord, ResultSummary
+from core.errors import AppError
+from core.export import ExportItem, masks_zip, to_coco
 from core.images import load_image
+from core.intent import parse_intent
 from core.model_manager import get_model_manager
 from core.model_queue import ModelQueue
-from core.pipeline import build_result, generate
+from core.pipeline import Generation, build_result, generate
+from core.ratelimit import RateLimiter
 from core.render import render_overlay, to_png_bytes
-from core.reply import reply_markdown
+from core.reply import HELP, reply_markdown
 from core.types import DECODING_PRESETS, AnalysisResult, Decoding, Intent
 from logging_config import setup_logging
 
@@ -28,19 +30,25 @@ logger = logging.getLogger("chainlit_app")
 
 MANAGER = get_model_manager(SETTINGS)
 QUEUE = ModelQueue(max_pending=SETTINGS.queue_max, timeout_s=SETTINGS.request_timeout_s)
-
-HELP = (
-    "Attach a photo (📎 or drag and drop), then ask in plain words, for example:\n"
-    "- *segment the left wheel*\n- *detect dog ; bike*\n"
-    "- *find all the cars and people*\n- *what is written on the sign?*\n"
-    "- *caption this in German*\n\n"
-    "Then refine: *also the bike*, *only the left one*, *now as boxes*, *undo*, "
-    "*on the first image*."
-)
+CHAT_LIMITER = RateLimiter(SETTINGS.rate_limit_per_min)
+DEFAULT_OPTIONS = {
+    "decoding": "greedy",
+    "max_new_tokens": 0,
+    "opacity": 0.5,
+    "show_labels": True,
+    "show_boxes": True,
+}
 
 
 @cl.on_app_startup
 async def on_app_startup() -> None:
+    from chainlit.config import FILES_DIRECTORY
+    from chainlit.server import app
+
+    from core.api import install_api
+
+    FILES_DIRECTORY.mkdir(parents=True, exist_ok=True)  # uploads 500 without it
+    install_api(app, manager=MANAGER, queue=QUEUE, settings=SETTINGS)
     if SETTINGS.load_on_start:
         MANAGER.start_background_load()
 
@@ -57,10 +65,8 @@ async def set_starters() -> list[cl.Starter]:
 
 @cl.on_chat_start
 async def on_chat_start() -> None:
-    images_dir = Path(cl.context.session.files_dir) / "images"  # removed with it
     cl.user_session.set("conversation", Conversation())
-    cl.user_session.set("images_dir", images_dir)
-    cl.user_session.set("options", _default_options())
+    cl.user_session.set("options", dict(DEFAULT_OPTIONS))
     await cl.ChatSettings(
         [
             Select(
@@ -71,7 +77,7 @@ async def on_chat_start() -> None:
             ),
             Slider(
                 id="max_new_tokens",
-                label="Max new tokens (0 = automatic)",
+                label="Max new tokens (0 = sized from the request)",
                 initial=0,
                 min=0,
                 max=1024,
@@ -84,14 +90,13 @@ async def on_chat_start() -> None:
             Switch(id="show_boxes", label="Show boxes", initial=True),
         ]
     ).send()
-    status = MANAGER.status
-    if status.state == "failed":
-        await cl.Message(content=f"⚠️ {status.error}").send()
+    if MANAGER.status.state == "failed":
+        await cl.Message(content=f"⚠️ {MANAGER.status.error}").send()
 
 
 @cl.on_settings_update
 async def on_settings_update(values: dict) -> None:
-    cl.user_session.set("options", {**_default_options(), **values})
+    cl.user_session.set("options", {**DEFAULT_OPTIONS, **values})
 
 
 @cl.on_message
@@ -100,38 +105,51 @@ async def on_message(message: cl.Message) -> None:
     added = await _ingest_uploads(message, conversation)
     text = (message.content or "").strip()
     if not text:
-        if added:
+        pending: Intent | None = cl.user_session.get("pending")
+        if added and pending is not None:
+            cl.user_session.set("pending", None)
+            await _run(conversation, pending)
+        elif added:
             names = ", ".join(record.name for record in added)
-            await cl.Message(content=f"Got {names}. What should I look for?").send()
+            await _say(f"Got {names}. What should I look for?")
         elif not message.elements:
-            await cl.Message(content=HELP).send()
+            await _say(HELP)
         return
     if len(text) > SETTINGS.max_prompt_chars:
-        await cl.Message(
-            content=f"That message is {len(text)} characters long; please keep "
-            f"requests under {SETTINGS.max_prompt_chars}."
-        ).send()
+        await _say(
+            f"That message is {len(text):,} characters long; please keep requests "
+            f"under {SETTINGS.max_prompt_chars:,}."
+        )
         return
     intent = parse_intent(text, conversation.last_intent())
     if intent.action in ("clarify", "help"):
-        await cl.Message(content=intent.message or HELP).send()
-        return
-    if not conversation.has_images:
-        await cl.Message(
-            content="Attach a photo first (📎 or drag and drop), then tell me what "
-            "to look for. " + "Your request is kept: send the photo with no text "
-            "and I'll ask again."
-        ).send()
-        return
-    if intent.action == "undo":
+        await _say(intent.message or HELP)
+    elif not conversation.has_images:
+        if intent.action == "run":
+            cl.user_session.set("pending", intent)
+        await _say(
+            "Attach a photo first (📎 or drag and drop) and I'll run "
+            f"`{intent.prompt or text}` on it; send the photo with no text."
+        )
+    elif intent.action == "undo":
         await _undo(conversation)
-        return
+    elif intent.action == "select":
+        await _guard(_select(conversation, intent))
+    else:
+        await _run(conversation, intent)
+
+
+async def _run(conversation: Conversation, intent: Intent) -> None:
     try:
-        records = conversation.resolve(intent.image_ref)
-    except UserInputError as exc:
-        await cl.Message(content=exc.message).send()
+        CHAT_LIMITER.hit(cl.context.session.id)
+        targets = conversation.resolve(intent.image_ref)
+    except AppError as exc:
+        await _say(exc.message)
         return
-    for record in records:
+    records = targets if isinstance(targets, list) else [targets]
+    for number, record in enumerate(records, start=1):
+        if len(records) > 1:
+            await _say(f"Image {number} of {len(records)}: *{record.name}*")
         await _analyze_and_reply(conversation, record, intent)
 
 
@@ -140,7 +158,9 @@ async def _ingest_uploads(
 ) -> list[ImageRecord]:
     """Validate and keep every uploaded image; tell the user about bad ones."""
     added = []
-    images_dir: Path = cl.user_session.get("images_dir")
+    # Kept in Chainlit's session folder: removed when the session ends for
+    # good, not when the socket blips.
+    images_dir = Path(cl.context.session.files_dir) / "images"
     for element in message.elements or []:
         path = getattr(element, "path", None)
         if not path:
@@ -155,7 +175,7 @@ async def _ingest_uploads(
                 max_bytes=SETTINGS.max_upload_mb * 1024 * 1024,
             )
         except AppError as exc:
-            await cl.Message(content=f"**{name}**: {exc.message}").send()
+            await _say(f"**{name}**: {exc.message}")
             continue
         images_dir.mkdir(parents=True, exist_ok=True)
         stored = images_dir / f"{len(conversation.images) + 1:03d}.png"
@@ -172,24 +192,19 @@ async def _analyze_and_reply(
         preset=options["decoding"],
         max_new_tokens=int(options["max_new_tokens"]) or None,
     )
+    waiting = cl.Message(content="")
+
+    async def show_position(ahead: int) -> None:
+        waiting.content = (
+            f"⏳ Waiting for the model: {ahead} request(s) ahead of yours."
+        )
+        await (waiting.update() if waiting.created_at else waiting.send())
+
     try:
         async with cl.Step(name="reading image", type="tool") as step:
             step.input = record.name
             image = await asyncio.to_thread(_open_stored, record.path)
             step.output = f"{image.width}x{image.height} RGB"
-
-        waiting = cl.Message(content="")
-
-        async def show_position(ahead: int) -> None:
-            waiting.content = (
-                f"⏳ Waiting for the model: {ahead} request(s) ahead of yours."
-            )
-            await (
-                waiting.update()
-                if waiting.id and waiting.created_at
-                else waiting.send()
-            )
-
         async with cl.Step(name="generating", type="llm") as step:
             step.input = intent.prompt
             generation = await QUEUE.submit(
@@ -201,67 +216,116 @@ async def _analyze_and_reply(
                 SETTINGS.max_new_tokens,
                 on_position=show_position,
             )
-            step.output = generation.raw_text or "(empty)"
+            step.output = generation.raw_text or "(empty answer)"
         if waiting.content:
             await waiting.remove()
-
-        async with cl.Step(name="decoding masks", type="tool") as step:
-            result = await QUEUE.submit(build_result, image.size, generation, MANAGER)
-            step.output = f"{len(result.detections)} object(s)"
+        result = await _finish(generation, image.size)
     except AppError as exc:
-        await cl.Message(content=f"⚠️ {exc.message}").send()
+        if waiting.content:
+            await waiting.remove()
+        await _say(f"⚠️ {exc.message}")
         return
-    conversation.record(record.id, intent, result)
+    conversation.record(record.id, intent, ResultSummary.from_result(result))
     await _send_result(record, result, options)
+
+
+async def _finish(generation: Generation, size_wh: tuple[int, int]) -> AnalysisResult:
+    """Parse, decode masks and place them, inside a step of its own."""
+    async with cl.Step(name="decoding masks", type="tool") as step:
+        result = await QUEUE.submit(build_result, size_wh, generation, MANAGER)
+        masks = sum(d.mask is not None for d in result.detections)
+        step.output = f"{len(result.detections)} object(s), {masks} mask(s)"
+    return result
 
 
 async def _send_result(
     record: ImageRecord, result: AnalysisResult, options: dict
 ) -> None:
-    elements = []
-    if result.detections or result.intent.task in ("detect", "segment"):
-        image = await asyncio.to_thread(_open_stored, record.path)
-        overlay = await asyncio.to_thread(
-            render_overlay,
+    elements: list = []
+    if result.intent.task in ("detect", "segment"):
+        elements = await asyncio.to_thread(_result_files, record, result, options)
+    await cl.Message(
+        content=reply_markdown(result, record.name), elements=elements
+    ).send()
+
+
+def _result_files(record: ImageRecord, result: AnalysisResult, options: dict) -> list:
+    """Overlay and downloads, written next to the stored image (session folder)."""
+    import json
+
+    image = _open_stored(record.path)
+    overlay = to_png_bytes(
+        render_overlay(
             image,
             result.detections,
             opacity=float(options["opacity"]),
             show_labels=bool(options["show_labels"]),
             show_boxes=bool(options["show_boxes"]),
         )
-        overlay_path = Path(record.path).with_name(
-            f"overlay-{record.id}-{id(result)}.png"
-        )
-        await asyncio.to_thread(overlay_path.write_bytes, to_png_bytes(overlay))
-        elements.append(
-            cl.Image(
-                path=str(overlay_path), name=f"overlay-{record.name}", display="inline"
-            )
-        )
-    await cl.Message(
-        content=reply_markdown(result, record.name), elements=elements
-    ).send()
+    )
+    folder = Path(record.path).parent
+    turn = len(list(folder.glob(f"{Path(record.path).stem}-*-overlay.png"))) + 1
+    base = folder / f"{Path(record.path).stem}-{turn}"
+    overlay_path = base.with_name(base.name + "-overlay.png")
+    overlay_path.write_bytes(overlay)
+    stem = Path(record.name).stem or "image"
+    elements = [
+        cl.Image(path=str(overlay_path), name=f"{stem}-overlay.png", display="inline")
+    ]
+    if result.detections:
+        item = ExportItem(record.name, record.size_wh, result.detections, overlay)
+        zip_path = base.with_name(base.name + "-export.zip")
+        zip_path.write_bytes(masks_zip([item]))
+        coco_path = base.with_name(base.name + "-coco.json")
+        coco_path.write_text(json.dumps(to_coco([item])))
+        elements += [
+            cl.File(
+                path=str(zip_path), name=f"{stem}-masks-coco-yolo.zip", display="inline"
+            ),
+            cl.File(path=str(coco_path), name=f"{stem}.coco.json", display="inline"),
+        ]
+    return elements
 
 
 async def _undo(conversation: Conversation) -> None:
-    turn = conversation.undo()
-    if turn is None:
-        await cl.Message(content="Nothing to undo yet.").send()
+    try:
+        turn = conversation.undo()
+    except AppError as exc:
+        await _say(exc.message)
         return
-    record, result = turn
+    if turn is None:
+        await _say("Undone: back to the plain photo. What should I look for?")
+        return
+    record = conversation.resolve(None)
+    generation = Generation(
+        turn.intent, turn.summary.raw_text, turn.summary.truncated, 0, 0.0
+    )
+    image = await asyncio.to_thread(_open_stored, record.path)
+    try:
+        result = await _finish(generation, image.size)
+    except AppError as exc:
+        await _say(f"⚠️ {exc.message}")
+        return
+    await _say("Undone: this is the previous answer again.")
     await _send_result(record, result, cl.user_session.get("options"))
+
+
+async def _select(conversation: Conversation, intent: Intent) -> None:
+    record = conversation.select(intent.image_ref)
+    await _say(f"Now working on image {record.order}: *{record.name}*.")
+
+
+async def _guard(coroutine) -> None:
+    try:
+        await coroutine
+    except AppError as exc:
+        await _say(exc.message)
+
+
+async def _say(text: str) -> None:
+    await cl.Message(content=text).send()
 
 
 def _open_stored(path: str):
     with open(path, "rb") as handle:
         return load_image(handle.read(), max_pixels=SETTINGS.max_image_pixels)
-
-
-def _default_options() -> dict:
-    return {
-        "decoding": "greedy",
-        "max_new_tokens": 0,
-        "opacity": 0.5,
-        "show_labels": True,
-        "show_boxes": True,
-    }

@@ -10,15 +10,15 @@ _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def setup_logging(level: str = "INFO") -> None:
     """Send records of this app's loggers to stderr at ``level``.
 
-    Idempotent: calling it again only changes the level.
+    Adds a stderr handler to the root logger only when it has none: under
+    ``chainlit run`` Chainlit has already put one there. Idempotent.
     """
     root = logging.getLogger()
-    if not any(getattr(h, "_paligemma_chat", False) for h in root.handlers):
+    if not root.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter(_FORMAT))
-        handler._paligemma_chat = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    root.setLevel(logging.WARNING)
+        root.setLevel(logging.WARNING)
     for name in ("core", "chainlit_app", "__main__"):
         logging.getLogger(name).setLevel(level.upper())
     # jax says at INFO that it found no TPU: noise on every start.

@@ -145,7 +145,9 @@ class ChatClient:
             },
         )
         await self.sio.emit("connection_successful")
-        await self.wait_for(lambda: True, timeout_s=2, quiet=True)
+        # One task_end for the connection, one when on_chat_start has run:
+        # only then does the server know the session (uploads 404 before).
+        await self.wait_for(lambda: self.tasks_ended >= 2, timeout_s=30)
 
     async def close(self) -> None:
         await self.sio.disconnect()

@@ -1,0 +1,90 @@
+"""The real Chainlit server, driven over its socket like the web page does."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.chat_client import ChatClient, start_server
+
+pytestmark = pytest.mark.e2e
+
+
+def png_bytes(size=(96, 64), color=(200, 80, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def wait_ready(url: str, timeout_s: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = httpx.get(f"{url}/health", timeout=5).json()
+        if body.get("model_loaded") and body.get("vae_loaded"):
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"model not ready: {body}")
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny_model_dir, synthetic_vae_path, tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {
+        "MODEL_ID": str(tiny_model_dir),
+        "VAE_PATH": str(synthetic_vae_path),
+        "DATA_DIR": str(log.parent / "data"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    server = start_server(env, log)
+    try:
+        wait_ready(server.url)
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_segment_cat_on_the_tiny_model_answers_with_an_overlay(tiny_server):
+    client = ChatClient(tiny_server.url)
+    await client.connect()
+    try:
+        replies = await client.send("segment cat", [("cat.png", png_bytes())])
+        assert replies, f"no assistant message; log:\n{tiny_server.log()[-3000:]}"
+        answer = replies[-1]
+        assert "`segment cat`" in answer["output"]
+        assert "cat.png" in answer["output"]
+        images = [e for e in client.elements_for(answer["id"]) if e["type"] == "image"]
+        assert len(images) == 1
+        generating = [s for s in client.messages if s.get("name") == "generating"]
+        assert generating and generating[-1]["input"] == "segment cat"
+    finally:
+        await client.close()
+
+
+async def test_text_without_an_image_asks_for_one(tiny_server):
+    client = ChatClient(tiny_server.url)
+    await client.connect()
+    try:
+        (reply,) = await client.send("segment cat")
+        assert "Attach a photo" in reply["output"]
+    finally:
+        await client.close()
+
+
+async def test_broken_upload_gets_a_clear_message_and_the_server_lives(tiny_server):
+    client = ChatClient(tiny_server.url)
+    await client.connect()
+    try:
+        replies = await client.send(
+            "detect cat", [("fake.png", b"hello, not an image")]
+        )
+        text = " ".join(r["output"] for r in replies)
+        assert "fake.png" in text and "not an image" in text
+        assert "Attach a photo" in text  # nothing usable was kept
+        assert httpx.get(f"{tiny_server.url}/health").status_code == 200
+    finally:
+        await client.close()
