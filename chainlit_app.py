@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from core.model_manager import get_model_manager
 from core.model_queue import ModelQueue
 from core.pipeline import Generation, build_result, generate
 from core.ratelimit import RateLimiter
-from core.render import render_overlay, to_png_bytes
+from core.render import render_overlay, to_jpeg_bytes, to_png_bytes
 from core.reply import HELP, reply_markdown
 from core.types import DECODING_PRESETS, AnalysisResult, Decoding, Intent
 from logging_config import setup_logging
@@ -250,39 +251,34 @@ async def _send_result(
 
 
 def _result_files(record: ImageRecord, result: AnalysisResult, options: dict) -> list:
-    """Overlay and downloads, written next to the stored image (session folder)."""
-    import json
-
-    image = _open_stored(record.path)
-    overlay = to_png_bytes(
-        render_overlay(
-            image,
-            result.detections,
-            opacity=float(options["opacity"]),
-            show_labels=bool(options["show_labels"]),
-            show_boxes=bool(options["show_boxes"]),
-        )
+    """Overlay (JPEG inline) and downloads, written beside the stored image."""
+    overlay = render_overlay(
+        _open_stored(record.path),
+        result.detections,
+        opacity=float(options["opacity"]),
+        show_labels=bool(options["show_labels"]),
+        show_boxes=bool(options["show_boxes"]),
     )
-    folder = Path(record.path).parent
-    turn = len(list(folder.glob(f"{Path(record.path).stem}-*-overlay.png"))) + 1
-    base = folder / f"{Path(record.path).stem}-{turn}"
-    overlay_path = base.with_name(base.name + "-overlay.png")
-    overlay_path.write_bytes(overlay)
+    stored = Path(record.path)
+    turn = len(list(stored.parent.glob(f"{stored.stem}-*-overlay.jpg"))) + 1
+    prefix = f"{stored.stem}-{turn}"
+    overlay_path = stored.with_name(f"{prefix}-overlay.jpg")
+    overlay_path.write_bytes(to_jpeg_bytes(overlay))
     stem = Path(record.name).stem or "image"
-    elements = [
-        cl.Image(path=str(overlay_path), name=f"{stem}-overlay.png", display="inline")
+    elements: list = [
+        cl.Image(path=str(overlay_path), name=f"{stem}-overlay.jpg", display="inline")
     ]
     if result.detections:
-        item = ExportItem(record.name, record.size_wh, result.detections, overlay)
-        zip_path = base.with_name(base.name + "-export.zip")
+        item = ExportItem(
+            record.name, record.size_wh, result.detections, to_png_bytes(overlay)
+        )
+        zip_path = stored.with_name(f"{prefix}-export.zip")
         zip_path.write_bytes(masks_zip([item]))
-        coco_path = base.with_name(base.name + "-coco.json")
-        coco_path.write_text(json.dumps(to_coco([item])))
+        coco_path = stored.with_name(f"{prefix}-coco.json")
+        coco_path.write_text(json.dumps(to_coco([item])), encoding="utf-8")
         elements += [
-            cl.File(
-                path=str(zip_path), name=f"{stem}-masks-coco-yolo.zip", display="inline"
-            ),
-            cl.File(path=str(coco_path), name=f"{stem}.coco.json", display="inline"),
+            cl.File(path=str(zip_path), name=f"{stem}-masks-coco-yolo.zip"),
+            cl.File(path=str(coco_path), name=f"{stem}.coco.json"),
         ]
     return elements
 

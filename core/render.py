@@ -189,10 +189,17 @@ def _text_color(background: tuple[int, int, int]) -> tuple[int, int, int]:
     return (0, 0, 0) if luma > 150 else (255, 255, 255)
 
 
-def to_png_bytes(image: Image.Image) -> bytes:
-    """Encode ``image`` as PNG bytes."""
+def to_jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    """Encode ``image`` as JPEG: what the chat shows inline (~40x faster than PNG)."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def to_png_bytes(image: Image.Image) -> bytes:
+    """Encode ``image`` as PNG bytes (fast zlib level: overlays are sent once)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
