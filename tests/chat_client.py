@@ -45,6 +45,16 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        """Wait until GET /ready says the model and the VAE are loaded."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            response = httpx.get(f"{self.url}/ready", timeout=5)
+            if response.status_code == 200:
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"model not ready: {response.text}\n{self.log()[-3000:]}")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

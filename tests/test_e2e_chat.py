@@ -19,18 +19,6 @@ def png_bytes(size=(96, 64), color=(200, 80, 40)) -> bytes:
     return buffer.getvalue()
 
 
-def wait_ready(url: str, timeout_s: float = 120) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        body = httpx.get(f"{url}/health", timeout=5).json()
-        if body.get("model_loaded") and body.get("vae_loaded"):
-            return
-        time.sleep(0.3)
-    raise TimeoutError(f"model not ready: {body}")
-
-
 @pytest.fixture(scope="module")
 def tiny_server(tiny_model_dir, synthetic_vae_path, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
@@ -42,7 +30,7 @@ def tiny_server(tiny_model_dir, synthetic_vae_path, tmp_path_factory):
     }
     server = start_server(env, log)
     try:
-        wait_ready(server.url)
+        server.wait_ready()
         yield server
     finally:
         server.stop()
