@@ -206,7 +206,7 @@ async def _analyze_and_reply(
             step.input = record.name
             image = await asyncio.to_thread(_open_stored, record.path)
             step.output = f"{image.width}x{image.height} RGB"
-        async with cl.Step(name="generating", type="llm") as step:
+        async with cl.Step(name="generating", type="llm", show_input="text") as step:
             step.input = intent.prompt
             generation = await QUEUE.submit(
                 generate,

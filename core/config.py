@@ -62,6 +62,11 @@ class Settings:
     load_on_start: bool = True  # LOAD_ON_START: background load at start
     queue_max: int = 16  # QUEUE_MAX: requests waiting or running before "busy"
     request_timeout_s: float = 900.0  # REQUEST_TIMEOUT_S: wait for one request
+    api_key: str | None = None  # API_KEY: when set, REST routes need Bearer <key>
+    allow_image_url: bool = False  # ALLOW_IMAGE_URL: let /segment fetch image_url
+    image_url_allowlist: tuple[str, ...] = ()  # IMAGE_URL_ALLOWLIST: hosts, "*."
+    image_url_max_mb: int = 10  # IMAGE_URL_MAX_MB: largest fetched image
+    image_url_timeout_s: float = 10.0  # IMAGE_URL_TIMEOUT_S: whole fetch
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -126,4 +131,9 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("load_on_start", "LOAD_ON_START", _bool),
     ("queue_max", "QUEUE_MAX", int),
     ("request_timeout_s", "REQUEST_TIMEOUT_S", float),
+    ("api_key", "API_KEY", str),
+    ("allow_image_url", "ALLOW_IMAGE_URL", _bool),
+    ("image_url_allowlist", "IMAGE_URL_ALLOWLIST", _list),
+    ("image_url_max_mb", "IMAGE_URL_MAX_MB", int),
+    ("image_url_timeout_s", "IMAGE_URL_TIMEOUT_S", float),
 )

@@ -65,12 +65,38 @@ class ServerProcess:
                 self.process.wait()
 
 
+APP_FILES = (".chainlit", "chainlit.md", "public")  # what Chainlit reads in APP_ROOT
+
+
+def isolated_app_root(repo: Path, folder: Path) -> Path:
+    """A Chainlit APP_ROOT of its own for one test server (CHAINLIT_APP_ROOT).
+
+    It links to the repo's config, welcome page and assets, and gets a private
+    ``.files/``: Chainlit deletes APP_ROOT/.files on shutdown, so servers that
+    share the repo's (other test modules, a dev server) delete each other's
+    uploads mid-test (upload 500, FileNotFoundError in upload_file).
+    """
+    root = folder / "app-root"
+    root.mkdir(parents=True, exist_ok=True)
+    for name in APP_FILES:
+        if (repo / name).exists() and not (root / name).exists():
+            (root / name).symlink_to(repo / name)
+    return root
+
+
 def start_server(
     env: dict[str, str], log_path: Path, timeout_s: float = 120
 ) -> ServerProcess:
     """Start the app and wait until /health answers (the model may still load)."""
     port = free_port()
-    full_env = {**os.environ, "LOAD_ON_START": "true", **env, "PORT": str(port)}
+    app_root = isolated_app_root(ROOT, log_path.parent)
+    full_env = {
+        **os.environ,
+        "LOAD_ON_START": "true",
+        "CHAINLIT_APP_ROOT": str(app_root),
+        **env,
+        "PORT": str(port),
+    }
     chainlit = Path(sys.executable).with_name("chainlit")
     handle = log_path.open("wb")
     process = subprocess.Popen(

@@ -1,0 +1,243 @@
+"""REST API on Chainlit's FastAPI app: same process, model and queue as the chat.
+
+Routes: GET /health, GET /ready, POST /segment (PaliGemma-service compatible),
+POST /process (Sa2VA-style JSON), POST /v1/analyze. Every error is JSON
+``{"error": {"code", "message"}}`` with a 4xx for client faults (503 + Retry-After
+when busy or loading); see docs/api.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from core.api_io import (
+    MB,
+    check_model_id,
+    clean_prompt,
+    decode_base64,
+    detection_json,
+    form_file,
+    form_text,
+    parse_include,
+    png_b64,
+    read_body,
+    read_form,
+)
+from core.api_service import (
+    LOADING_RETRY_S,
+    ApiContext,
+    ModelLoadingError,
+    decoding_for,
+    intent_for,
+    segment_masks,
+    v1_item,
+)
+from core.config import Settings
+from core.errors import AppError, ModelUnavailableError, UserInputError
+from core.model_queue import ModelQueue
+from core.ratelimit import RateLimiter
+from core.types import Decoding
+
+logger = logging.getLogger(__name__)
+
+MAX_IMAGES_PER_REQUEST = 8
+
+
+def error_response(exc: AppError) -> JSONResponse:
+    """``{"error": {"code", "message"}}`` with the error's status (+ Retry-After)."""
+    headers = {}
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(int(retry_after))
+    body = {"error": {"code": exc.code, "message": exc.message}}
+    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+
+
+class ApiRoute(APIRoute):
+    """Turns every failure into the JSON error shape; never leaks a traceback."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request):
+            try:
+                return await handler(request)
+            except AppError as exc:
+                return error_response(exc)
+            except RequestValidationError as exc:
+                return error_response(UserInputError(f"Invalid request: {exc}"))
+            except HTTPException as exc:  # e.g. a malformed multipart body
+                error = UserInputError(f"Invalid request: {exc.detail}")
+                error.http_status = exc.status_code if exc.status_code < 500 else 400
+                return error_response(error)
+            except Exception:
+                logger.exception("%s %s failed", request.method, request.url.path)
+                error = AppError("Internal error; the details are in the server log.")
+                return error_response(error)
+
+        return guarded
+
+
+def install_api(
+    app: FastAPI, *, manager: Any, queue: ModelQueue, settings: Settings
+) -> None:
+    """Add the API routes to ``app`` in front of Chainlit's catch-all GET route.
+
+    ``manager`` and ``queue`` are the chat's own, so both share one model and
+    never run it at the same time. Idempotent.
+    """
+    if getattr(app.state, "paligemma_api", False):
+        return
+    app.state.paligemma_api = True
+    limiter = RateLimiter(settings.rate_limit_per_min)
+    router = build_router(ApiContext(manager, queue, settings, limiter))
+    before = len(app.router.routes)
+    app.include_router(router)
+    ours = app.router.routes[before:]
+    del app.router.routes[before:]
+    app.router.routes[:0] = ours  # first match wins: shadows Chainlit's /health
+    paths = ", ".join(getattr(route, "path", "?") for route in router.routes)
+    logger.info("REST API installed in front of Chainlit's routes: %s", paths)
+
+
+def build_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(route_class=ApiRoute)
+    settings = ctx.settings
+    max_upload = settings.max_upload_mb * MB
+
+    @router.get("/health")
+    async def health() -> JSONResponse:
+        status = ctx.manager.status
+        return JSONResponse(
+            {
+                "status": "ok",
+                "uptime_s": round(time.time() - ctx.started, 3),
+                "started_at": datetime.fromtimestamp(ctx.started, UTC).isoformat(),
+                "model_id": status.model_id,
+                "model_state": status.state,
+                "device": status.device,
+                "dtype": status.dtype,
+                "model_loaded": status.model_loaded,
+                "vae_loaded": status.vae_loaded,
+                "queue_depth": ctx.queue.depth,
+            }
+        )
+
+    @router.get("/ready")
+    async def ready() -> JSONResponse:
+        status = ctx.manager.status
+        if status.state == "ready" and status.model_loaded and status.vae_loaded:
+            return JSONResponse({"status": "ready", "model_id": status.model_id})
+        if status.state == "failed" or status.state == "ready":  # ready: VAE failed
+            reason = status.error or "loading failed"
+            return error_response(ModelUnavailableError(f"Not ready: {reason}"))
+        return error_response(
+            ModelLoadingError(
+                f"Not ready: the model is {status.state} (model loaded: "
+                f"{status.model_loaded}, VAE loaded: {status.vae_loaded}).",
+                retry_after_s=LOADING_RETRY_S,
+            )
+        )
+
+    @router.post("/segment")
+    async def segment(request: Request) -> JSONResponse:
+        ctx.admit(request)
+        form = await read_form(request, max_upload, max_files=1)
+        prompt = clean_prompt(form_text(form, "prompt"), settings.max_prompt_chars)
+        check_model_id(form_text(form, "model_id"), ctx.loaded_model_id, settings)
+        upload = await form_file(form, "image_file")
+        url = form_text(form, "image_url")
+        if (upload is None) == (not url):
+            raise UserInputError(
+                "Send exactly one of 'image_file' (an upload) or 'image_url'; got "
+                + ("both." if upload is not None else "neither.")
+            )
+        intent = intent_for(prompt)
+        image = await ctx.load(
+            upload[1] if upload is not None else await ctx.fetch(url)
+        )
+        result = await ctx.run(image, intent, Decoding())
+        masks = await asyncio.to_thread(segment_masks, result)
+        image_b64 = await asyncio.to_thread(png_b64, image)
+        return JSONResponse({"image": image_b64, "masks": masks})
+
+    @router.post("/process")
+    async def process(request: Request) -> JSONResponse:
+        ctx.admit(request)
+        await read_body(request, max_upload * 4 // 3 + 64 * 1024)  # base64 is 4/3
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise UserInputError(f"The body must be JSON ({exc}).") from exc
+        if not isinstance(body, dict):
+            raise UserInputError("The body must be a JSON object.")
+        prompt = clean_prompt(body.get("prompt"), settings.max_prompt_chars)
+        intent = intent_for(prompt)
+        image = await ctx.load(decode_base64(body.get("base64Image"), max_upload))
+        result = await ctx.run(image, intent, Decoding())
+        include = frozenset({"mask_rle"})
+        objects = await asyncio.to_thread(
+            lambda: [detection_json(d, include) for d in result.detections]
+        )
+        return JSONResponse({"result": result.raw_text, "objects": objects})
+
+    @router.post("/v1/analyze")
+    async def analyze(request: Request) -> JSONResponse:
+        ctx.admit(request)
+        form = await read_form(request, max_upload, MAX_IMAGES_PER_REQUEST)
+        prompt = clean_prompt(form_text(form, "prompt"), settings.max_prompt_chars)
+        check_model_id(form_text(form, "model_id"), ctx.loaded_model_id, settings)
+        decoding = decoding_for(
+            form_text(form, "decoding"), form_text(form, "max_new_tokens")
+        )
+        include = parse_include(form_text(form, "include"))
+        files = form.getlist("images") + form.getlist("image")
+        if not files or any(isinstance(f, str) for f in files):
+            raise UserInputError(
+                "Attach one or more image files (multipart) in the field 'images'."
+            )
+        intent = intent_for(prompt)
+        items, errors = [], []
+        for upload in files:
+            try:
+                data = await upload.read()
+                result, image, timings = await _analyze_one(ctx, data, intent, decoding)
+                item = await asyncio.to_thread(v1_item, result, image, include, timings)
+            except AppError as exc:
+                errors.append(exc)
+                item = {"error": {"code": exc.code, "message": exc.message}}
+            items.append({"filename": upload.filename or "image", **item})
+        body: dict[str, Any] = {"model_id": ctx.loaded_model_id, "results": items}
+        if len(errors) < len(items):
+            return JSONResponse(body)
+        first = error_response(errors[0])  # nothing worked: the first error decides
+        body["error"] = {"code": errors[0].code, "message": errors[0].message}
+        retry = first.headers.get("retry-after")
+        headers = {"Retry-After": retry} if retry else None
+        return JSONResponse(body, status_code=first.status_code, headers=headers)
+
+    return router
+
+
+async def _analyze_one(ctx: ApiContext, data: bytes, intent, decoding) -> tuple:
+    """(result, image, timings) of one /v1/analyze image."""
+    start = time.perf_counter()
+    image = await ctx.load(data)
+    loaded = time.perf_counter()
+    result = await ctx.run(image, intent, decoding)
+    timings = {
+        "load_image": loaded - start,
+        "queue_and_model": time.perf_counter() - loaded,
+    }
+    return result, image, timings

@@ -1,0 +1,218 @@
+"""REST request parsing and response encoding; no routes, no model calls.
+
+Everything a client sends is checked here: body size (413), content type,
+prompt length and control characters, base64, model_id against the allowlist.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import unicodedata
+from typing import Any
+
+from PIL import Image
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+
+from core.config import Settings
+from core.errors import AppError, PayloadTooLargeError, UserInputError
+from core.polygons import mask_to_png, mask_to_rle
+from core.types import Detection
+
+MB = 1024 * 1024
+FORM_SLACK_BYTES = 64 * 1024  # multipart boundaries and small fields
+DRAIN_FACTOR = 4  # read (and drop) up to 4x the limit so the client sees the 413
+# Bidirectional overrides/isolates and marks: invisible, and they reorder text.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e") | {
+    chr(c) for c in range(0x2066, 0x206A)
+}
+_DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(;[\w=.+-]+)*;base64,", re.IGNORECASE)
+INCLUDE_OPTIONS = ("overlay", "mask_png", "mask_rle")
+
+
+class UnsupportedMediaError(UserInputError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class ModelNotAllowedError(AppError):
+    code = "model_not_allowed"
+    http_status = 403
+
+
+class ModelNotLoadedError(AppError):
+    code = "model_not_loaded"
+    http_status = 409
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with 413 beyond ``max_bytes`` (never buffered)."""
+    too_large = PayloadTooLargeError(
+        f"The request body is larger than {max_bytes / MB:.1f} MB "
+        "(MAX_UPLOAD_MB). Send a smaller or more compressed image."
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > DRAIN_FACTOR * max_bytes:
+        raise too_large
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total <= max_bytes:
+            chunks.append(chunk)
+        elif total > DRAIN_FACTOR * max_bytes:
+            break
+    if total > max_bytes:
+        raise too_large
+    body = b"".join(chunks)
+    request._body = body  # starlette's form()/json() read this cached body
+    return body
+
+
+async def read_form(request: Request, max_bytes: int, max_files: int) -> FormData:
+    """The multipart (or url-encoded) form, size-capped; 415 for other types."""
+    content_type = request.headers.get("content-type", "").lower()
+    if not content_type.startswith(
+        ("multipart/form-data", "application/x-www-form-urlencoded")
+    ):
+        raise UnsupportedMediaError(
+            "Send multipart/form-data (fields prompt and image_file), got "
+            f"{content_type or 'no Content-Type'}."
+        )
+    await read_body(request, max_bytes + FORM_SLACK_BYTES)
+    return await request.form(max_files=max_files, max_fields=32)
+
+
+def form_text(form: FormData, name: str) -> str | None:
+    """A text field, or None when absent; a file where text belongs is a 400."""
+    values = form.getlist(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise UserInputError(f"Send the field {name!r} once, got {len(values)}.")
+    value = values[0]
+    if isinstance(value, UploadFile):
+        raise UserInputError(f"The field {name!r} must be text, got a file upload.")
+    return value
+
+
+async def form_file(form: FormData, name: str) -> tuple[str, bytes] | None:
+    """(filename, bytes) of an uploaded file field, or None when absent."""
+    values = form.getlist(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise UserInputError(f"Send one {name!r} file, got {len(values)}.")
+    value = values[0]
+    if not isinstance(value, UploadFile):
+        raise UserInputError(
+            f"The field {name!r} must be a file upload (multipart), got text."
+        )
+    return value.filename or name, await value.read()
+
+
+def clean_prompt(text: str | None, max_chars: int) -> str:
+    """``text`` with control and bidi characters removed, whitespace collapsed.
+
+    Raises UserInputError when missing, empty after cleaning, or longer than
+    ``max_chars`` characters.
+    """
+    if text is None:
+        raise UserInputError("The field 'prompt' is required, e.g. 'segment cat'.")
+    if not isinstance(text, str):
+        raise UserInputError(f"'prompt' must be text, got {type(text).__name__}.")
+    if len(text) > max_chars:
+        raise UserInputError(
+            f"The prompt is {len(text):,} characters long; the limit is "
+            f"{max_chars:,} (MAX_PROMPT_CHARS)."
+        )
+    kept = (
+        " " if ch in "\t\n\r" else ch
+        for ch in text
+        if ch in "\t\n\r"
+        or (unicodedata.category(ch) != "Cc" and ch not in _BIDI_CONTROLS)
+    )
+    cleaned = " ".join("".join(kept).split())
+    if not cleaned:
+        raise UserInputError(
+            "The prompt is empty (after removing control characters); say what "
+            "to look for, e.g. 'segment cat' or 'detect dog ; bike'."
+        )
+    return cleaned
+
+
+def decode_base64(text: Any, max_bytes: int) -> bytes:
+    """Bytes of a base64 string (a ``data:...;base64,`` prefix is accepted)."""
+    if not isinstance(text, str) or not text.strip():
+        raise UserInputError("'base64Image' must be a non-empty base64 string.")
+    payload = _DATA_URL.sub("", text.strip(), count=1)
+    payload = "".join(payload.split())
+    if len(payload) * 3 // 4 > max_bytes:
+        raise PayloadTooLargeError(
+            f"The image is larger than {max_bytes / MB:.1f} MB (MAX_UPLOAD_MB)."
+        )
+    try:
+        data = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise UserInputError(f"'base64Image' is not valid base64 ({exc}).") from exc
+    return data
+
+
+def check_model_id(requested: str | None, loaded: str, settings: Settings) -> None:
+    """Accept only the loaded model or an allowlisted id; never download one."""
+    if not requested:
+        return
+    serving = {loaded, settings.model_id} - {None, "auto"}
+    if requested in serving:
+        return
+    if requested not in settings.model_allowlist:
+        raise ModelNotAllowedError(
+            f"model_id {requested!r} is not allowed on this server; it serves "
+            f"{loaded!r} (MODEL_ALLOWLIST lists the ids a client may name)."
+        )
+    raise ModelNotLoadedError(
+        f"model_id {requested!r} is allowed but not loaded; this server runs "
+        f"{loaded!r}. Leave model_id out to use it."
+    )
+
+
+def parse_include(text: str | None) -> frozenset[str]:
+    """Comma-separated include options; default ``mask_rle``."""
+    if text is None:
+        return frozenset({"mask_rle"})
+    wanted = {part.strip().lower() for part in text.split(",") if part.strip()}
+    unknown = wanted - set(INCLUDE_OPTIONS)
+    if unknown:
+        raise UserInputError(
+            f"include takes {', '.join(INCLUDE_OPTIONS)}; got {sorted(unknown)}."
+        )
+    return frozenset(wanted)
+
+
+def png_b64(image: Image.Image) -> str:
+    """Base64 PNG of ``image`` (fast compression)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def mask_png_b64(mask: Any) -> str:
+    return base64.b64encode(mask_to_png(mask)).decode("ascii")
+
+
+def detection_json(det: Detection, include: frozenset[str]) -> dict[str, Any]:
+    """One v1 detection: box_px in original pixels, area in pixels, masks opt-in."""
+    has_mask = det.mask is not None
+    item: dict[str, Any] = {
+        "label": det.label,
+        "box_px": list(det.box_px),
+        "area": det.area,
+        "mask_rle": mask_to_rle(det.mask)
+        if has_mask and "mask_rle" in include
+        else None,
+    }
+    if "mask_png" in include:
+        item["mask_png"] = mask_png_b64(det.mask) if has_mask else None
+    return item
