@@ -22,7 +22,13 @@ from core.pipeline import Generation, build_result, generate
 from core.ratelimit import RateLimiter
 from core.render import render_overlay, to_jpeg_bytes, to_png_bytes
 from core.reply import HELP, reply_markdown
-from core.types import DECODING_PRESETS, AnalysisResult, Decoding, Intent
+from core.types import (
+    DECODING_PRESETS,
+    GROUNDED_TASKS,
+    AnalysisResult,
+    Decoding,
+    Intent,
+)
 from logging_config import setup_logging
 
 SETTINGS = Settings.from_env()
@@ -194,6 +200,8 @@ async def _analyze_and_reply(
         max_new_tokens=int(options["max_new_tokens"]) or None,
     )
     waiting = cl.Message(content="")
+    # Text answers stream into their reply as words are generated.
+    pump = None if intent.task in GROUNDED_TASKS else _StreamPump(cl.Message(""))
 
     async def show_position(ahead: int) -> None:
         waiting.content = (
@@ -215,6 +223,7 @@ async def _analyze_and_reply(
                 MANAGER,
                 decoding,
                 SETTINGS.max_new_tokens,
+                pump.on_text if pump else None,
                 on_position=show_position,
             )
             step.output = generation.raw_text or "(empty answer)"
@@ -226,8 +235,36 @@ async def _analyze_and_reply(
             await waiting.remove()
         await _say(f"⚠️ {exc.message}")
         return
+    finally:
+        if pump is not None:
+            await pump.close()
     conversation.record(record.id, intent, ResultSummary.from_result(result))
-    await _send_result(record, result, options)
+    await _send_result(record, result, options, pump.message if pump else None)
+
+
+class _StreamPump:
+    """Carries answer pieces from the model thread into a streaming message.
+
+    ``on_text`` is called on the model thread; a task in this session's
+    context (Chainlit's emitter lives there) streams the pieces in order.
+    """
+
+    def __init__(self, message: cl.Message) -> None:
+        self.message = message
+        self._loop = asyncio.get_running_loop()
+        self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._pump())
+
+    def on_text(self, piece: str) -> None:
+        self._loop.call_soon_threadsafe(self._pieces.put_nowait, piece)
+
+    async def close(self) -> None:
+        self._pieces.put_nowait(None)
+        await self._task
+
+    async def _pump(self) -> None:
+        while (piece := await self._pieces.get()) is not None:
+            await self.message.stream_token(piece)
 
 
 async def _finish(generation: Generation, size_wh: tuple[int, int]) -> AnalysisResult:
@@ -240,14 +277,21 @@ async def _finish(generation: Generation, size_wh: tuple[int, int]) -> AnalysisR
 
 
 async def _send_result(
-    record: ImageRecord, result: AnalysisResult, options: dict
+    record: ImageRecord,
+    result: AnalysisResult,
+    options: dict,
+    message: cl.Message | None = None,
 ) -> None:
+    """Send the reply; a ``message`` that streamed the answer is completed."""
     elements: list = []
-    if result.intent.task in ("detect", "segment"):
+    if result.intent.task in GROUNDED_TASKS:
         elements = await asyncio.to_thread(_result_files, record, result, options)
-    await cl.Message(
-        content=reply_markdown(result, record.name), elements=elements
-    ).send()
+    content = reply_markdown(result, record.name)
+    if message is not None and message.streaming:
+        message.content = content
+        await message.send()  # ends the stream with the full reply
+    else:
+        await cl.Message(content=content, elements=elements).send()
 
 
 def _result_files(record: ImageRecord, result: AnalysisResult, options: dict) -> list:

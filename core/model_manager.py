@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,11 +251,14 @@ class ModelManager:
         top_p: float | None = None,
         top_k: int | None = None,
         temperature: float | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> GeneratedText:
         """Run PaliGemma on one RGB image and prompt; blocks, one run at a time.
 
         Returns the new tokens decoded with special tokens skipped
-        (``<locDDDD>``/``<segDDD>`` stay), whitespace stripped.
+        (``<locDDDD>``/``<segDDD>`` stay), whitespace stripped. ``on_text``,
+        when given, receives the answer piece by piece as words complete
+        (called on this thread).
         Raises ModelUnavailableError while the model is not loaded.
         """
         if self.model is None or self._state != "ready":
@@ -270,6 +274,8 @@ class ModelManager:
         if do_sample:
             optional = {"top_p": top_p, "top_k": top_k, "temperature": temperature}
             decoding.update({k: v for k, v in optional.items() if v is not None})
+        if on_text is not None:
+            decoding["streamer"] = _callback_streamer(self.processor.tokenizer, on_text)
         return self._generate(image, prompt, decoding, use_cache=True)
 
     def _generate(
@@ -342,6 +348,18 @@ class ModelManager:
                 else reason
             )
         return self.mask_decoder.decode(seg_indices)
+
+
+def _callback_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
+    """A transformers TextStreamer that hands finished words to ``on_text``."""
+    from transformers import TextStreamer
+
+    class CallbackStreamer(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                on_text(text)
+
+    return CallbackStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
 
 
 _MANAGER: ModelManager | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -107,12 +108,19 @@ def generate(
     model: VisionModel,
     decoding: Decoding | None = None,
     max_new_tokens: int | None = None,
+    on_text: Callable[[str], None] | None = None,
 ) -> Generation:
-    """The only stage that runs the language model."""
+    """The only stage that runs the language model.
+
+    ``on_text`` receives the answer as it is generated (on the model thread).
+    """
     decoding = decoding or Decoding()
     budget = decoding.max_new_tokens or max_new_tokens or token_budget(intent)
+    kwargs = decoding.generate_kwargs(budget)
+    if on_text is not None:
+        kwargs["on_text"] = on_text
     start = time.perf_counter()
-    raw = model.generate(image, intent.prompt, **decoding.generate_kwargs(budget))
+    raw = model.generate(image, intent.prompt, **kwargs)
     elapsed = time.perf_counter() - start
     truncated = bool(getattr(raw, "truncated", False))
     if truncated:

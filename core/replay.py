@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,13 @@ class ReplayModel(ModelManager):
         """Nothing to warm up: no network, no weights."""
 
     def generate(
-        self, image: Image.Image, prompt: str, *, max_new_tokens: int, **_: Any
+        self,
+        image: Image.Image,
+        prompt: str,
+        *,
+        max_new_tokens: int,
+        on_text: Callable[[str], None] | None = None,
+        **_: Any,
     ) -> GeneratedText:
         if self.model is None or self._state != "ready":
             raise ModelUnavailableError(
@@ -66,4 +73,6 @@ class ReplayModel(ModelManager):
                 f"The replay recording has no answer for the prompt {prompt!r}."
             )
         logger.info("replayed %r for %dx%d image", prompt, *image.size)
+        if on_text is not None:
+            on_text(answer)
         return GeneratedText(answer, truncated=False, num_tokens=0)

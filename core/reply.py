@@ -32,10 +32,15 @@ def reply_markdown(result: AnalysisResult, image_name: str) -> str:
     else:
         lines.append(result.answer or "(the model gave an empty answer)")
     if result.truncated:
+        missing = (
+            "some objects may be missing"
+            if intent.task in GROUNDED_TASKS
+            else "the answer may be incomplete"
+        )
         lines += [
             "",
             f"⚠️ The answer was cut at {result.max_new_tokens} new tokens, so "
-            "some objects may be missing. Raise *Max new tokens* in the settings "
-            "or ask for fewer things at once.",
+            f"{missing}. Raise *Max new tokens* in the settings or ask for "
+            "fewer things at once.",
         ]
     return "\n".join(lines)

@@ -141,6 +141,7 @@ class ChatClient:
     elements: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     tasks_ended: int = 0
+    streams: dict[str, list[str]] = field(default_factory=dict)  # id -> pieces
 
     def __post_init__(self) -> None:
         self.sio = socketio.AsyncClient()
@@ -158,6 +159,15 @@ class ChatClient:
                     self.messages[i] = step
             self.steps.append(step)
             self._changed.set()
+
+        @self.sio.on("stream_start")
+        async def _stream_start(step: dict[str, Any]) -> None:
+            self.streams[step["id"]] = [step.get("output", "")]
+            self._changed.set()
+
+        @self.sio.on("stream_token")
+        async def _stream_token(token: dict[str, Any]) -> None:
+            self.streams.setdefault(token["id"], []).append(token["token"])
 
         @self.sio.on("element")
         async def _element(element: dict[str, Any]) -> None:

@@ -76,3 +76,20 @@ async def test_broken_upload_gets_a_clear_message_and_the_server_lives(tiny_serv
         assert httpx.get(f"{tiny_server.url}/health").status_code == 200
     finally:
         await client.close()
+
+
+async def test_text_answers_stream_then_complete(tiny_server):
+    client = ChatClient(tiny_server.url)
+    await client.connect()
+    try:
+        replies = await client.send("caption en", [("cat.png", png_bytes())])
+        answer = replies[-1]
+        assert "`caption en`" in answer["output"]
+        pieces = client.streams.get(answer["id"])
+        assert pieces, "the answer was not streamed"
+        steps = client.messages + client.steps
+        raw = [s["output"] for s in steps if s.get("name") == "generating"]
+        assert "".join(pieces).strip() == raw[-1]
+        assert client.elements_for(answer["id"]) == []  # text tasks: no overlay
+    finally:
+        await client.close()

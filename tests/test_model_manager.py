@@ -426,3 +426,23 @@ def test_feature_cache_is_a_bounded_lru(
 def test_negative_cache_size_is_rejected(settings) -> None:
     with pytest.raises(ValueError, match="feature_cache_size must be >= 0, got -1"):
         mm.ModelManager(settings, feature_cache_size=-1)
+
+
+def test_on_text_streams_the_same_answer(tiny_model_dir, synthetic_vae_path, tmp_path):
+    manager = mm.ModelManager(
+        Settings(
+            model_id=str(tiny_model_dir),
+            vae_path=str(synthetic_vae_path),
+            data_dir=str(tmp_path),
+        )
+    )
+    manager.load()
+    image = Image.new("RGB", (40, 30), "green")
+    pieces: list[str] = []
+    streamed = manager.generate(
+        image, "caption en", max_new_tokens=12, on_text=pieces.append
+    )
+    plain = manager.generate(image, "caption en", max_new_tokens=12)
+    assert streamed == plain
+    assert len(pieces) >= 1
+    assert "".join(pieces).strip() == str(plain)
