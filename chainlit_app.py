@@ -11,7 +11,7 @@ import chainlit as cl
 from chainlit.input_widget import Select, Slider, Switch
 
 from core.config import Settings
-from core.conversation import Conversation, ImageRecord, ResultSummary
+from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.errors import AppError
 from core.export import ExportItem, masks_zip, to_coco
 from core.images import load_image
@@ -140,6 +140,8 @@ async def on_message(message: cl.Message) -> None:
         )
     elif intent.action == "undo":
         await _undo(conversation)
+    elif intent.action == "export":
+        await _guard(_export(conversation, intent))
     elif intent.action == "select":
         await _guard(_select(conversation, intent))
     else:
@@ -296,13 +298,7 @@ async def _send_result(
 
 def _result_files(record: ImageRecord, result: AnalysisResult, options: dict) -> list:
     """Overlay (JPEG inline) and downloads, written beside the stored image."""
-    overlay = render_overlay(
-        _open_stored(record.path),
-        result.detections,
-        opacity=float(options["opacity"]),
-        show_labels=bool(options["show_labels"]),
-        show_boxes=bool(options["show_boxes"]),
-    )
+    overlay = _overlay(record, result, options)
     stored = Path(record.path)
     turn = len(list(stored.parent.glob(f"{stored.stem}-*-overlay.jpg"))) + 1
     prefix = f"{stored.stem}-{turn}"
@@ -327,6 +323,16 @@ def _result_files(record: ImageRecord, result: AnalysisResult, options: dict) ->
     return elements
 
 
+def _overlay(record: ImageRecord, result: AnalysisResult, options: dict):
+    return render_overlay(
+        _open_stored(record.path),
+        result.detections,
+        opacity=float(options["opacity"]),
+        show_labels=bool(options["show_labels"]),
+        show_boxes=bool(options["show_boxes"]),
+    )
+
+
 async def _undo(conversation: Conversation) -> None:
     try:
         turn = conversation.undo()
@@ -337,17 +343,72 @@ async def _undo(conversation: Conversation) -> None:
         await _say("Undone: back to the plain photo. What should I look for?")
         return
     record = conversation.resolve(None)
-    generation = Generation(
-        turn.intent, turn.summary.raw_text, turn.summary.truncated, 0, 0.0
-    )
-    image = await asyncio.to_thread(_open_stored, record.path)
     try:
-        result = await _finish(generation, image.size)
+        result = await _replay_turn(turn, record)
     except AppError as exc:
         await _say(f"⚠️ {exc.message}")
         return
     await _say("Undone: this is the previous answer again.")
     await _send_result(record, result, cl.user_session.get("options"))
+
+
+async def _replay_turn(turn: Turn, record: ImageRecord) -> AnalysisResult:
+    """A past turn's result again, from its kept answer (no new generation)."""
+    generation = Generation(
+        turn.intent, turn.summary.raw_text, turn.summary.truncated, 0, 0.0
+    )
+    return await _finish(generation, record.size_wh)
+
+
+async def _export(conversation: Conversation, intent: Intent) -> None:
+    """Downloads of the current result, or of every analysed image ("all")."""
+    if intent.image_ref == "all":
+        records = list(conversation.images)
+    else:
+        records = [conversation.resolve(None)]
+    results = []
+    for record in records:
+        turn = conversation.last_turn(record.id)
+        if turn is not None and turn.intent.task in GROUNDED_TASKS:
+            results.append((record, await _replay_turn(turn, record)))
+    if not results:
+        await _say(
+            "Nothing to export yet: ask me to detect or segment something first, "
+            "e.g. *segment the cat*."
+        )
+        return
+    options = cl.user_session.get("options")
+    elements = await asyncio.to_thread(_export_files, results, options)
+    names = ", ".join(f"*{record.name}*" for record, _ in results)
+    objects = sum(len(result.detections) for _, result in results)
+    await cl.Message(
+        content=f"Exports of {len(results)} image(s) ({names}), {objects} object(s): "
+        "per-object mask PNGs, COCO JSON (RLE), YOLO segmentation labels and "
+        "overlays.",
+        elements=elements,
+    ).send()
+
+
+def _export_files(results: list, options: dict) -> list:
+    items = [
+        ExportItem(
+            record.name,
+            record.size_wh,
+            result.detections,
+            to_png_bytes(_overlay(record, result, options)),
+        )
+        for record, result in results
+    ]
+    folder = Path(results[0][0].path).parent
+    number = len(list(folder.glob("export-*.zip"))) + 1
+    zip_path = folder / f"export-{number}.zip"
+    zip_path.write_bytes(masks_zip(items))
+    coco_path = folder / f"export-{number}.coco.json"
+    coco_path.write_text(json.dumps(to_coco(items)), encoding="utf-8")
+    return [
+        cl.File(path=str(zip_path), name=f"export-{number}-masks-coco-yolo.zip"),
+        cl.File(path=str(coco_path), name=f"export-{number}.coco.json"),
+    ]
 
 
 async def _select(conversation: Conversation, intent: Intent) -> None:

@@ -55,7 +55,9 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
     such as "also the bike" or "now as boxes" are resolved against it.
     Returns an Intent whose ``prompt`` is exactly what the model gets when
     ``action == "run"``; other actions ("clarify", "help", "undo", "select")
-    carry an empty prompt and, for "clarify" and "help", a ``message``.
+    carry an empty prompt and, for "clarify" and "help", a ``message``;
+    "export" asks for the downloads of the current result (image_ref "all":
+    of every image analysed in the chat).
     """
     prev = previous if previous is not None and previous.action == "run" else None
     cleaned = t.clean_text(text)
@@ -65,6 +67,15 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
         return Intent(task="free", prompt="", action="help", message=HELP_MESSAGE)
     if v.UNDO.match(low):
         return Intent(task="free", prompt="", action="undo")
+    export = v.EXPORT.match(low)
+    if export:
+        everything = v.EXPORT_ALL.search(export.group("rest"))
+        return Intent(
+            task="free",
+            prompt="",
+            action="export",
+            image_ref="all" if everything else None,
+        )
     if not words or all(w in v.FILLER_WORDS for w in words):
         return _clarify(MSG_UNCLEAR)
     raw = t.raw_question(cleaned)  # typed text is kept exactly, refs included

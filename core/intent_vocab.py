@@ -199,6 +199,9 @@ UNDO = re.compile(
     r"^(?:undo|revert|go\s+back|step\s+back|back|take\s+(?:it|that)\s+back)"
     r"(?:\s+(?:that|it|please|the\s+last\s+(?:one|step|change)))*$"
 )
+# "export all", "download the masks", "save everything as coco": the downloads.
+EXPORT = re.compile(r"^(?:please\s+)?(?:export|download|save)\b(?P<rest>.*)$")
+EXPORT_ALL = re.compile(r"\b(?:all|every(?:thing|\s+image)?|each\s+image)\b")
 HELP = re.compile(
     r"^(?:/?help(?:\s+me)?|what\s+can\s+(?:you|i)\s+(?:do|say|type|ask)|"
     r"how\s+does\s+(?:this|it)\s+work|commands|usage|instructions|examples?)$"

@@ -112,6 +112,13 @@ async def test_refine_switch_images_and_undo(server):
         assert "`detect cat`" in texts[-1] and "cat.png" in texts[-1]
         assert len(generating_inputs(client)) == len(FLOW)  # undo never re-generates
 
+        replies = await client.send("export all")
+        export = replies[-1]
+        assert "Exports of 2 image(s) (*cat.png*, *car.png*)" in export["output"]
+        files = sorted(e["name"] for e in client.elements_for(export["id"]))
+        assert files == ["export-1-masks-coco-yolo.zip", "export-1.coco.json"]
+        assert len(generating_inputs(client)) == len(FLOW)  # exports never generate
+
         replies = await client.send("on image 3")
         assert "no image 3" in replies[-1]["output"].lower()
     finally:

@@ -234,6 +234,11 @@ SINGLE_TURN = [
     ("undo", "undo", "", None),  # undo
     ("undo that", "undo", "", None),  # undo that
     ("go back", "undo", "", None),  # go back
+    ("export", "export", "", None),  # downloads of the current result
+    ("download the masks", "export", "", None),  # download wording
+    ("export all", "export", "", "all"),  # every analysed image
+    ("Download everything!", "export", "", "all"),  # everything, punctuation
+    ("detect the export sign", "run", "detect export sign", None),  # a noun
 ]
 
 
