@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 
@@ -12,15 +11,16 @@ from chainlit.input_widget import Select, Slider, Switch
 
 from core.config import Settings
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
+from core.downloads import Download, write_export_all, write_result_downloads
 from core.errors import AppError
-from core.export import ExportItem, masks_zip, to_coco
+from core.export import ExportItem
 from core.images import load_image
 from core.intent import parse_intent
 from core.model_manager import get_model_manager
 from core.model_queue import ModelQueue
 from core.pipeline import Generation, build_result, generate
 from core.ratelimit import RateLimiter
-from core.render import render_overlay, to_jpeg_bytes, to_png_bytes
+from core.render import render_overlay, to_png_bytes
 from core.reply import HELP, reply_markdown
 from core.types import (
     DECODING_PRESETS,
@@ -297,30 +297,19 @@ async def _send_result(
 
 
 def _result_files(record: ImageRecord, result: AnalysisResult, options: dict) -> list:
-    """Overlay (JPEG inline) and downloads, written beside the stored image."""
+    """Overlay (shown inline) and downloads of one result, as Chainlit elements."""
+    item = ExportItem(record.name, record.size_wh, result.detections)
     overlay = _overlay(record, result, options)
-    stored = Path(record.path)
-    turn = len(list(stored.parent.glob(f"{stored.stem}-*-overlay.jpg"))) + 1
-    prefix = f"{stored.stem}-{turn}"
-    overlay_path = stored.with_name(f"{prefix}-overlay.jpg")
-    overlay_path.write_bytes(to_jpeg_bytes(overlay))
-    stem = Path(record.name).stem or "image"
-    elements: list = [
-        cl.Image(path=str(overlay_path), name=f"{stem}-overlay.jpg", display="inline")
+    return _elements(write_result_downloads(Path(record.path), item, overlay))
+
+
+def _elements(downloads: list[Download]) -> list:
+    return [
+        cl.Image(path=str(d.path), name=d.name, display="inline")
+        if d.inline
+        else cl.File(path=str(d.path), name=d.name)
+        for d in downloads
     ]
-    if result.detections:
-        item = ExportItem(
-            record.name, record.size_wh, result.detections, to_png_bytes(overlay)
-        )
-        zip_path = stored.with_name(f"{prefix}-export.zip")
-        zip_path.write_bytes(masks_zip([item]))
-        coco_path = stored.with_name(f"{prefix}-coco.json")
-        coco_path.write_text(json.dumps(to_coco([item])), encoding="utf-8")
-        elements += [
-            cl.File(path=str(zip_path), name=f"{stem}-masks-coco-yolo.zip"),
-            cl.File(path=str(coco_path), name=f"{stem}.coco.json"),
-        ]
-    return elements
 
 
 def _overlay(record: ImageRecord, result: AnalysisResult, options: dict):
@@ -399,16 +388,7 @@ def _export_files(results: list, options: dict) -> list:
         )
         for record, result in results
     ]
-    folder = Path(results[0][0].path).parent
-    number = len(list(folder.glob("export-*.zip"))) + 1
-    zip_path = folder / f"export-{number}.zip"
-    zip_path.write_bytes(masks_zip(items))
-    coco_path = folder / f"export-{number}.coco.json"
-    coco_path.write_text(json.dumps(to_coco(items)), encoding="utf-8")
-    return [
-        cl.File(path=str(zip_path), name=f"export-{number}-masks-coco-yolo.zip"),
-        cl.File(path=str(coco_path), name=f"export-{number}.coco.json"),
-    ]
+    return _elements(write_export_all(Path(results[0][0].path).parent, items))
 
 
 async def _select(conversation: Conversation, intent: Intent) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from core.config import Settings
@@ -31,6 +32,9 @@ _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e") |
 }
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 INCLUDE_OPTIONS = ("overlay", "mask_png", "mask_rle")
+FORMATS = ("json", "coco", "yolo", "zip")  # /v1/analyze response formats
+POLYGON_FORMATS = ("coco", "zip")  # formats whose COCO masks may be polygons
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 class UnsupportedMediaError(UserInputError):
@@ -71,8 +75,14 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return body
 
 
-async def read_form(request: Request, max_bytes: int, max_files: int) -> FormData:
-    """The multipart (or url-encoded) form, size-capped; 415 for other types."""
+async def read_form(
+    request: Request, max_bytes: int, max_files: int, too_many: str | None = None
+) -> FormData:
+    """The multipart (or url-encoded) form, size-capped; 415 for other types.
+
+    More than ``max_files`` files is a 400 with ``too_many`` as the message
+    (when given; otherwise Starlette's).
+    """
     content_type = request.headers.get("content-type", "").lower()
     if not content_type.startswith(
         ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -82,7 +92,12 @@ async def read_form(request: Request, max_bytes: int, max_files: int) -> FormDat
             f"{content_type or 'no Content-Type'}."
         )
     await read_body(request, max_bytes + FORM_SLACK_BYTES)
-    return await request.form(max_files=max_files, max_fields=32)
+    try:
+        return await request.form(max_files=max_files, max_fields=32)
+    except HTTPException as exc:
+        if too_many is not None and "Too many files" in str(exc.detail):
+            raise UserInputError(too_many) from exc
+        raise
 
 
 def form_text(form: FormData, name: str) -> str | None:
@@ -189,6 +204,32 @@ def parse_include(text: str | None) -> frozenset[str]:
             f"include takes {', '.join(INCLUDE_OPTIONS)}; got {sorted(unknown)}."
         )
     return frozenset(wanted)
+
+
+def parse_format(text: str | None) -> str:
+    """The /v1/analyze ``format`` (default ``json``); 400 listing the accepted."""
+    fmt = (text or "json").strip().lower()
+    if fmt not in FORMATS:
+        raise UserInputError(
+            f"format must be one of {', '.join(FORMATS)}; got {text!r}."
+        )
+    return fmt
+
+
+def parse_polygons(text: str | None, fmt: str) -> bool:
+    """The ``polygons`` flag (default false); only coco and zip take it."""
+    if text is None:
+        return False
+    value = text.strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise UserInputError(f"polygons must be true or false; got {text!r}.")
+    polygons = value in _TRUE
+    if polygons and fmt not in POLYGON_FORMATS:
+        raise UserInputError(
+            f"polygons=true applies to format {' or '.join(POLYGON_FORMATS)} "
+            f"(COCO masks as polygons); got format={fmt!r}."
+        )
+    return polygons
 
 
 def png_b64(image: Image.Image) -> str:

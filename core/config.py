@@ -67,6 +67,8 @@ class Settings:
     image_url_allowlist: tuple[str, ...] = ()  # IMAGE_URL_ALLOWLIST: hosts, "*."
     image_url_max_mb: int = 10  # IMAGE_URL_MAX_MB: largest fetched image
     image_url_timeout_s: float = 10.0  # IMAGE_URL_TIMEOUT_S: whole fetch
+    max_images_per_request: int = 16  # MAX_IMAGES_PER_REQUEST: /v1/analyze files
+    quantization: str = "none"  # QUANTIZATION: none | int8 | int4 (CUDA only)
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -80,6 +82,15 @@ class Settings:
         if self.max_new_tokens is not None and not 1 <= self.max_new_tokens <= 2048:
             raise ValueError(
                 f"MAX_NEW_TOKENS must be in 1..2048, got {self.max_new_tokens}"
+            )
+        if self.max_images_per_request < 1:
+            raise ValueError(
+                "MAX_IMAGES_PER_REQUEST must be >= 1, "
+                f"got {self.max_images_per_request}"
+            )
+        if self.quantization not in ("none", "int8", "int4"):
+            raise ValueError(
+                f"QUANTIZATION must be none, int8 or int4, got {self.quantization!r}"
             )
 
     @property
@@ -136,4 +147,6 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("image_url_allowlist", "IMAGE_URL_ALLOWLIST", _list),
     ("image_url_max_mb", "IMAGE_URL_MAX_MB", int),
     ("image_url_timeout_s", "IMAGE_URL_TIMEOUT_S", float),
+    ("max_images_per_request", "MAX_IMAGES_PER_REQUEST", int),
+    ("quantization", "QUANTIZATION", str.lower),
 )

@@ -187,12 +187,18 @@ class ModelManager:
                     "a PaliGemma checkpoint (model_type 'paligemma')."
                 )
             processor = AutoProcessor.from_pretrained(source, token=token)
+            from core.quantize import quantization_load_kwargs, quantize_model
+
+            quantization = self.settings.quantization
             model = PaliGemmaForConditionalGeneration.from_pretrained(
                 source,
                 token=token,
                 dtype=getattr(torch, dtype),
+                **quantization_load_kwargs(quantization, device),  # CUDA: bnb
             )
             model = model.to(device).eval()  # device_map would need accelerate
+            model = quantize_model(model, quantization, device)  # CPU: int8
+            logger.info("%s loaded, quantization %s", model_id, quantization)
         except ModelUnavailableError:
             raise
         except Exception as exc:
