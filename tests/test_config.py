@@ -18,6 +18,12 @@ def test_every_field_has_an_env_variable_documented_in_env_example():
         assert f"\n{env_name}=" in example, f"{env_name} missing from .env.example"
 
 
+def test_every_env_variable_is_in_the_readme_configuration_table():
+    readme = (ROOT / "README.md").read_text()
+    missing = [env for _, env, _ in _ENV_FIELDS if f"`{env}`" not in readme]
+    assert not missing, f"README.md configuration table lacks {missing}"
+
+
 def test_env_example_values_parse():
     values = {}
     for line in (ROOT / ".env.example").read_text().splitlines():
