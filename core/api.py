@@ -1,7 +1,8 @@
 """REST API on Chainlit's FastAPI app: same process, model and queue as the chat.
 
 Routes: GET /health, GET /ready, POST /segment (PaliGemma-service compatible),
-POST /process (Sa2VA-style JSON), POST /v1/analyze. Every error is JSON
+POST /process (Sa2VA-style JSON), POST /v1/analyze (many images; JSON, COCO,
+YOLO or a ZIP; per-image failures never stop the others). Every error is JSON
 ``{"error": {"code", "message"}}`` with a 4xx for client faults (503 + Retry-After
 when busy or loading); see docs/api.md.
 """
@@ -16,11 +17,12 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from core.api_formats import encode_results
 from core.api_io import (
     MB,
     check_model_id,
@@ -29,7 +31,9 @@ from core.api_io import (
     detection_json,
     form_file,
     form_text,
+    parse_format,
     parse_include,
+    parse_polygons,
     png_b64,
     read_body,
     read_form,
@@ -41,8 +45,10 @@ from core.api_service import (
     decoding_for,
     intent_for,
     segment_masks,
+    upload_name,
     v1_item,
 )
+from core.batch import BatchItem
 from core.config import Settings
 from core.errors import AppError, ModelUnavailableError, UserInputError
 from core.model_queue import ModelQueue
@@ -50,8 +56,6 @@ from core.ratelimit import RateLimiter
 from core.types import Decoding
 
 logger = logging.getLogger(__name__)
-
-MAX_IMAGES_PER_REQUEST = 8
 
 
 def error_response(exc: AppError) -> JSONResponse:
@@ -193,51 +197,75 @@ def build_router(ctx: ApiContext) -> APIRouter:
         return JSONResponse({"result": result.raw_text, "objects": objects})
 
     @router.post("/v1/analyze")
-    async def analyze(request: Request) -> JSONResponse:
+    async def analyze(request: Request) -> Response:
         ctx.admit(request)
-        form = await read_form(request, max_upload, MAX_IMAGES_PER_REQUEST)
+        limit = settings.max_images_per_request
+        too_many = (
+            f"Send at most {limit} images per request (MAX_IMAGES_PER_REQUEST); "
+            "split the rest over more requests."
+        )
+        form = await read_form(request, max_upload, limit, too_many=too_many)
         prompt = clean_prompt(form_text(form, "prompt"), settings.max_prompt_chars)
         check_model_id(form_text(form, "model_id"), ctx.loaded_model_id, settings)
         decoding = decoding_for(
             form_text(form, "decoding"), form_text(form, "max_new_tokens")
         )
         include = parse_include(form_text(form, "include"))
+        fmt = parse_format(form_text(form, "format"))
+        polygons = parse_polygons(form_text(form, "polygons"), fmt)
         files = form.getlist("images") + form.getlist("image")
         if not files or any(isinstance(f, str) for f in files):
             raise UserInputError(
                 "Attach one or more image files (multipart) in the field 'images'."
             )
         intent = intent_for(prompt)
+        overlays = "overlay" in include and fmt in ("json", "zip")
         items, errors = [], []
         for upload in files:
-            try:
-                data = await upload.read()
-                result, image, timings = await _analyze_one(ctx, data, intent, decoding)
-                item = await asyncio.to_thread(v1_item, result, image, include, timings)
-            except AppError as exc:
-                errors.append(exc)
-                item = {"error": {"code": exc.code, "message": exc.message}}
-            items.append({"filename": upload.filename or "image", **item})
-        body: dict[str, Any] = {"model_id": ctx.loaded_model_id, "results": items}
-        if len(errors) < len(items):
-            return JSONResponse(body)
-        first = error_response(errors[0])  # nothing worked: the first error decides
-        body["error"] = {"code": errors[0].code, "message": errors[0].message}
-        retry = first.headers.get("retry-after")
-        headers = {"Retry-After": retry} if retry else None
-        return JSONResponse(body, status_code=first.status_code, headers=headers)
+            item, error = await ctx.analyze_upload(
+                upload_name(upload.filename),
+                await upload.read(),
+                intent,
+                decoding,
+                keep_image=overlays,
+            )
+            items.append(item)
+            if error is not None:
+                errors.append(error)
+        headers = {"X-Failed-Items": str(len(errors))}
+        if len(errors) == len(items):  # nothing worked: the first error decides
+            return _all_failed(ctx, items, errors[0], headers)
+        if fmt == "json":
+            results = await asyncio.to_thread(
+                lambda: [v1_item(item, include) for item in items]
+            )
+            body = {"model_id": ctx.loaded_model_id, "results": results}
+            return JSONResponse(body, headers=headers)
+        data, media_type, filename = await asyncio.to_thread(
+            encode_results,
+            items,
+            fmt,
+            polygons=polygons,
+            overlays=overlays,
+        )
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return Response(data, media_type=media_type, headers=headers)
 
     return router
 
 
-async def _analyze_one(ctx: ApiContext, data: bytes, intent, decoding) -> tuple:
-    """(result, image, timings) of one /v1/analyze image."""
-    start = time.perf_counter()
-    image = await ctx.load(data)
-    loaded = time.perf_counter()
-    result = await ctx.run(image, intent, decoding)
-    timings = {
-        "load_image": loaded - start,
-        "queue_and_model": time.perf_counter() - loaded,
+def _all_failed(
+    ctx: ApiContext, items: list[BatchItem], first: AppError, headers: dict[str, str]
+) -> JSONResponse:
+    """Every image failed: JSON whatever the format, with the first error's
+    status (and Retry-After), the error and the per-item results."""
+    response = error_response(first)
+    retry = response.headers.get("retry-after")
+    if retry:
+        headers = {**headers, "Retry-After": retry}
+    body = {
+        "model_id": ctx.loaded_model_id,
+        "results": [v1_item(item, frozenset()) for item in items],
+        "error": {"code": first.code, "message": first.message},
     }
-    return result, image, timings
+    return JSONResponse(body, status_code=response.status_code, headers=headers)

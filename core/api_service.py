@@ -1,13 +1,15 @@
 """What the REST routes share: context, auth + rate limit, image loading and
-fetching, the model through the shared queue, and result encoding."""
+fetching, the model through the shared queue, per-image outcomes (``BatchItem``,
+as in core.batch) and result encoding."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import logging
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PIL import Image
@@ -15,8 +17,9 @@ from starlette.requests import Request
 
 from core import pipeline
 from core.api_io import MB, detection_json, mask_png_b64
+from core.batch import INTERNAL_ERROR, BatchItem
 from core.config import Settings
-from core.errors import BusyError, ModelUnavailableError, UserInputError
+from core.errors import AppError, BusyError, ModelUnavailableError, UserInputError
 from core.fetch import ENABLE_HINT, UrlPolicy, UrlRefusedError, fetch_image_url
 from core.images import load_image
 from core.intent import parse_intent
@@ -102,6 +105,57 @@ class ApiContext:
             max_new_tokens=self.settings.max_new_tokens,
         )
 
+    async def analyze_upload(
+        self,
+        name: str,
+        data: bytes,
+        intent: Intent,
+        decoding: Decoding,
+        *,
+        keep_image: bool = False,
+    ) -> tuple[BatchItem, AppError | None]:
+        """One image of a multi-image request: its BatchItem, and its error.
+
+        Never raises for this image's own failures (bad bytes, too many pixels,
+        busy, loading, a model error): they are recorded in the item, with the
+        AppError kept so the route can answer with its status when every
+        image failed. ``result.timings_s`` gains ``load_image`` and
+        ``queue_and_model``; ``keep_image`` keeps the RGB image for overlays.
+        """
+        start = time.perf_counter()
+        image: Image.Image | None = None
+        try:
+            image = await self.load(data)
+            loaded = time.perf_counter()
+            result = await self.run(image, intent, decoding)
+            timings = {
+                "load_image": loaded - start,
+                "queue_and_model": time.perf_counter() - loaded,
+            }
+            result = replace(result, timings_s={**result.timings_s, **timings})
+        except AppError as exc:
+            logger.info("analyze: %s failed: %s", name, exc.message)
+            error = exc
+        except Exception as exc:  # one bad image must not lose the others
+            logger.exception("analyze: unexpected error on %s", name)
+            error = AppError(
+                f"Unexpected error while analysing this image ({type(exc).__name__})."
+            )
+            error.code = INTERNAL_ERROR
+        else:
+            seconds = time.perf_counter() - start
+            kept = image if keep_image else None
+            item = BatchItem(name, image.size, result, seconds=seconds, image=kept)
+            return item, None
+        size = image.size if image is not None else None
+        seconds = time.perf_counter() - start
+        return BatchItem(name, size, None, error.message, error.code, seconds), error
+
+
+def upload_name(filename: str | None) -> str:
+    """The client's file name without any directory part; "image" when none."""
+    return re.split(r"[/\\]", filename or "")[-1].strip() or "image"
+
 
 def intent_for(prompt: str) -> Intent:
     """The model Intent of an API prompt; 400 when it does not run the model.
@@ -128,14 +182,17 @@ def decoding_for(preset: str | None, max_new_tokens: str | None) -> Decoding:
         raise UserInputError(f"Invalid decoding options: {exc}") from exc
 
 
-def v1_item(
-    result: AnalysisResult,
-    image: Image.Image,
-    include: frozenset[str],
-    timings: dict[str, float],
-) -> dict[str, Any]:
-    """One /v1/analyze result (blocking: encodes masks and the overlay)."""
-    item: dict[str, Any] = {
+def v1_item(item: BatchItem, include: frozenset[str]) -> dict[str, Any]:
+    """One /v1/analyze JSON result (blocking: encodes masks and the overlay).
+
+    A failed item is ``{"filename", "error": {"code", "message"}}``.
+    """
+    result = item.result
+    if result is None:
+        error = {"code": item.error_code, "message": item.error}
+        return {"filename": item.name, "error": error}
+    body: dict[str, Any] = {
+        "filename": item.name,
         "prompt": result.intent.prompt,
         "task": result.intent.task,
         "image_size_wh": list(result.image_size_wh),
@@ -144,12 +201,11 @@ def v1_item(
         "truncated": result.truncated,
         "detections": [detection_json(d, include) for d in result.detections],
     }
-    if "overlay" in include:
-        overlay = to_png_bytes(render_overlay(image, result.detections))
-        item["overlay_png"] = base64.b64encode(overlay).decode("ascii")
-    all_timings = {**result.timings_s, **timings}
-    item["timings_s"] = {name: round(s, 4) for name, s in all_timings.items()}
-    return item
+    if "overlay" in include and item.image is not None:
+        overlay = to_png_bytes(render_overlay(item.image, result.detections))
+        body["overlay_png"] = base64.b64encode(overlay).decode("ascii")
+    body["timings_s"] = {name: round(s, 4) for name, s in result.timings_s.items()}
+    return body
 
 
 def segment_masks(result: AnalysisResult) -> list[dict[str, Any]]:

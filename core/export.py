@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 COCO_JSON_NAME = "annotations.coco.json"
 CLASSES_NAME = "classes.txt"
+# Top-level names in an export ZIP (errors.json is added by the API): no image
+# folder may take one of them.
+ZIP_TOP_LEVEL = frozenset({"labels", COCO_JSON_NAME, CLASSES_NAME, "errors.json"})
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # member timestamps: fixed, not the clock
 
 
@@ -291,7 +294,7 @@ def masks_zip(items: Sequence[ExportItem], *, polygons: bool = False) -> bytes:
     come from the file names, made path-safe and unique.
     """
     class_names = yolo_class_names(items)
-    stems = unique_stems([item.file_name for item in items], reserved={"labels"})
+    stems = unique_stems([item.file_name for item in items], reserved=ZIP_TOP_LEVEL)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
 

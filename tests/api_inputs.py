@@ -1,7 +1,9 @@
-"""Image payloads for the API tests: good, unusual and hostile, built in memory."""
+"""Payloads for the API tests, built in memory: good, unusual and hostile
+images, and the bad-request table run against the real server (test_api.py)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import zlib
@@ -61,3 +63,338 @@ def png_bomb(width: int = 10_000, height: int = 10_000) -> bytes:
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
 HTML = b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF"
+
+
+# Bad requests: (case id, path, request kwargs or a callable for costly ones,
+# expected status, expected error code) ----------------------------------------
+
+MAX_IMAGES = 6  # MAX_IMAGES_PER_REQUEST of the test server
+
+
+def _seg(prompt="segment cat", **files):
+    return {"data": {"prompt": prompt}, "files": files}
+
+
+def seg_file(data: bytes, name: str = "x.png", prompt: str = "segment cat"):
+    return _seg(prompt, image_file=(name, data, "image/png"))
+
+
+def _seg_url(url: str):
+    return {"data": {"prompt": "segment cat", "image_url": url}}
+
+
+def _proc(body):
+    return {"json": body}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+_PNG = png()
+_JPEG = jpeg((200, 150))
+BAD_INPUTS = [
+    # (case id, path, request kwargs (a callable when costly), status, code)
+    ("empty body", "/segment", {}, 415, "unsupported_media_type"),
+    (
+        "json to segment",
+        "/segment",
+        _proc({"prompt": "x"}),
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "empty multipart",
+        "/segment",
+        {
+            "content": b"--xyz--\r\n",
+            "headers": {"Content-Type": "multipart/form-data; boundary=xyz"},
+        },
+        400,
+        "bad_request",
+    ),
+    ("zero bytes", "/segment", seg_file(b""), 415, "bad_image"),
+    ("truncated png", "/segment", seg_file(_PNG[: len(_PNG) // 2]), 415, "bad_image"),
+    (
+        "truncated jpeg",
+        "/segment",
+        seg_file(_JPEG[: len(_JPEG) // 2]),
+        415,
+        "bad_image",
+    ),
+    ("png signature only", "/segment", seg_file(_PNG[:8]), 415, "bad_image"),
+    ("text named .png", "/segment", seg_file(b"hello world\n"), 415, "bad_image"),
+    ("svg", "/segment", seg_file(SVG, "a.svg"), 415, "bad_image"),
+    ("html", "/segment", seg_file(HTML, "a.png"), 415, "bad_image"),
+    ("pdf", "/segment", seg_file(PDF, "a.pdf"), 415, "bad_image"),
+    ("random binary", "/segment", seg_file(bytes(range(256)) * 4), 415, "bad_image"),
+    ("gif header only", "/segment", seg_file(b"GIF89a\x10\x00"), 415, "bad_image"),
+    (
+        "tiff header only",
+        "/segment",
+        seg_file(b"II*\x00\x08\x00\x00\x00"),
+        415,
+        "bad_image",
+    ),
+    ("100 MP bomb", "/segment", lambda: seg_file(png_bomb()), 415, "bad_image"),
+    (
+        "huge prompt",
+        "/segment",
+        seg_file(_PNG, prompt="segment " + "cat " * 500),
+        400,
+        "bad_request",
+    ),
+    (
+        "control-only prompt",
+        "/segment",
+        seg_file(_PNG, prompt="\x00\x01\x1b"),
+        400,
+        "bad_request",
+    ),
+    (
+        "rtl-override-only prompt",
+        "/segment",
+        seg_file(_PNG, prompt="\u202e\u202c\u200f"),
+        400,
+        "bad_request",
+    ),
+    ("empty prompt", "/segment", seg_file(_PNG, prompt=""), 400, "bad_request"),
+    (
+        "missing prompt",
+        "/segment",
+        {"files": {"image_file": ("a.png", _PNG)}},
+        400,
+        "bad_request",
+    ),
+    (
+        "undo is no model request",
+        "/segment",
+        seg_file(_PNG, prompt="undo"),
+        400,
+        "bad_request",
+    ),
+    ("greeting", "/segment", seg_file(_PNG, prompt="hello"), 400, "bad_request"),
+    (
+        "neither image field",
+        "/segment",
+        {"data": {"prompt": "segment cat"}},
+        400,
+        "bad_request",
+    ),
+    (
+        "both image fields",
+        "/segment",
+        {
+            "data": {"prompt": "segment cat", "image_url": "https://example.com/a.png"},
+            "files": {"image_file": ("a.png", _PNG)},
+        },
+        400,
+        "bad_request",
+    ),
+    (
+        "image_file as text",
+        "/segment",
+        {"data": {"prompt": "segment cat", "image_file": "abc"}},
+        400,
+        "bad_request",
+    ),
+    (
+        "prompt as file",
+        "/segment",
+        {"files": {"prompt": ("p.txt", b"segment cat"), "image_file": ("a.png", _PNG)}},
+        400,
+        "bad_request",
+    ),
+    (
+        "two image files",
+        "/segment",
+        {
+            "data": {"prompt": "segment cat"},
+            "files": [("image_file", ("a.png", _PNG)), ("image_file", ("b.png", _PNG))],
+        },
+        400,
+        "bad_request",
+    ),
+    (
+        "model not allowed",
+        "/segment",
+        {
+            **seg_file(_PNG),
+            "data": {
+                "prompt": "segment cat",
+                "model_id": "google/paligemma2-28b-mix-448",
+            },
+        },
+        403,
+        "model_not_allowed",
+    ),
+    (
+        "url disabled",
+        "/segment",
+        _seg_url("https://example.com/cat.png"),
+        403,
+        "url_refused",
+    ),
+    (
+        "url 127.0.0.1",
+        "/segment",
+        _seg_url("http://127.0.0.1:8010/health"),
+        403,
+        "url_refused",
+    ),
+    ("url [::1]", "/segment", _seg_url("http://[::1]/"), 403, "url_refused"),
+    (
+        "url metadata",
+        "/segment",
+        _seg_url("http://169.254.169.254/latest/meta-data/"),
+        403,
+        "url_refused",
+    ),
+    ("url file://", "/segment", _seg_url("file:///etc/passwd"), 403, "url_refused"),
+    (
+        "malformed multipart",
+        "/segment",
+        {
+            "content": b"--xyz\r\nContent-Disposition: form-data; "
+            b'name="prompt"\r\n\r\nseg',
+            "headers": {"Content-Type": "multipart/form-data; boundary=xyz"},
+        },
+        400,
+        "bad_request",
+    ),
+    (
+        "process: not json",
+        "/process",
+        {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+        400,
+        "bad_request",
+    ),
+    ("process: json array", "/process", _proc([1, 2]), 400, "bad_request"),
+    (
+        "process: missing image",
+        "/process",
+        _proc({"prompt": "segment cat"}),
+        400,
+        "bad_request",
+    ),
+    (
+        "process: invalid base64",
+        "/process",
+        _proc({"prompt": "segment cat", "base64Image": "%%%not-b64%%%"}),
+        400,
+        "bad_request",
+    ),
+    (
+        "process: base64 of text",
+        "/process",
+        _proc(
+            {
+                "prompt": "segment cat",
+                "base64Image": "data:image/png;base64," + _b64(b"plain text"),
+            }
+        ),
+        415,
+        "bad_image",
+    ),
+    (
+        "process: prompt not text",
+        "/process",
+        _proc({"prompt": 42, "base64Image": _b64(_PNG)}),
+        400,
+        "bad_request",
+    ),
+    (
+        "process: missing prompt",
+        "/process",
+        _proc({"base64Image": _b64(_PNG)}),
+        400,
+        "bad_request",
+    ),
+    (
+        "analyze: no images",
+        "/v1/analyze",
+        {"data": {"prompt": "segment cat"}},
+        400,
+        "bad_request",
+    ),
+    (
+        "analyze: only bad images",
+        "/v1/analyze",
+        {
+            "data": {"prompt": "segment cat"},
+            "files": [("images", ("a.png", b"x")), ("images", ("b.png", SVG))],
+        },
+        415,
+        "bad_image",
+    ),
+    (
+        "analyze: unknown include",
+        "/v1/analyze",
+        {
+            "data": {"prompt": "segment cat", "include": "polygons"},
+            "files": {"images": ("a.png", _PNG)},
+        },
+        400,
+        "bad_request",
+    ),
+    (
+        "analyze: unknown decoding",
+        "/v1/analyze",
+        {
+            "data": {"prompt": "segment cat", "decoding": "beam 99"},
+            "files": {"images": ("a.png", _PNG)},
+        },
+        400,
+        "bad_request",
+    ),
+    (
+        "analyze: max_new_tokens text",
+        "/v1/analyze",
+        {
+            "data": {"prompt": "segment cat", "max_new_tokens": "lots"},
+            "files": {"images": ("a.png", _PNG)},
+        },
+        400,
+        "bad_request",
+    ),
+    (
+        "analyze: max_new_tokens huge",
+        "/v1/analyze",
+        {
+            "data": {"prompt": "segment cat", "max_new_tokens": "99999"},
+            "files": {"images": ("a.png", _PNG)},
+        },
+        400,
+        "bad_request",
+    ),
+    (
+        "analyze: too many images",
+        "/v1/analyze",
+        {
+            "data": {"prompt": "caption en"},
+            "files": [("images", (f"{i}.png", _PNG)) for i in range(MAX_IMAGES + 1)],
+        },
+        400,
+        "bad_request",
+    ),
+    (
+        "analyze: unknown format",
+        "/v1/analyze",
+        {
+            "data": {"prompt": "segment cat", "format": "pascal-voc"},
+            "files": {"images": ("a.png", _PNG)},
+        },
+        400,
+        "bad_request",
+    ),
+    (
+        "analyze: polygons with json",
+        "/v1/analyze",
+        {
+            "data": {"prompt": "segment cat", "polygons": "true"},
+            "files": {"images": ("a.png", _PNG)},
+        },
+        400,
+        "bad_request",
+    ),
+]

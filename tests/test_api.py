@@ -1,19 +1,25 @@
-"""REST API contract, bad-input suite and load, against the real server on
-loopback (chainlit run chainlit_app.py, tiny PaliGemma 2, synthetic VAE)."""
+"""REST API contract, response formats, bad-input suite and load, against the
+real server on loopback (chainlit run chainlit_app.py, tiny PaliGemma 2,
+synthetic VAE). One server for the whole module."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import io
+import json
+import re
 import time
+import zipfile
 from collections import Counter
 
 import httpx
 import pytest
 from PIL import Image
+from pycocotools.coco import COCO
 
 from tests import api_inputs as inputs
+from tests.api_inputs import BAD_INPUTS, MAX_IMAGES, seg_file
 from tests.chat_client import ServerProcess, start_server
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +47,7 @@ def server(tiny_model_dir, synthetic_vae_path, tmp_path_factory):
         "QUEUE_MAX": str(QUEUE_MAX),
         "RATE_LIMIT": "100000",
         "MAX_PROMPT_CHARS": "500",
+        "MAX_IMAGES_PER_REQUEST": str(MAX_IMAGES),
     }
     process = start_server(env, tmp / "server.log")
     try:
@@ -175,316 +182,124 @@ def test_unicode_rtl_prompt_is_cleaned_and_runs(client) -> None:
     assert response.json()["results"][0]["prompt"] == cleaned
 
 
-# Bad inputs: every case is a 4xx JSON error and the server stays up -------------
+# Formats and many images ----------------------------------------------------------
 
-
-def _seg(prompt="segment cat", **files):
-    return {"data": {"prompt": prompt}, "files": files}
-
-
-def _seg_file(data: bytes, name: str = "x.png", prompt: str = "segment cat"):
-    return _seg(prompt, image_file=(name, data, "image/png"))
-
-
-def _seg_url(url: str):
-    return {"data": {"prompt": "segment cat", "image_url": url}}
-
-
-def _proc(body):
-    return {"json": body}
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-_PNG = inputs.png()
-_JPEG = inputs.jpeg((200, 150))
-BAD_INPUTS = [
-    # (case id, path, request kwargs (a callable when costly), status, code)
-    ("empty body", "/segment", {}, 415, "unsupported_media_type"),
-    (
-        "json to segment",
-        "/segment",
-        _proc({"prompt": "x"}),
-        415,
-        "unsupported_media_type",
-    ),
-    (
-        "empty multipart",
-        "/segment",
-        {
-            "content": b"--xyz--\r\n",
-            "headers": {"Content-Type": "multipart/form-data; boundary=xyz"},
-        },
-        400,
-        "bad_request",
-    ),
-    ("zero bytes", "/segment", _seg_file(b""), 415, "bad_image"),
-    ("truncated png", "/segment", _seg_file(_PNG[: len(_PNG) // 2]), 415, "bad_image"),
-    (
-        "truncated jpeg",
-        "/segment",
-        _seg_file(_JPEG[: len(_JPEG) // 2]),
-        415,
-        "bad_image",
-    ),
-    ("png signature only", "/segment", _seg_file(_PNG[:8]), 415, "bad_image"),
-    ("text named .png", "/segment", _seg_file(b"hello world\n"), 415, "bad_image"),
-    ("svg", "/segment", _seg_file(inputs.SVG, "a.svg"), 415, "bad_image"),
-    ("html", "/segment", _seg_file(inputs.HTML, "a.png"), 415, "bad_image"),
-    ("pdf", "/segment", _seg_file(inputs.PDF, "a.pdf"), 415, "bad_image"),
-    ("random binary", "/segment", _seg_file(bytes(range(256)) * 4), 415, "bad_image"),
-    ("gif header only", "/segment", _seg_file(b"GIF89a\x10\x00"), 415, "bad_image"),
-    (
-        "tiff header only",
-        "/segment",
-        _seg_file(b"II*\x00\x08\x00\x00\x00"),
-        415,
-        "bad_image",
-    ),
-    ("100 MP bomb", "/segment", lambda: _seg_file(inputs.png_bomb()), 415, "bad_image"),
-    (
-        "huge prompt",
-        "/segment",
-        _seg_file(_PNG, prompt="segment " + "cat " * 500),
-        400,
-        "bad_request",
-    ),
-    (
-        "control-only prompt",
-        "/segment",
-        _seg_file(_PNG, prompt="\x00\x01\x1b"),
-        400,
-        "bad_request",
-    ),
-    (
-        "rtl-override-only prompt",
-        "/segment",
-        _seg_file(_PNG, prompt="\u202e\u202c\u200f"),
-        400,
-        "bad_request",
-    ),
-    ("empty prompt", "/segment", _seg_file(_PNG, prompt=""), 400, "bad_request"),
-    (
-        "missing prompt",
-        "/segment",
-        {"files": {"image_file": ("a.png", _PNG)}},
-        400,
-        "bad_request",
-    ),
-    (
-        "undo is no model request",
-        "/segment",
-        _seg_file(_PNG, prompt="undo"),
-        400,
-        "bad_request",
-    ),
-    ("greeting", "/segment", _seg_file(_PNG, prompt="hello"), 400, "bad_request"),
-    (
-        "neither image field",
-        "/segment",
-        {"data": {"prompt": "segment cat"}},
-        400,
-        "bad_request",
-    ),
-    (
-        "both image fields",
-        "/segment",
-        {
-            "data": {"prompt": "segment cat", "image_url": "https://example.com/a.png"},
-            "files": {"image_file": ("a.png", _PNG)},
-        },
-        400,
-        "bad_request",
-    ),
-    (
-        "image_file as text",
-        "/segment",
-        {"data": {"prompt": "segment cat", "image_file": "abc"}},
-        400,
-        "bad_request",
-    ),
-    (
-        "prompt as file",
-        "/segment",
-        {"files": {"prompt": ("p.txt", b"segment cat"), "image_file": ("a.png", _PNG)}},
-        400,
-        "bad_request",
-    ),
-    (
-        "two image files",
-        "/segment",
-        {
-            "data": {"prompt": "segment cat"},
-            "files": [("image_file", ("a.png", _PNG)), ("image_file", ("b.png", _PNG))],
-        },
-        400,
-        "bad_request",
-    ),
-    (
-        "model not allowed",
-        "/segment",
-        {
-            **_seg_file(_PNG),
-            "data": {
-                "prompt": "segment cat",
-                "model_id": "google/paligemma2-28b-mix-448",
-            },
-        },
-        403,
-        "model_not_allowed",
-    ),
-    (
-        "url disabled",
-        "/segment",
-        _seg_url("https://example.com/cat.png"),
-        403,
-        "url_refused",
-    ),
-    (
-        "url 127.0.0.1",
-        "/segment",
-        _seg_url("http://127.0.0.1:8010/health"),
-        403,
-        "url_refused",
-    ),
-    ("url [::1]", "/segment", _seg_url("http://[::1]/"), 403, "url_refused"),
-    (
-        "url metadata",
-        "/segment",
-        _seg_url("http://169.254.169.254/latest/meta-data/"),
-        403,
-        "url_refused",
-    ),
-    ("url file://", "/segment", _seg_url("file:///etc/passwd"), 403, "url_refused"),
-    (
-        "malformed multipart",
-        "/segment",
-        {
-            "content": b"--xyz\r\nContent-Disposition: form-data; "
-            b'name="prompt"\r\n\r\nseg',
-            "headers": {"Content-Type": "multipart/form-data; boundary=xyz"},
-        },
-        400,
-        "bad_request",
-    ),
-    (
-        "process: not json",
-        "/process",
-        {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
-        400,
-        "bad_request",
-    ),
-    ("process: json array", "/process", _proc([1, 2]), 400, "bad_request"),
-    (
-        "process: missing image",
-        "/process",
-        _proc({"prompt": "segment cat"}),
-        400,
-        "bad_request",
-    ),
-    (
-        "process: invalid base64",
-        "/process",
-        _proc({"prompt": "segment cat", "base64Image": "%%%not-b64%%%"}),
-        400,
-        "bad_request",
-    ),
-    (
-        "process: base64 of text",
-        "/process",
-        _proc(
-            {
-                "prompt": "segment cat",
-                "base64Image": "data:image/png;base64," + _b64(b"plain text"),
-            }
-        ),
-        415,
-        "bad_image",
-    ),
-    (
-        "process: prompt not text",
-        "/process",
-        _proc({"prompt": 42, "base64Image": _b64(_PNG)}),
-        400,
-        "bad_request",
-    ),
-    (
-        "process: missing prompt",
-        "/process",
-        _proc({"base64Image": _b64(_PNG)}),
-        400,
-        "bad_request",
-    ),
-    (
-        "analyze: no images",
-        "/v1/analyze",
-        {"data": {"prompt": "segment cat"}},
-        400,
-        "bad_request",
-    ),
-    (
-        "analyze: only bad images",
-        "/v1/analyze",
-        {
-            "data": {"prompt": "segment cat"},
-            "files": [("images", ("a.png", b"x")), ("images", ("b.png", inputs.SVG))],
-        },
-        415,
-        "bad_image",
-    ),
-    (
-        "analyze: unknown include",
-        "/v1/analyze",
-        {
-            "data": {"prompt": "segment cat", "include": "polygons"},
-            "files": {"images": ("a.png", _PNG)},
-        },
-        400,
-        "bad_request",
-    ),
-    (
-        "analyze: unknown decoding",
-        "/v1/analyze",
-        {
-            "data": {"prompt": "segment cat", "decoding": "beam 99"},
-            "files": {"images": ("a.png", _PNG)},
-        },
-        400,
-        "bad_request",
-    ),
-    (
-        "analyze: max_new_tokens text",
-        "/v1/analyze",
-        {
-            "data": {"prompt": "segment cat", "max_new_tokens": "lots"},
-            "files": {"images": ("a.png", _PNG)},
-        },
-        400,
-        "bad_request",
-    ),
-    (
-        "analyze: max_new_tokens huge",
-        "/v1/analyze",
-        {
-            "data": {"prompt": "segment cat", "max_new_tokens": "99999"},
-            "files": {"images": ("a.png", _PNG)},
-        },
-        400,
-        "bad_request",
-    ),
-    (
-        "analyze: too many images",
-        "/v1/analyze",
-        {
-            "data": {"prompt": "caption en"},
-            "files": [("images", (f"{i}.png", _PNG)) for i in range(9)],
-        },
-        400,
-        "bad_request",
-    ),
+FORMAT_FILES = [
+    ("images", ("a.png", inputs.png((70, 50)), "image/png")),
+    ("images", ("fake.png", b"hello, not an image", "image/png")),
+    ("images", ("b.jpg", inputs.jpeg((30, 20)), "image/jpeg")),
 ]
+GOOD_SIZES = {"a.png": (70, 50), "b.jpg": (30, 20)}
+
+
+def _check_failures(failures: list[dict]) -> None:
+    (failure,) = failures
+    assert failure["index"] == 1 and failure["filename"] == "fake.png"
+    assert failure["error"]["code"] == "bad_image"
+
+
+def _check_coco(data: bytes, tmp_path) -> dict:
+    """Loads ``data`` with pycocotools; checks images, ids and mask sizes."""
+    path = tmp_path / "annotations.json"
+    path.write_bytes(data)
+    coco = COCO(str(path))
+    images = coco.loadImgs(coco.getImgIds())
+    assert {i["file_name"]: (i["width"], i["height"]) for i in images} == GOOD_SIZES
+    category_ids = set(coco.getCatIds())
+    for annotation in coco.loadAnns(coco.getAnnIds()):
+        image = coco.loadImgs([annotation["image_id"]])[0]
+        assert annotation["category_id"] in category_ids
+        if annotation["segmentation"]:
+            mask = coco.annToMask(annotation)
+            assert mask.shape == (image["height"], image["width"])
+    return coco.dataset
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "download"),
+    [
+        ("json", "application/json", None),  # case: default JSON
+        ("coco", "application/json", "paligemma.coco.json"),  # case: COCO
+        ("yolo", "application/zip", "paligemma-yolo.zip"),  # case: YOLO labels
+        ("zip", "application/zip", "paligemma-masks.zip"),  # case: everything
+    ],
+)
+def test_v1_analyze_formats_report_the_broken_image(
+    client, tmp_path, fmt, content_type, download
+) -> None:
+    response = client.post(
+        "/v1/analyze",
+        data={
+            "prompt": "segment cat ; dog",
+            "max_new_tokens": "48",
+            "format": fmt,
+            "include": "overlay",
+        },
+        files=FORMAT_FILES,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == content_type
+    assert response.headers["x-failed-items"] == "1"
+    disposition = response.headers.get("content-disposition")
+    assert disposition == (download and f'attachment; filename="{download}"')
+    if fmt == "json":
+        results = response.json()["results"]
+        assert [r["filename"] for r in results] == ["a.png", "fake.png", "b.jpg"]
+        assert results[1]["error"]["code"] == "bad_image"
+        return
+    if fmt == "coco":
+        _check_failures(_check_coco(response.content, tmp_path)["errors"])
+        return
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert archive.testzip() is None
+        members = {name: archive.read(name) for name in archive.namelist()}
+    _check_failures(json.loads(members.pop("errors.json")))
+    classes = members.pop("classes.txt").decode().splitlines()
+    for stem in ("a", "b"):
+        for line in members.pop(f"labels/{stem}.txt").decode().splitlines():
+            class_id, *coords = line.split()
+            assert 0 <= int(class_id) < len(classes) and len(coords) >= 6
+    if fmt == "yolo":
+        assert members == {}  # nothing else: labels, classes, errors
+        return
+    _check_coco(members.pop("annotations.coco.json"), tmp_path)
+    for stem, name in (("a", "a.png"), ("b", "b.jpg")):
+        overlay = Image.open(io.BytesIO(members.pop(f"{stem}/overlay.png")))
+        assert overlay.size == GOOD_SIZES[name]
+    for name, data in members.items():  # what is left: one PNG per mask
+        assert re.fullmatch(r"[ab]/\d\d_[^/]+\.png", name), name
+        stem = name.split("/")[0]
+        size = GOOD_SIZES["a.png" if stem == "a" else "b.jpg"]
+        assert Image.open(io.BytesIO(data)).size == size
+
+
+@pytest.mark.parametrize(
+    ("count", "status"),
+    [
+        (MAX_IMAGES, 200),  # case: at MAX_IMAGES_PER_REQUEST
+        (MAX_IMAGES + 1, 400),  # case: one over
+    ],
+)
+def test_max_images_per_request(client, count: int, status: int) -> None:
+    png = inputs.png()
+    files = [("images", (f"{i}.png", png, "image/png")) for i in range(count)]
+    response = client.post(
+        "/v1/analyze",
+        data={"prompt": "caption en", "max_new_tokens": "4"},
+        files=files,
+    )
+    assert response.status_code == status, response.text
+    if status == 200:
+        results = response.json()["results"]
+        assert [r["filename"] for r in results] == [f"{i}.png" for i in range(count)]
+        assert all(r["image_size_wh"] == [64, 48] for r in results)
+    else:
+        message = response.json()["error"]["message"]
+        assert f"at most {MAX_IMAGES} images" in message
+        assert "MAX_IMAGES_PER_REQUEST" in message
+
+
+# Bad inputs: every case is a 4xx JSON error and the server stays up -------------
 
 
 @pytest.mark.parametrize(
@@ -509,7 +324,7 @@ def test_bad_input_suite_is_large_enough() -> None:
 
 
 def test_bomb_message_names_the_pixel_count(client) -> None:
-    response = client.post("/segment", **_seg_file(inputs.png_bomb()))
+    response = client.post("/segment", **seg_file(inputs.png_bomb()))
     assert "100,000,000 pixels" in response.json()["error"]["message"]
 
 

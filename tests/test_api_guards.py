@@ -12,7 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from core.api_io import check_model_id, clean_prompt, decode_base64, parse_include
+from core.api_io import (
+    check_model_id,
+    clean_prompt,
+    decode_base64,
+    parse_format,
+    parse_include,
+    parse_polygons,
+)
 from core.config import Settings
 from core.errors import PayloadTooLargeError, RateLimitedError, UserInputError
 from core.fetch import (
@@ -373,3 +380,42 @@ def test_parse_include(text, expected) -> None:
 def test_parse_include_refuses_unknown_options() -> None:
     with pytest.raises(UserInputError, match="polygons"):
         parse_include("overlay,polygons")
+
+
+@pytest.mark.parametrize(
+    ("text", "expectation", "expected"),
+    [
+        (None, does_not_raise(), "json"),  # case: default
+        ("COCO", does_not_raise(), "coco"),  # case: upper case
+        (" yolo ", does_not_raise(), "yolo"),  # case: spaces
+        ("zip", does_not_raise(), "zip"),  # case: zip
+        ("", does_not_raise(), "json"),  # case: empty means default
+        # case: unknown, the accepted ones listed
+        ("xml", pytest.raises(UserInputError, match="json, coco, yolo, zip"), None),
+        # case: the bad value is named
+        ("masks.zip", pytest.raises(UserInputError, match=r"'masks\.zip'"), None),
+    ],
+)
+def test_parse_format(text, expectation, expected) -> None:
+    with expectation:
+        assert parse_format(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "expectation", "expected"),
+    [
+        (None, "json", does_not_raise(), False),  # case: default off
+        ("true", "coco", does_not_raise(), True),  # case: coco
+        ("ON", "zip", does_not_raise(), True),  # case: zip, spelled on
+        ("false", "yolo", does_not_raise(), False),  # case: off is fine anywhere
+        # case: json has no COCO masks
+        ("1", "json", pytest.raises(UserInputError, match="format='json'"), None),
+        # case: YOLO polygons are not optional
+        ("yes", "yolo", pytest.raises(UserInputError, match="coco or zip"), None),
+        # case: not a boolean
+        ("maybe", "coco", pytest.raises(UserInputError, match="true or false"), None),
+    ],
+)
+def test_parse_polygons(text, fmt, expectation, expected) -> None:
+    with expectation:
+        assert parse_polygons(text, fmt) is expected

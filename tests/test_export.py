@@ -516,3 +516,16 @@ def test_zero_images_give_a_zip_with_the_json(tmp_path) -> None:
     assert archive.namelist() == ["annotations.coco.json", "classes.txt"]
     coco = write_and_load(tmp_path, json.loads(archive.read("annotations.coco.json")))
     assert coco.getImgIds() == [] and coco.getCatIds() == []
+
+
+def test_image_named_like_a_top_level_file_gets_its_own_folder():
+    items = [
+        ExportItem("annotations.coco.json.png", (4, 4)),
+        ExportItem("errors.json.png", (4, 4)),
+        ExportItem("classes.txt.png", (4, 4)),
+    ]
+    with zipfile.ZipFile(io.BytesIO(masks_zip(items))) as archive:
+        names = archive.namelist()
+    folders = {name.split("/")[0] for name in names if "/" in name}
+    assert folders.isdisjoint({"annotations.coco.json", "errors.json", "classes.txt"})
+    assert "annotations.coco.json" in names
