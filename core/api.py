@@ -134,7 +134,8 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 "dtype": status.dtype,
                 "model_loaded": status.model_loaded,
                 "vae_loaded": status.vae_loaded,
-                "queue_depth": ctx.queue.depth,
+                "backend": status.backend,
+            "queue_depth": ctx.queue.depth,
             }
         )
 

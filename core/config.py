@@ -69,6 +69,14 @@ class Settings:
     image_url_timeout_s: float = 10.0  # IMAGE_URL_TIMEOUT_S: whole fetch
     max_images_per_request: int = 16  # MAX_IMAGES_PER_REQUEST: /v1/analyze files
     quantization: str = "none"  # QUANTIZATION: none | int8 | int4 (CUDA only)
+    backend: str = "local"  # BACKEND: local (transformers) | openai (vLLM server)
+    backend_url: str | None = None  # BACKEND_URL: engine base URL (BACKEND=openai)
+    backend_api_key: str | None = None  # BACKEND_API_KEY: Bearer key of the engine
+    backend_timeout_s: float = 120.0  # BACKEND_TIMEOUT_S: one engine request
+    auth_users: tuple[str, ...] = ()  # AUTH_USERS: name:pbkdf2 hash, comma separated
+    persist: str = "auto"  # PERSIST: auto (on with AUTH_USERS) | on | off
+    database_url: str | None = None  # DATABASE_URL; None: sqlite DATA_DIR/chat.db
+    auth_secret: str | None = None  # CHAINLIT_AUTH_SECRET; None: DATA_DIR/auth-secret
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -92,6 +100,19 @@ class Settings:
             raise ValueError(
                 f"QUANTIZATION must be none, int8 or int4, got {self.quantization!r}"
             )
+        if self.backend not in ("local", "openai"):
+            raise ValueError(f"BACKEND must be local or openai, got {self.backend!r}")
+        if self.backend == "openai" and not self.backend_url:
+            raise ValueError(
+                "BACKEND=openai needs BACKEND_URL, the base URL of an "
+                "OpenAI-compatible engine such as vLLM (e.g. http://localhost:8000)"
+            )
+        if not self.backend_timeout_s > 0:
+            raise ValueError(
+                f"BACKEND_TIMEOUT_S must be > 0, got {self.backend_timeout_s}"
+            )
+        if self.persist not in ("auto", "on", "off"):
+            raise ValueError(f"PERSIST must be auto, on or off, got {self.persist!r}")
 
     @property
     def vae_cache_path(self) -> Path:
@@ -149,4 +170,12 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("image_url_timeout_s", "IMAGE_URL_TIMEOUT_S", float),
     ("max_images_per_request", "MAX_IMAGES_PER_REQUEST", int),
     ("quantization", "QUANTIZATION", str.lower),
+    ("backend", "BACKEND", str.lower),
+    ("backend_url", "BACKEND_URL", str),
+    ("backend_api_key", "BACKEND_API_KEY", str),
+    ("backend_timeout_s", "BACKEND_TIMEOUT_S", float),
+    ("auth_users", "AUTH_USERS", _list),
+    ("persist", "PERSIST", str.lower),
+    ("database_url", "DATABASE_URL", str),
+    ("auth_secret", "CHAINLIT_AUTH_SECRET", str),
 )

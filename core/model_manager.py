@@ -48,6 +48,7 @@ class ModelStatus:
     vae_loaded: bool
     error: str | None
     load_seconds: float | None
+    backend: str = "local"  # BACKEND: local (in process) | openai (remote engine)
 
 
 class ModelManager:
@@ -382,6 +383,10 @@ def get_model_manager(settings: Settings | None = None) -> ModelManager:
                 from core.replay import ReplayModel
 
                 _MANAGER = ReplayModel(settings)
+            elif settings.backend == "openai":
+                from core.openai_backend import OpenAIBackend
+
+                _MANAGER = OpenAIBackend(settings)  # type: ignore[assignment]
             else:
                 _MANAGER = ModelManager(settings)
         elif settings is not None and settings != _MANAGER.settings:

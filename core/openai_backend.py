@@ -1,0 +1,329 @@
+"""PaliGemma served by an OpenAI-compatible engine (vLLM, Ray Serve LLM).
+
+``BACKEND=openai`` with ``BACKEND_URL``: the same seam as the ModelManager
+(``status``, ``load``, ``start_background_load``, ``wait_ready``, ``generate``,
+``decode_masks``), but ``generate`` is one ``/v1/chat/completions`` call and
+many may run at once (the engine batches them). Masks still go through the
+local VAE decoder. Engine failures become ModelUnavailableError.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from core.config import Settings
+from core.engine_errors import (
+    choose_model,
+    engine_errors,
+    engine_root,
+    malformed,
+    raise_for_status,
+)
+from core.errors import ModelUnavailableError
+from core.model_manager import IMAGE_TOKEN, ModelStatus
+from core.openai_wire import (
+    PROBE_TEXT,
+    Completion,
+    StreamReader,
+    TokenIdMap,
+    WireError,
+    chat_request,
+    image_to_data_url,
+    parse_completion,
+    rebuild_text,
+    served_models,
+)
+from core.types import GeneratedText
+
+logger = logging.getLogger(__name__)
+
+RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # background load: waits between tries
+
+
+class OpenAIBackend:
+    """Talks to one engine over HTTP; the ModelManager interface."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.backend_url:
+            raise ValueError("OpenAIBackend needs settings.backend_url (BACKEND_URL)")
+        self.settings = settings
+        self.root = engine_root(settings.backend_url)
+        timeout = settings.backend_timeout_s
+        headers = {}
+        if settings.backend_api_key:
+            headers["Authorization"] = f"Bearer {settings.backend_api_key}"
+        self._client = httpx.Client(
+            base_url=self.root,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        )
+        self._load_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._attempted = threading.Event()  # set after each load attempt
+        self._ready = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state = "idle"
+        self._model_id = settings.model_id or "auto"
+        self._error: str | None = None
+        self._vae_error: str | None = None
+        self._load_seconds: float | None = None
+        self.token_ids = TokenIdMap()
+        self.mask_decoder: Any = None
+
+    @property
+    def status(self) -> ModelStatus:
+        with self._state_lock:
+            return ModelStatus(
+                state=self._state,
+                model_id=self._model_id,
+                device="remote",
+                dtype="remote",
+                model_loaded=self._state == "ready",
+                vae_loaded=self.mask_decoder is not None,
+                error=self._error if self._error else self._vae_error,
+                load_seconds=self._load_seconds,
+                backend="openai",
+            )
+
+    def _set(self, **values: Any) -> None:
+        with self._state_lock:
+            for name, value in values.items():
+                setattr(self, f"_{name}", value)
+
+    def load(self) -> None:
+        """Check the engine serves the model, learn its loc/seg ids, load the VAE.
+
+        Idempotent; unlike the local model a failure is not final (the engine
+        may come up later): the next call tries again. Raises
+        ModelUnavailableError; a VAE failure is only recorded.
+        """
+        with self._load_lock:
+            if self._state == "ready":
+                return
+            started = time.perf_counter()
+            self._set(state="loading")
+            try:
+                self._set(model_id=self._served_model())
+                self.token_ids = self._probe_token_ids()
+                if self.mask_decoder is None:
+                    self._load_vae()
+            except ModelUnavailableError as exc:
+                self._set(state="failed", error=exc.message)
+                logger.error("engine check failed: %s", exc.message)
+                raise
+            finally:
+                self._attempted.set()
+            self._set(
+                state="ready", error=None, load_seconds=time.perf_counter() - started
+            )
+            self._ready.set()
+            logger.info(
+                "engine %s serves %s (loc id %d); vae loaded: %s",
+                self.root,
+                self._model_id,
+                self.token_ids.loc_base,
+                self.mask_decoder is not None,
+            )
+
+    def _served_model(self) -> str:
+        models = served_models(self._call("GET", "/v1/models"))
+        return choose_model(models, self.settings.model_id, self.root)
+
+    def _probe_token_ids(self) -> TokenIdMap:
+        """Ask vLLM's /tokenize where <loc0000>/<seg000> are; the real ids if not."""
+        body = {
+            "model": self._model_id,
+            "prompt": PROBE_TEXT,
+            "add_special_tokens": False,
+        }
+        try:
+            response = self._client.post("/tokenize", json=body)
+            response.raise_for_status()
+            found = TokenIdMap.from_probe(response.json().get("tokens"))
+        except (httpx.HTTPError, ValueError, AttributeError, TypeError) as exc:
+            logger.info("engine has no usable /tokenize (%s): real PaliGemma ids", exc)
+            return TokenIdMap()
+        if found is None:
+            logger.warning("engine tokenizes %s oddly: assuming real ids", PROBE_TEXT)
+            return TokenIdMap()
+        return found
+
+    def _load_vae(self) -> None:
+        try:
+            from core.mask_decoder import MaskDecoder, resolve_vae_path
+
+            self.mask_decoder = MaskDecoder.from_npz(resolve_vae_path(self.settings))
+            self._set(vae_error=None)
+        except ModelUnavailableError as exc:
+            self._set(vae_error=exc.message)
+        except (OSError, ValueError) as exc:
+            self._set(
+                vae_error=f"The segmentation VAE could not be loaded ({exc}); set "
+                "VAE_PATH to a valid vae-oid.npz."
+            )
+        if self._vae_error:
+            logger.warning("masks unavailable: %s", self._vae_error)
+
+    def start_background_load(self) -> threading.Thread:
+        """Try ``load`` in a daemon thread until it succeeds (or ``close``)."""
+        with self._state_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._load_until_ready, name="engine-check", daemon=True
+                )
+                self._thread.start()
+            return self._thread
+
+    def _load_until_ready(self) -> None:
+        for attempt in itertools.count():
+            try:
+                self.load()
+                return
+            except ModelUnavailableError:
+                wait = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+                if self._closed.wait(wait):
+                    return
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until ready (background retries included)."""
+        if self._thread is not None and self._thread.is_alive():
+            return self._ready.wait(timeout_s)
+        self._attempted.wait(timeout_s)
+        return self._state == "ready"
+
+    def close(self) -> None:
+        """Stop background retries and close the HTTP client."""
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._client.close()
+
+    def generate(
+        self,
+        image: Image.Image,
+        prompt: str,
+        *,
+        max_new_tokens: int,
+        do_sample: bool = False,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        temperature: float | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> GeneratedText:
+        """One chat completion on one RGB image; thread-safe, runs concurrently.
+
+        Returns the answer with loc/seg tokens rebuilt from the token ids,
+        whitespace stripped; ``truncated`` when the engine stopped at
+        ``max_new_tokens`` (finish_reason "length"). ``on_text`` gets each
+        streamed piece as it arrives (on this thread).
+        Raises ModelUnavailableError when not ready or the engine fails.
+        """
+        if self._state != "ready":
+            raise ModelUnavailableError(
+                self._error or "The inference engine is not checked yet; try again."
+            )
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if IMAGE_TOKEN in prompt:
+            logger.warning("removed %s from the prompt", IMAGE_TOKEN)
+            prompt = prompt.replace(IMAGE_TOKEN, "")
+        body = chat_request(
+            self._model_id,
+            image_to_data_url(image),
+            prompt,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            top_p=top_p,
+            top_k=top_k,
+            temperature=temperature,
+            stream=on_text is not None,
+        )
+        if on_text is None:
+            completion = self._wire(
+                parse_completion, self._call("POST", "/v1/chat/completions", body)
+            )
+        else:
+            completion = self._stream(body, on_text)
+        text = rebuild_text(completion.text, completion.token_ids, self.token_ids)
+        return GeneratedText(
+            text,
+            truncated=completion.finish_reason == "length",
+            num_tokens=completion.num_tokens,
+        )
+
+    def _stream(
+        self, body: dict[str, Any], on_text: Callable[[str], None]
+    ) -> Completion:
+        reader = StreamReader()
+        with engine_errors(self.root, self.settings.backend_timeout_s):
+            with self._client.stream(
+                "POST", "/v1/chat/completions", json=body
+            ) as response:
+                if response.is_error:
+                    response.read()
+                    raise_for_status(self.root, response)
+                kind = response.headers.get("content-type", "")
+                if not kind.startswith("text/event-stream"):
+                    return self._unstreamed(response, kind, on_text)
+                for line in response.iter_lines():
+                    piece = self._wire(reader.feed, line)
+                    if piece:
+                        on_text(piece)
+        if not reader.done and reader.completion.finish_reason is None:
+            raise ModelUnavailableError(
+                f"The inference engine at {self.root} ended the answer stream early "
+                "(no finish_reason, no [DONE]); the answer is incomplete, try again."
+            )
+        return reader.completion
+
+    def _unstreamed(
+        self, response: httpx.Response, kind: str, on_text: Callable[[str], None]
+    ) -> Completion:
+        """A proxy that ignored ``stream``: one JSON completion, one piece."""
+        response.read()
+        if not kind.startswith("application/json"):
+            raise malformed(self.root, f"expected an event stream, got {kind!r}")
+        try:
+            completion = parse_completion(response.json())
+        except (ValueError, WireError) as exc:
+            raise malformed(self.root, f"unreadable JSON answer: {exc}") from exc
+        if completion.text:
+            on_text(completion.text)
+        return completion
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One request; its JSON answer. Every failure -> ModelUnavailableError."""
+        with engine_errors(self.root, self.settings.backend_timeout_s):
+            response = self._client.request(method, path, json=body)
+            raise_for_status(self.root, response)
+            try:
+                return response.json()
+            except json.JSONDecodeError as exc:
+                raise malformed(self.root, f"{path} answered non-JSON") from exc
+
+    def _wire(self, parse: Callable[[Any], Any], value: Any) -> Any:
+        try:
+            return parse(value)
+        except WireError as exc:
+            raise malformed(self.root, str(exc)) from exc
+
+    def decode_masks(self, seg_indices: Any) -> np.ndarray:
+        """int [N, 16] codes in 0..127 -> float32 [N, 64, 64] logits (> 0 inside).
+
+        Raises ModelUnavailableError when the VAE is not loaded.
+        """
+        if self.mask_decoder is None:
+            reason = self._vae_error or "The segmentation VAE is not loaded yet."
+            raise ModelUnavailableError(reason)
+        return self.mask_decoder.decode(seg_indices)
