@@ -135,7 +135,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 "model_loaded": status.model_loaded,
                 "vae_loaded": status.vae_loaded,
                 "backend": status.backend,
-            "queue_depth": ctx.queue.depth,
+                "queue_depth": ctx.queue.depth,
             }
         )
 
