@@ -1,7 +1,8 @@
 """One queue in front of the model, shared by every chat session and the API.
 
-Jobs run one at a time on a single worker thread, off the event loop, so
-concurrent chat and API requests never run the model at the same time.
+Jobs run off the event loop; with the in-process model, one at a time on a
+single worker thread, so concurrent chat and API requests never run the model
+at the same time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ T = TypeVar("T")
 
 
 class ModelQueue:
-    """Bounded FIFO of blocking jobs run on one worker thread.
+    """Bounded FIFO of blocking jobs run on ``workers`` threads (default one).
+
+    One worker for the in-process model; several when the model is a remote
+    engine that batches concurrent requests itself (BACKEND=openai).
 
     ``max_pending`` counts waiting and running jobs; beyond it ``submit``
     raises BusyError at once. ``timeout_s`` bounds how long a caller waits;
@@ -31,12 +35,19 @@ class ModelQueue:
     killed) and keeps its place in the count until it does.
     """
 
-    def __init__(self, max_pending: int = 16, timeout_s: float = 900.0) -> None:
+    def __init__(
+        self, max_pending: int = 16, timeout_s: float = 900.0, workers: int = 1
+    ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self.max_pending = max_pending
         self.timeout_s = timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.workers = workers
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="model"
+        )
         self._lock = threading.Lock()
         self._tickets: list[int] = []  # FIFO of waiting + running job ids
         self._next_ticket = 0
@@ -89,8 +100,11 @@ class ModelQueue:
             ) from exc
 
     def ahead_of(self, ticket: int) -> int:
+        """Jobs that must finish before ``ticket`` starts (0: it is running)."""
         with self._lock:
-            return self._tickets.index(ticket) if ticket in self._tickets else 0
+            if ticket not in self._tickets:
+                return 0
+            return max(0, self._tickets.index(ticket) - self.workers + 1)
 
     async def _report_positions(self, ticket, future, on_position) -> None:
         last = -1

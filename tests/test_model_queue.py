@@ -80,3 +80,14 @@ async def test_job_errors_reach_the_caller_and_free_the_slot():
         await queue.submit(fails)
     assert queue.depth == 0
     assert await queue.submit(lambda: 1) == 1
+
+
+async def test_several_workers_run_jobs_side_by_side():
+    queue = ModelQueue(max_pending=8, workers=3)
+    started = threading.Barrier(3, timeout=5)  # all three must be running at once
+
+    def job() -> str:
+        started.wait()
+        return "ok"
+
+    assert await asyncio.gather(*(queue.submit(job) for _ in range(3))) == ["ok"] * 3
