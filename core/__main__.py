@@ -146,9 +146,10 @@ def run(
     sources: list[tuple[str, Path]],
 ) -> int:
     """Load the model once, run the batch, write the exports; the exit status."""
-    from core.model_manager import ModelManager
+    from core.model_manager import get_model_manager
 
-    manager = ModelManager(settings)  # this process is the only user
+    # The same factory as the app: BACKEND=openai and MODEL_ID=replay: work too.
+    manager = get_model_manager(settings)
     try:
         manager.load()
     except AppError as exc:
