@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import chainlit as cl
+from chainlit.data import get_data_layer
 from chainlit.input_widget import Select, Slider, Switch
+from chainlit.types import ThreadDict
 
 from core.config import Settings
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
@@ -18,6 +21,7 @@ from core.images import load_image
 from core.intent import parse_intent
 from core.model_manager import get_model_manager
 from core.model_queue import ModelQueue
+from core.persistence import ChatState, Persistence
 from core.pipeline import Generation, build_result, generate
 from core.ratelimit import RateLimiter
 from core.render import render_overlay, to_png_bytes
@@ -34,6 +38,12 @@ from logging_config import setup_logging
 SETTINGS = Settings.from_env()
 setup_logging(SETTINGS.log_level)
 logger = logging.getLogger("chainlit_app")
+
+# Before Chainlit checks for a login secret (right after importing this file).
+PERSIST = Persistence.from_settings(SETTINGS)
+if PERSIST.enabled:
+    os.environ["CHAINLIT_AUTH_SECRET"] = PERSIST.auth_secret
+    CHECKER = PERSIST.checker()
 
 MANAGER = get_model_manager(SETTINGS)
 QUEUE = ModelQueue(max_pending=SETTINGS.queue_max, timeout_s=SETTINGS.request_timeout_s)
@@ -56,8 +66,42 @@ async def on_app_startup() -> None:
 
     FILES_DIRECTORY.mkdir(parents=True, exist_ok=True)  # uploads 500 without it
     install_api(app, manager=MANAGER, queue=QUEUE, settings=SETTINGS)
+    await PERSIST.start(app, get_data_layer())
     if SETTINGS.load_on_start:
         MANAGER.start_background_load()
+
+
+@cl.data_layer
+def data_layer():
+    """Chainlit's data layer, or None (no history) when persistence is off."""
+    return PERSIST.make_data_layer()
+
+
+async def password_auth(username: str, password: str) -> cl.User | None:
+    if await asyncio.to_thread(CHECKER.check, username, password):
+        return cl.User(identifier=username.strip(), metadata={"provider": "password"})
+    return None
+
+
+async def on_chat_resume(thread: ThreadDict) -> None:
+    """A reloaded or reopened thread: its images, active image, turns, options."""
+    try:
+        state = await asyncio.to_thread(
+            PERSIST.load_state, thread["id"], DEFAULT_OPTIONS
+        )
+    except (OSError, ValueError) as exc:
+        logger.exception("could not restore thread %s", thread["id"])
+        state = ChatState(Conversation(), dict(DEFAULT_OPTIONS))
+        await _say(f"⚠️ This chat's photos could not be restored ({exc}).")
+    cl.user_session.set("conversation", state.conversation)
+    cl.user_session.set("options", state.options)
+    cl.user_session.set("pending", state.pending)
+    await _send_chat_settings(state.options)
+
+
+if PERSIST.enabled:  # registered only then: either one turns Chainlit's login on
+    cl.password_auth_callback(password_auth)
+    cl.on_chat_resume(on_chat_resume)
 
 
 @cl.set_starters
@@ -74,40 +118,78 @@ async def set_starters() -> list[cl.Starter]:
 async def on_chat_start() -> None:
     cl.user_session.set("conversation", Conversation())
     cl.user_session.set("options", dict(DEFAULT_OPTIONS))
+    await _send_chat_settings(DEFAULT_OPTIONS)
+    if MANAGER.status.state == "failed":
+        await cl.Message(content=f"⚠️ {MANAGER.status.error}").send()
+
+
+async def _send_chat_settings(options: dict) -> None:
     await cl.ChatSettings(
         [
             Select(
                 id="decoding",
                 label="Decoding",
                 values=list(DECODING_PRESETS),
-                initial_value="greedy",
+                initial_value=options["decoding"],
             ),
             Slider(
                 id="max_new_tokens",
                 label="Max new tokens (0 = sized from the request)",
-                initial=0,
+                initial=options["max_new_tokens"],
                 min=0,
                 max=1024,
                 step=8,
             ),
             Slider(
-                id="opacity", label="Mask opacity", initial=0.5, min=0, max=1, step=0.05
+                id="opacity",
+                label="Mask opacity",
+                initial=options["opacity"],
+                min=0,
+                max=1,
+                step=0.05,
             ),
-            Switch(id="show_labels", label="Show labels", initial=True),
-            Switch(id="show_boxes", label="Show boxes", initial=True),
+            Switch(
+                id="show_labels", label="Show labels", initial=options["show_labels"]
+            ),
+            Switch(id="show_boxes", label="Show boxes", initial=options["show_boxes"]),
         ]
     ).send()
-    if MANAGER.status.state == "failed":
-        await cl.Message(content=f"⚠️ {MANAGER.status.error}").send()
 
 
 @cl.on_settings_update
 async def on_settings_update(values: dict) -> None:
     cl.user_session.set("options", {**DEFAULT_OPTIONS, **values})
+    await _save_state()
 
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
+    try:
+        await _handle_message(message)
+    finally:
+        await _save_state()
+        await PERSIST.flush(get_data_layer())  # stored before the task ends
+
+
+async def _save_state() -> None:
+    """Persist this thread's images, turns and options (when history is on).
+
+    Not before the first message: until then the thread does not exist.
+    """
+    if not PERSIST.enabled or not cl.context.session.has_first_interaction:
+        return
+    state = ChatState(
+        cl.user_session.get("conversation"),
+        cl.user_session.get("options"),
+        cl.user_session.get("pending"),
+    )
+    try:
+        await asyncio.to_thread(PERSIST.save_state, cl.context.session.thread_id, state)
+    except (OSError, ValueError):
+        logger.exception("could not save the state of this chat")
+
+
+async def _handle_message(message: cl.Message) -> None:
     conversation: Conversation = cl.user_session.get("conversation")
     added = await _ingest_uploads(message, conversation)
     text = (message.content or "").strip()
@@ -167,9 +249,10 @@ async def _ingest_uploads(
 ) -> list[ImageRecord]:
     """Validate and keep every uploaded image; tell the user about bad ones."""
     added = []
-    # Kept in Chainlit's session folder: removed when the session ends for
-    # good, not when the socket blips.
-    images_dir = Path(cl.context.session.files_dir) / "images"
+    if PERSIST.enabled:  # kept with the thread, deleted with it
+        images_dir = PERSIST.thread_folder(cl.context.session.thread_id)
+    else:  # Chainlit's session folder: removed when the session ends for good
+        images_dir = Path(cl.context.session.files_dir) / "images"
     for element in message.elements or []:
         path = getattr(element, "path", None)
         if not path:
@@ -187,7 +270,7 @@ async def _ingest_uploads(
             await _say(f"**{name}**: {exc.message}")
             continue
         images_dir.mkdir(parents=True, exist_ok=True)
-        stored = images_dir / f"{len(conversation.images) + 1:03d}.png"
+        stored = _free_name(images_dir, len(conversation.images) + 1)
         await asyncio.to_thread(image.save, stored, format="PNG", compress_level=1)
         added.append(conversation.add_image(name, str(stored), image.size))
     return added
@@ -405,6 +488,12 @@ async def _guard(coroutine) -> None:
 
 async def _say(text: str) -> None:
     await cl.Message(content=text).send()
+
+
+def _free_name(folder: Path, number: int) -> Path:
+    while (folder / f"{number:03d}.png").exists():  # a resumed thread's older ones
+        number += 1
+    return folder / f"{number:03d}.png"
 
 
 def _open_stored(path: str):

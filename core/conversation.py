@@ -4,17 +4,42 @@ One ``Conversation`` lives in each chat session. It never touches the disk: it
 tells the caller which paths to delete (``remove_image``, ``clear``, ``prune``).
 Image references follow ``Intent.image_ref``: None (the active image), "1",
 "2"... (1-based upload order), "last", "all", or a file name as typed.
+``to_dict`` / ``from_dict`` give a JSON-safe snapshot so a persisted chat can
+be rebuilt after a reload or a server restart.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from core.errors import UserInputError
 from core.types import AnalysisResult, Intent
 
 logger = logging.getLogger(__name__)
+
+STATE_VERSION = 1  # bump when the to_dict layout changes incompatibly
+
+
+def intent_to_dict(intent: Intent) -> dict[str, Any]:
+    """An Intent as JSON-safe values (``targets`` becomes a list)."""
+    data = asdict(intent)
+    data["targets"] = list(intent.targets)
+    return data
+
+
+def intent_from_dict(data: dict[str, Any]) -> Intent:
+    """Inverse of ``intent_to_dict``; unknown keys are ignored, ``task`` and
+    ``prompt`` are required."""
+    known = {f.name for f in fields(Intent)}
+    missing = {"task", "prompt"} - data.keys()
+    if missing:
+        raise ValueError(f"an intent needs {sorted(missing)}, got keys {sorted(data)}")
+    values = {k: v for k, v in data.items() if k in known}
+    values["targets"] = tuple(values.get("targets") or ())
+    return Intent(**values)
 
 
 @dataclass(frozen=True)
@@ -167,12 +192,8 @@ class Conversation:
         record = self.resolve(image_ref)
         if isinstance(record, list):
             raise UserInputError("Remove one image at a time, e.g. “remove image 2”.")
-        self._images = [
-            ImageRecord(r.id, r.name, r.path, r.size_wh, order)
-            for order, r in enumerate(
-                (r for r in self._images if r.id != record.id), start=1
-            )
-        ]
+        self._images = [r for r in self._images if r.id != record.id]
+        self._renumber()
         self._turns = [t for t in self._turns if t.image_id != record.id]
         if self._active_id == record.id:
             self._active_id = self._images[-1].id if self._images else None
@@ -243,6 +264,84 @@ class Conversation:
         self._active_id = latest.image_id
         logger.debug("undid turn %d on %s", latest.index, latest.image_id)
         return self.last_turn(latest.image_id)
+
+    # Snapshots ----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild this conversation, as JSON-safe values."""
+        return {
+            "version": STATE_VERSION,
+            "images": [asdict(r) for r in self._images],
+            "active_id": self._active_id,
+            "turns": [
+                {
+                    "index": t.index,
+                    "image_id": t.image_id,
+                    "intent": intent_to_dict(t.intent),
+                    "summary": asdict(t.summary),
+                }
+                for t in self._turns
+            ],
+            "next_image": self._next_image,
+            "next_turn": self._next_turn,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Conversation:
+        """Rebuild a conversation from ``to_dict`` output (also after a JSON trip).
+
+        Raises ValueError saying what is wrong when ``data`` is not a snapshot
+        of this version.
+        """
+        version = data.get("version") if isinstance(data, dict) else type(data)
+        if version != STATE_VERSION:
+            raise ValueError(
+                f"expected a conversation snapshot version {STATE_VERSION}, "
+                f"got {version!r}"
+            )
+        chat = cls()
+        try:
+            for r in data["images"]:
+                size_wh = (int(r["size_wh"][0]), int(r["size_wh"][1]))
+                record = ImageRecord(
+                    str(r["id"]), str(r["name"]), str(r["path"]), size_wh, 0
+                )
+                chat._images.append(record)
+            for t in data["turns"]:
+                summary = dict(t["summary"])
+                summary["labels"] = tuple(summary.get("labels") or ())
+                chat._turns.append(
+                    Turn(
+                        int(t["index"]),
+                        str(t["image_id"]),
+                        intent_from_dict(t["intent"]),
+                        ResultSummary(**summary),
+                    )
+                )
+            chat._next_image = int(data["next_image"])
+            chat._next_turn = int(data["next_turn"])
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"malformed conversation snapshot: {exc!r}") from exc
+        unknown = {t.image_id for t in chat._turns} - set(chat._ids())
+        if unknown:
+            raise ValueError(f"turns refer to unknown images {sorted(unknown)}")
+        active = data.get("active_id")
+        chat._active_id = active if active in chat._ids() else None
+        chat._renumber()
+        return chat
+
+    def drop_missing(self, exists: Callable[[str], bool]) -> list[ImageRecord]:
+        """Forget images whose file is gone (and their turns); returns them."""
+        gone = [r for r in self._images if not exists(r.path)]
+        for record in gone:
+            self.remove_image(str(self._by_id(record.id).order))
+        return gone
+
+    def _renumber(self) -> None:
+        self._images = [
+            ImageRecord(r.id, r.name, r.path, r.size_wh, order)
+            for order, r in enumerate(self._images, start=1)
+        ]
 
     def _by_id(self, image_id: str | None) -> ImageRecord | None:
         return next((r for r in self._images if r.id == image_id), None)

@@ -4,13 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if ! command -v chromium >/dev/null 2>&1; then
+# System packages the tests use: Chromium (browser tests) and a PostgreSQL server
+# (tests/test_persistence_e2e.py runs its history tests on PostgreSQL too).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing Debian's chromium for the browser tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "setup: installing Debian's ${missing[*]} for the browser and history tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "setup: chromium not found and cannot install it (need root + apt-get);" \
-      "browser tests will fail: install chromium and re-run" >&2
+    echo "setup: ${missing[*]} not found and cannot install (need root + apt-get):" \
+      "browser tests fail without chromium; PostgreSQL history tests are skipped" >&2
   fi
 fi
 .venv/bin/ruff check .

@@ -1,0 +1,208 @@
+"""Persisted chat history and login, wired from Settings.
+
+On when users are configured (AUTH_USERS, PERSIST=auto) or PERSIST=on:
+- Chainlit's SQLAlchemy data layer on ``DATA_DIR/chat.db`` (SQLite, tables
+  created on first start) or on DATABASE_URL (SQLite or PostgreSQL);
+- element files (photos, overlays, downloads) in ``DATA_DIR/files`` behind
+  Chainlit's storage interface, served by signed URLs;
+- each thread's working images and chat state in ``DATA_DIR/threads/<id>/``
+  (``state.json``: images, active image, turns with intents and raw answers,
+  options, a request waiting for its photo), removed with the thread;
+- password login against AUTH_USERS hashes, JWT secret CHAINLIT_AUTH_SECRET or
+  one generated into ``DATA_DIR/auth-secret``.
+Off, the chat works as without this module: no login, images in Chainlit's
+session folder.
+
+Make a password hash: ``python -m core.persistence hash-password alice``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.config import Settings
+from core.conversation import Conversation, intent_from_dict, intent_to_dict
+from core.persist_auth import (
+    PasswordChecker,
+    check_user_name,
+    ensure_auth_secret,
+    hash_password,
+    parse_users,
+)
+from core.persist_db import AppDataLayer, async_database_url, thread_folder
+from core.persist_storage import LocalStorageClient, install_file_route
+from core.types import Intent
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class ChatState:
+    """What a resumed chat needs besides its messages."""
+
+    conversation: Conversation
+    options: dict[str, Any]
+    pending: Intent | None = None
+
+
+@dataclass
+class Persistence:
+    """The persistence switch and its parts; build with ``from_settings``."""
+
+    enabled: bool
+    data_dir: Path
+    database_url: str = ""
+    auth_secret: str = ""
+    users: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Persistence:
+        """Decide on/off and check AUTH_USERS; generates the auth secret when on.
+
+        Raises ValueError naming the setting that is wrong.
+        """
+        data_dir = Path(settings.data_dir).expanduser()
+        users = parse_users(settings.auth_users)
+        enabled = settings.persist == "on" or (settings.persist == "auto" and users)
+        if not enabled:
+            if settings.database_url:
+                logger.warning("DATABASE_URL is ignored: set AUTH_USERS to persist")
+            return cls(False, data_dir)
+        if not users:
+            raise ValueError(
+                "PERSIST=on needs AUTH_USERS (name:hash entries; make a hash with "
+                "`python -m core.persistence hash-password <name>`): chat history "
+                "is kept per logged-in user"
+            )
+        return cls(
+            True,
+            data_dir,
+            async_database_url(settings.database_url, data_dir),
+            ensure_auth_secret(data_dir, settings.auth_secret),
+            users,
+        )
+
+    @property
+    def threads_root(self) -> Path:
+        return self.data_dir / "threads"
+
+    @property
+    def files_root(self) -> Path:
+        return self.data_dir / "files"
+
+    def checker(self) -> PasswordChecker:
+        return PasswordChecker(self.users)
+
+    def make_data_layer(self) -> AppDataLayer | None:
+        """The data layer Chainlit should use (``@cl.data_layer``); None when off."""
+        if not self.enabled:
+            return None
+        storage = LocalStorageClient(self.files_root, self.auth_secret)
+        return AppDataLayer(self.database_url, storage, self.threads_root)
+
+    async def start(self, app, data_layer: AppDataLayer | None) -> None:
+        """At app start: create the tables and serve the stored files."""
+        if not self.enabled or data_layer is None:
+            return
+        await data_layer.create_schema()
+        install_file_route(app, data_layer.storage_provider)
+        logger.info(
+            "chat history on (%s), users: %s",
+            data_layer.dialect,
+            ", ".join(sorted(self.users)),
+        )
+
+    async def flush(self, data_layer: AppDataLayer | None) -> None:
+        """Wait for the history writes of the reply just sent (when on)."""
+        if self.enabled and isinstance(data_layer, AppDataLayer):
+            await data_layer.flush()
+
+    def thread_folder(self, thread_id: str) -> Path:
+        """Where one thread's images and state live (not created here)."""
+        return thread_folder(self.threads_root, thread_id)
+
+    def save_state(self, thread_id: str, state: ChatState) -> Path:
+        """Write ``state.json`` atomically; image paths are stored relative."""
+        folder = self.thread_folder(thread_id)
+        snapshot = state.conversation.to_dict()
+        for image in snapshot["images"]:
+            path = Path(image["path"])
+            if path.is_relative_to(folder):
+                image["path"] = str(path.relative_to(folder))
+        data = {
+            "conversation": snapshot,
+            "options": state.options,
+            "pending": intent_to_dict(state.pending) if state.pending else None,
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / STATE_FILE
+        draft = target.with_name(STATE_FILE + ".part")
+        draft.write_text(json.dumps(data), encoding="utf-8")
+        draft.replace(target)
+        return target
+
+    def load_state(self, thread_id: str, default_options: dict[str, Any]) -> ChatState:
+        """The saved state of a thread; a fresh one when none was saved.
+
+        Images whose file is gone are dropped with their turns (logged).
+        """
+        folder = self.thread_folder(thread_id)
+        target = folder / STATE_FILE
+        if not target.exists():
+            return ChatState(Conversation(), dict(default_options))
+        data = json.loads(target.read_text(encoding="utf-8"))
+        snapshot = data["conversation"]
+        for image in snapshot["images"]:
+            image["path"] = str(folder / image["path"])  # absolute paths stay
+        conversation = Conversation.from_dict(snapshot)
+        for record in conversation.drop_missing(lambda p: Path(p).is_file()):
+            logger.warning("thread %s: image %s is gone", thread_id, record.path)
+        pending = data.get("pending")
+        return ChatState(
+            conversation,
+            {**default_options, **(data.get("options") or {})},
+            intent_from_dict(pending) if pending else None,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m core.persistence hash-password [NAME]``: print an AUTH_USERS
+    entry (``NAME:hash``, or the bare hash without NAME). The password is read
+    without echo, twice, or from stdin when it is not a terminal."""
+    parser = argparse.ArgumentParser(prog="python -m core.persistence")
+    commands = parser.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("hash-password", help="make an AUTH_USERS entry")
+    make.add_argument("name", nargs="?", help="user name to prefix the hash with")
+    args = parser.parse_args(argv)
+    try:
+        name = check_user_name(args.name) if args.name is not None else None
+    except ValueError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            sys.stderr.write("The passwords differ; nothing written.\n")
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        encoded = hash_password(password)
+    except ValueError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    sys.stdout.write(f"{name}:{encoded}\n" if name else f"{encoded}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

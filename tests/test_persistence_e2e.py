@@ -1,0 +1,285 @@
+"""Persisted history over the real server and a real database: log in, chat,
+disconnect, resume and refine, restart the server and resume again, delete the
+thread and see its files go. Runs on SQLite (the default file in DATA_DIR) and,
+where PostgreSQL's server binaries are installed, on a throwaway PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+from PIL import Image
+
+from core.persist_auth import hash_password
+from tests.chat_client import ChatClient, free_port, start_server
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct horse battery staple"
+SEGS = "".join(
+    f"<seg{v:03d}>"
+    for v in (5, 17, 99, 3, 64, 64, 12, 8, 101, 90, 33, 7, 0, 127, 45, 60)
+)
+CAT = f"<loc0100><loc0100><loc0700><loc0500> {SEGS} cat"
+DOG = f"<loc0200><loc0550><loc0900><loc0950> {SEGS} dog"
+RECORDING = {
+    "segment cat": CAT,
+    "segment cat ; dog": f"{CAT} ; {DOG}",
+    "detect cat ; dog": "<loc0100><loc0100><loc0700><loc0500> cat ; "
+    "<loc0200><loc0550><loc0900><loc0950> dog",
+}
+PHOTO_WH = (320, 240)
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", PHOTO_WH, "orange").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class AuthChatClient(ChatClient):
+    """A logged-in tab: sends the login cookie; can resume a thread."""
+
+    def __init__(self, url: str, token: str, thread_id: str | None = None) -> None:
+        super().__init__(url, thread_id=thread_id or str(uuid.uuid4()))
+        self.token = token
+        self.resumed: dict[str, Any] | None = None
+        self.resume_error: str | None = None
+
+        @self.sio.on("resume_thread")
+        async def _resume(thread: dict[str, Any]) -> None:
+            self.resumed = thread
+            self._changed.set()
+
+        @self.sio.on("resume_thread_error")
+        async def _resume_error(error: str) -> None:
+            self.resume_error = error
+            self._changed.set()
+
+    async def connect(self, resume: bool = False) -> None:
+        await self.sio.connect(
+            self.url,
+            socketio_path="/ws/socket.io",
+            transports=["websocket"],
+            headers={"Cookie": f"access_token={self.token}"},
+            auth={
+                "sessionId": self.session_id,
+                "clientType": "webapp",
+                "threadId": self.thread_id,
+            },
+        )
+        await self.sio.emit("connection_successful")
+        if resume:
+            await self.wait_for(
+                lambda: self.resumed is not None or self.resume_error, timeout_s=30
+            )
+            assert self.resume_error is None, self.resume_error
+            await self.wait_for(lambda: self.tasks_ended >= 2, timeout_s=30)
+        else:
+            await self.wait_for(lambda: self.tasks_ended >= 2, timeout_s=30)
+
+    async def upload(self, name: str, data: bytes, mime: str = "image/png") -> str:
+        async with httpx.AsyncClient(
+            base_url=self.url, cookies={"access_token": self.token}
+        ) as http:
+            response = await http.post(
+                "/project/file",
+                params={"session_id": self.session_id},
+                files={"file": (name, data, mime)},
+            )
+        response.raise_for_status()
+        return response.json()["id"]
+
+
+def find_pg_bin() -> Path | None:
+    """The folder of Debian's PostgreSQL server binaries (initdb, pg_ctl)."""
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+            return candidate
+    return None
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """A throwaway PostgreSQL on a loopback port; yields its DATABASE_URL.
+
+    As root, the server runs as the ``postgres`` user (initdb refuses root), so
+    its folder lives outside pytest's root-only tmp folder.
+    """
+    pg_bin = find_pg_bin()
+    folder = Path(tempfile.mkdtemp(prefix="pg-persist-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+
+    def run(*args: str) -> None:
+        done = subprocess.run([*as_user, *args], capture_output=True, text=True)
+        assert done.returncode == 0, f"{args[0]} failed:\n{done.stdout}{done.stderr}"
+
+    pg_ctl = [str(pg_bin / "pg_ctl"), "-D", str(data)]
+    run(str(pg_bin / "initdb"), "-D", str(data), "-U", "app", "-A", "trust")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(*pg_ctl, "-o", options, "-l", str(folder / "server.log"), "-w", "start")
+    try:
+        where = ["-h", "127.0.0.1", "-p", str(port), "-U", "app"]
+        run(str(pg_bin / "createdb"), *where, "chat")
+        yield f"postgresql://app@127.0.0.1:{port}/chat"
+    finally:
+        run(*pg_ctl, "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def login(url: str, name: str, password: str) -> httpx.Response:
+    return httpx.post(f"{url}/login", data={"username": name, "password": password})
+
+
+def token_of(url: str, name: str = "alice") -> str:
+    response = login(url, name, PASSWORD)
+    assert response.status_code == 200, response.text
+    return response.cookies["access_token"]
+
+
+def generating_inputs(client: ChatClient) -> list[str]:
+    seen: dict[str, str] = {}
+    for step in client.messages + client.steps:
+        if step.get("name") == "generating":
+            seen[step["id"]] = step.get("input", "")
+    return list(seen.values())
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database(request, tmp_path_factory):
+    """(kind, DATABASE_URL or "" for the default SQLite file in DATA_DIR)."""
+    if request.param == "sqlite":
+        yield "sqlite", ""
+        return
+    if find_pg_bin() is None:
+        pytest.skip(
+            "PostgreSQL server binaries not installed (apt-get install postgresql; "
+            "scripts/run_tests.sh does it as root)"
+        )
+    with postgres_cluster() as url:
+        yield "postgresql", url
+
+
+@pytest.fixture(scope="module")
+def app_env(database, synthetic_vae_path, tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp(f"persist-{database[0]}")
+    recording = folder / "recording.json"
+    recording.write_text(json.dumps(RECORDING))
+    users = f"alice:{hash_password(PASSWORD)},bob:{hash_password(PASSWORD)}"
+    return {
+        "MODEL_ID": f"replay:{recording}",
+        "VAE_PATH": str(synthetic_vae_path),
+        "DATA_DIR": str(folder / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "AUTH_USERS": users,
+        "DATABASE_URL": database[1],
+        "LOG_FOLDER": str(folder),
+    }
+
+
+def run_server(env: dict[str, str], name: str):
+    server = start_server(env, Path(env["LOG_FOLDER"]) / f"{name}.log")
+    server.wait_ready()
+    return server
+
+
+async def test_resume_refine_restart_and_delete(app_env):
+    data_dir = Path(app_env["DATA_DIR"])
+    server = run_server(app_env, "first")
+    try:
+        assert login(server.url, "alice", "wrong").status_code == 401
+        assert login(server.url, "mallory", PASSWORD).status_code == 401
+        token = token_of(server.url)
+        assert (data_dir / "auth-secret").is_file()  # generated on first run
+        if not app_env["DATABASE_URL"]:
+            assert (data_dir / "chat.db").is_file()  # SQLite file created
+
+        first = AuthChatClient(server.url, token)
+        await first.connect()
+        replies = await first.send("segment the cat", [("cat.png", png_bytes())])
+        assert generating_inputs(first) == ["segment cat"], server.log()[-3000:]
+        assert "`segment cat`" in replies[-1]["output"]
+        thread_id = first.thread_id
+        await first.close()
+
+        again = AuthChatClient(server.url, token, thread_id)
+        await again.connect(resume=True)
+        outputs = [s.get("output", "") for s in again.resumed["steps"]]
+        assert any("`segment cat`" in text for text in outputs)
+        (step,) = [s for s in again.resumed["steps"] if s["name"] == "generating"]
+        assert (step["input"], step["output"]) == ("segment cat", CAT)  # raw text
+        overlay = _overlay_element(again.resumed)
+        shown = httpx.get(server.url + overlay["url"])
+        assert shown.status_code == 200, shown.text
+        assert shown.headers["content-type"] == "image/jpeg"
+        assert Image.open(io.BytesIO(shown.content)).size == PHOTO_WH
+        tampered = overlay["url"].replace("sig=", "sig=0")
+        assert httpx.get(server.url + tampered).status_code == 403
+
+        replies = await again.send("also the dog")  # the last intent came back
+        assert generating_inputs(again) == ["segment cat ; dog"]
+        rows = [ln for ln in replies[-1]["output"].splitlines() if ln.startswith("| ")]
+        assert [row.split(" | ")[1] for row in rows[1:]] == ["cat", "dog"]
+        await again.close()
+
+        intruder = AuthChatClient(server.url, token_of(server.url, "bob"), thread_id)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await intruder.connect(resume=True)  # bob may not open alice's chat
+        assert "Authorization for the thread failed" in server.log()
+    finally:
+        server.stop()
+
+    server = run_server(app_env, "restarted")
+    try:
+        after = AuthChatClient(server.url, token, thread_id)  # same cookie still valid
+        await after.connect(resume=True)
+        replies = await after.send("now as boxes")
+        assert generating_inputs(after) == ["detect cat ; dog"]
+        assert "cat.png" in replies[-1]["output"]
+        await after.close()
+        keys = [e["objectKey"] for e in after.resumed["elements"] if e["objectKey"]]
+        folder = data_dir / "threads" / thread_id
+        stored = [data_dir / "files" / key for key in keys]
+        assert (folder / "state.json").is_file() and (folder / "001.png").is_file()
+        assert stored and all(path.is_file() for path in stored)
+
+        cookies = {"access_token": token}
+        response = httpx.request(
+            "DELETE",
+            f"{server.url}/project/thread",
+            json={"threadId": thread_id},
+            cookies=cookies,
+        )
+        assert response.status_code == 200, response.text
+        assert not folder.exists()
+        assert not any(path.exists() for path in stored)
+        listed = httpx.post(
+            f"{server.url}/project/threads",
+            json={"pagination": {"first": 20}, "filter": {}},
+            cookies=cookies,
+        )
+        assert thread_id not in [t["id"] for t in listed.json()["data"]]
+    finally:
+        server.stop()
+
+
+def _overlay_element(thread: dict[str, Any]) -> dict[str, Any]:
+    overlays = [e for e in thread["elements"] if e["name"].endswith("-overlay.jpg")]
+    assert overlays, [e["name"] for e in thread["elements"]]
+    return overlays[0]
