@@ -28,14 +28,12 @@ from core.batch import (
 from core.config import Settings
 from core.errors import AppError, UserInputError
 from core.export import (
-    CLASSES_NAME,
     COCO_JSON_NAME,
     ExportItem,
+    export_stems,
     masks_zip,
     to_coco,
-    to_yolo_seg,
-    unique_stems,
-    yolo_class_names,
+    yolo_files,
 )
 from core.pipeline import to_intent
 from core.types import DECODING_PRESETS, Decoding, Intent
@@ -221,17 +219,15 @@ def write_outputs(
         logger.debug("wrote %s", path)
         written.append(path)
 
-    stems = unique_stems([e.file_name for e in exports], reserved={"labels"})
+    stems = export_stems(exports)
     if exports and "zip" in formats:
         write(ZIP_NAME, masks_zip(exports, polygons=polygons))
     if exports and "coco" in formats:
         coco = to_coco(exports, polygons=polygons)
         write(COCO_JSON_NAME, json.dumps(coco, ensure_ascii=False, indent=1))
     if exports and "yolo" in formats:
-        class_names = yolo_class_names(exports)
-        write(CLASSES_NAME, "".join(name + "\n" for name in class_names))
-        for export, stem in zip(exports, stems, strict=True):
-            write(f"labels/{stem}.txt", to_yolo_seg(export, class_names))
+        for relative, text in yolo_files(exports).items():
+            write(relative, text)
     overlay_files: list[str | None] = []  # one per export, in order
     for export, stem in zip(exports, stems, strict=True):
         overlay_files.append(None)

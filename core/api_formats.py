@@ -21,13 +21,10 @@ from typing import Any
 
 from core.batch import BatchItem, batch_to_export_items
 from core.export import (
-    CLASSES_NAME,
     ExportItem,
     masks_zip,
     to_coco,
-    to_yolo_seg,
-    unique_stems,
-    yolo_class_names,
+    yolo_files,
 )
 
 logger = logging.getLogger(__name__)
@@ -90,13 +87,10 @@ def yolo_zip(items: Sequence[ExportItem], errors: list[dict[str, Any]]) -> bytes
     """YOLO-seg labels: ``classes.txt`` (line i names class i),
     ``labels/<stem>.txt`` per image (empty when it has no objects; stems as
     in ``masks_zip``) and ``errors.json``."""
-    class_names = yolo_class_names(items)
-    stems = unique_stems([item.file_name for item in items], reserved={"labels"})
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        _write(archive, CLASSES_NAME, "".join(name + "\n" for name in class_names))
-        for item, stem in zip(items, stems, strict=True):
-            _write(archive, f"labels/{stem}.txt", to_yolo_seg(item, class_names))
+        for name, text in yolo_files(items).items():
+            _write(archive, name, text)
         _write(archive, ERRORS_NAME, _errors_json(errors))
     return buffer.getvalue()
 

@@ -284,6 +284,21 @@ def mask_file_names(item: ExportItem, stem: str) -> list[str | None]:
     ]
 
 
+def export_stems(items: Sequence[ExportItem]) -> list[str]:
+    """Per-image folder/label names used by every export (path-safe, unique)."""
+    return unique_stems([item.file_name for item in items], reserved=ZIP_TOP_LEVEL)
+
+
+def yolo_files(items: Sequence[ExportItem]) -> dict[str, str]:
+    """YOLO-seg files by relative path: ``classes.txt`` (line i names class i)
+    and ``labels/<stem>.txt`` per image (empty when it has no objects)."""
+    class_names = yolo_class_names(items)
+    files = {CLASSES_NAME: "".join(name + "\n" for name in class_names)}
+    for item, stem in zip(items, export_stems(items), strict=True):
+        files[f"labels/{stem}.txt"] = to_yolo_seg(item, class_names)
+    return files
+
+
 def masks_zip(items: Sequence[ExportItem], *, polygons: bool = False) -> bytes:
     """A ZIP of everything: masks, COCO JSON, YOLO labels, classes, overlays.
 
@@ -293,8 +308,7 @@ def masks_zip(items: Sequence[ExportItem], *, polygons: bool = False) -> bytes:
     mode "L", 0/255) and ``<stem>/overlay.png`` when the item has one. Stems
     come from the file names, made path-safe and unique.
     """
-    class_names = yolo_class_names(items)
-    stems = unique_stems([item.file_name for item in items], reserved=ZIP_TOP_LEVEL)
+    stems = export_stems(items)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
 
@@ -305,9 +319,10 @@ def masks_zip(items: Sequence[ExportItem], *, polygons: bool = False) -> bytes:
 
         coco = to_coco(items, polygons=polygons)
         write(COCO_JSON_NAME, json.dumps(coco, ensure_ascii=False, indent=1))
-        write(CLASSES_NAME, "".join(name + "\n" for name in class_names))
+        yolo = yolo_files(items)
+        write(CLASSES_NAME, yolo[CLASSES_NAME])
         for item, stem in zip(items, stems, strict=True):
-            write(f"labels/{stem}.txt", to_yolo_seg(item, class_names))
+            write(f"labels/{stem}.txt", yolo[f"labels/{stem}.txt"])
             for det, name in zip(
                 item.detections, mask_file_names(item, stem), strict=True
             ):
