@@ -20,6 +20,22 @@ WHEELS_SEGMENT = (
 )
 WHEELS_BOXES_PX = [(98, 277, 194, 372), (455, 275, 551, 372)]  # 640x480 image
 
+# Answers for the replay model (MODEL_ID=replay:<json>) in end-to-end tests.
+REPLAY_SEGS = "".join(
+    f"<seg{v:03d}>"
+    for v in (5, 17, 99, 3, 64, 64, 12, 8, 101, 90, 33, 7, 0, 127, 45, 60)
+)
+REPLAY_CAT = f"<loc0100><loc0100><loc0700><loc0500> {REPLAY_SEGS} cat"
+REPLAY_DOG = f"<loc0200><loc0550><loc0900><loc0950> {REPLAY_SEGS} dog"
+REPLAY_RECORDING = {
+    "segment cat": REPLAY_CAT,
+    "segment cat ; dog": f"{REPLAY_CAT} ; {REPLAY_DOG}",
+    "detect cat ; dog": "<loc0100><loc0100><loc0700><loc0500> cat ; "
+    "<loc0200><loc0550><loc0900><loc0950> dog",
+    "detect cat": "<loc0100><loc0100><loc0700><loc0500> cat",
+    "detect car": "<loc0300><loc0100><loc0800><loc0900> car",
+}
+
 
 @pytest.fixture
 def fake_model() -> FakeModel:
@@ -39,6 +55,21 @@ def synthetic_vae_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("vae") / "vae-oid.npz"
     write_synthetic_vae(path, seed=0)
     return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch_chromium
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 @pytest.fixture(scope="session")

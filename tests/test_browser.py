@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
 from core.geometry import box_to_pixels
 from core.intent import parse_intent
@@ -28,7 +28,6 @@ from tests.browser import (
     ASSISTANT,
     INLINE_IMAGE,
     attach,
-    launch_chromium,
     open_chat,
     read_step,
     send,
@@ -87,16 +86,6 @@ def server(recording, synthetic_vae_path, tmp_path_factory) -> Iterator[ServerPr
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
 from core.persist_auth import hash_password
 from tests.browser import (
@@ -22,7 +22,6 @@ from tests.browser import (
     INLINE_IMAGE,
     SESSION_READY,
     attach,
-    launch_chromium,
     send,
     table_rows,
     wait_for_answer,
@@ -63,16 +62,6 @@ def server(synthetic_vae_path, tmp_path_factory) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -11,23 +11,10 @@ import pytest
 from PIL import Image
 
 from tests.chat_client import ChatClient, start_server
+from tests.conftest import REPLAY_RECORDING
 
 pytestmark = pytest.mark.e2e
 
-SEGS = "".join(
-    f"<seg{v:03d}>"
-    for v in (5, 17, 99, 3, 64, 64, 12, 8, 101, 90, 33, 7, 0, 127, 45, 60)
-)
-CAT = f"<loc0100><loc0100><loc0700><loc0500> {SEGS} cat"
-DOG = f"<loc0200><loc0550><loc0900><loc0950> {SEGS} dog"
-RECORDING = {
-    "segment cat": CAT,
-    "segment cat ; dog": f"{CAT} ; {DOG}",
-    "detect cat ; dog": "<loc0100><loc0100><loc0700><loc0500> cat ; "
-    "<loc0200><loc0550><loc0900><loc0950> dog",
-    "detect cat": "<loc0100><loc0100><loc0700><loc0500> cat",
-    "detect car": "<loc0300><loc0100><loc0800><loc0900> car",
-}
 # (what the user types, uploads, the prompt the model must get, labels in the reply)
 FLOW = [
     ("segment the cat", ["cat.png"], "segment cat", ["cat"]),
@@ -56,7 +43,7 @@ def server(request, tiny_model_dir, synthetic_vae_path, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"server-{request.param}")
     if request.param == "replay":
         recording = folder / "recording.json"
-        recording.write_text(json.dumps(RECORDING))
+        recording.write_text(json.dumps(REPLAY_RECORDING))
         model_id = f"replay:{recording}"
     else:
         model_id = str(tiny_model_dir)

@@ -24,22 +24,11 @@ from PIL import Image
 
 from core.persist_auth import hash_password
 from tests.chat_client import ChatClient, free_port, start_server
+from tests.conftest import REPLAY_CAT, REPLAY_RECORDING
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery staple"
-SEGS = "".join(
-    f"<seg{v:03d}>"
-    for v in (5, 17, 99, 3, 64, 64, 12, 8, 101, 90, 33, 7, 0, 127, 45, 60)
-)
-CAT = f"<loc0100><loc0100><loc0700><loc0500> {SEGS} cat"
-DOG = f"<loc0200><loc0550><loc0900><loc0950> {SEGS} dog"
-RECORDING = {
-    "segment cat": CAT,
-    "segment cat ; dog": f"{CAT} ; {DOG}",
-    "detect cat ; dog": "<loc0100><loc0100><loc0700><loc0500> cat ; "
-    "<loc0200><loc0550><loc0900><loc0950> dog",
-}
 PHOTO_WH = (320, 240)
 
 
@@ -180,7 +169,7 @@ def database(request, tmp_path_factory):
 def app_env(database, synthetic_vae_path, tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp(f"persist-{database[0]}")
     recording = folder / "recording.json"
-    recording.write_text(json.dumps(RECORDING))
+    recording.write_text(json.dumps(REPLAY_RECORDING))
     users = f"alice:{hash_password(PASSWORD)},bob:{hash_password(PASSWORD)}"
     return {
         "MODEL_ID": f"replay:{recording}",
@@ -223,7 +212,8 @@ async def test_resume_refine_restart_and_delete(app_env):
         outputs = [s.get("output", "") for s in again.resumed["steps"]]
         assert any("`segment cat`" in text for text in outputs)
         (step,) = [s for s in again.resumed["steps"] if s["name"] == "generating"]
-        assert (step["input"], step["output"]) == ("segment cat", CAT)  # raw text
+        # the raw model text survives the reload
+        assert (step["input"], step["output"]) == ("segment cat", REPLAY_CAT)
         overlay = _overlay_element(again.resumed)
         shown = httpx.get(server.url + overlay["url"])
         assert shown.status_code == 200, shown.text
