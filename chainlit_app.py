@@ -46,7 +46,11 @@ if PERSIST.enabled:
     CHECKER = PERSIST.checker()
 
 MANAGER = get_model_manager(SETTINGS)
-QUEUE = ModelQueue(max_pending=SETTINGS.queue_max, timeout_s=SETTINGS.request_timeout_s)
+QUEUE = ModelQueue(
+    max_pending=SETTINGS.queue_max,
+    timeout_s=SETTINGS.request_timeout_s,
+    workers=SETTINGS.model_workers,
+)
 CHAT_LIMITER = RateLimiter(SETTINGS.rate_limit_per_min)
 DEFAULT_OPTIONS = {
     "decoding": "greedy",

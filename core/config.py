@@ -115,6 +115,12 @@ class Settings:
             raise ValueError(f"PERSIST must be auto, on or off, got {self.persist!r}")
 
     @property
+    def model_workers(self) -> int:
+        """Requests the model queue runs at once: one in-process model run at a
+        time; up to 8 for a remote engine, which batches them itself."""
+        return min(self.queue_max, 8) if self.backend == "openai" else 1
+
+    @property
     def vae_cache_path(self) -> Path:
         """Where the downloaded vae-oid.npz is kept when VAE_PATH is not set."""
         return Path(self.data_dir) / VAE_FILENAME

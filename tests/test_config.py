@@ -74,3 +74,15 @@ def test_from_env(env, field, value, expectation):
 )
 def test_default_model_per_device(device, model_id):
     assert default_model_id(device) == model_id
+
+
+@pytest.mark.parametrize(
+    ("env", "workers"),
+    [
+        ({}, 1),  # in-process model: one run at a time
+        ({"BACKEND": "openai", "BACKEND_URL": "http://e:8000"}, 8),  # engine batches
+        ({"BACKEND": "openai", "BACKEND_URL": "http://e:8000", "QUEUE_MAX": "3"}, 3),
+    ],
+)
+def test_model_workers(env, workers):
+    assert Settings.from_env(env).model_workers == workers
