@@ -141,6 +141,8 @@ class ChatClient:
     elements: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     tasks_ended: int = 0
+    # (perf_counter at arrival, step) for every new message or step: latency.
+    arrivals: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     streams: dict[str, list[str]] = field(default_factory=dict)  # id -> pieces
 
     def __post_init__(self) -> None:
@@ -149,6 +151,7 @@ class ChatClient:
 
         @self.sio.on("new_message")
         async def _new_message(step: dict[str, Any]) -> None:
+            self.arrivals.append((time.perf_counter(), step))
             self.messages.append(step)
             self._changed.set()
 
