@@ -31,7 +31,8 @@ _HUB_MESSAGES = {
     + ".",
     "offline": "The model {m} could not be downloaded (no network, or offline mode "
     "via HF_HUB_OFFLINE) and is not in the local Hugging Face cache: connect once "
-    "to download it, " + LOCAL_FIX + ".",
+    "to download it (PaliGemma is gated: set HF_TOKEN to a token of an account "
+    "that accepted the license at https://huggingface.co/{m}), " + LOCAL_FIX + ".",
     "other": "The model {m} could not be loaded ({reason}). Check MODEL_ID, "
     + LOCAL_FIX
     + ".",
