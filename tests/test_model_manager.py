@@ -301,6 +301,11 @@ def _cases():
             "not in the local Hugging Face cache",
         ),  # case: offline
         (
+            OfflineModeIsEnabled("offline"),
+            "set HF_TOKEN to a token of an account that accepted the license at "
+            "https://huggingface.co/org/m",
+        ),  # case: offline, the gated-model fix for when the network is back
+        (
             RuntimeError("disk full"),
             "could not be loaded (RuntimeError: disk full)",
         ),  # case: other
