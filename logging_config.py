@@ -19,7 +19,14 @@ def setup_logging(level: str = "INFO") -> None:
         handler.setFormatter(logging.Formatter(_FORMAT))
         root.addHandler(handler)
         root.setLevel(logging.WARNING)
-    for name in ("core", "chainlit_app", "__main__"):
+    for name in (
+        "core",
+        "chainlit_app",
+        "chat_session",
+        "chat_analysis",
+        "chat_replies",
+        "__main__",
+    ):
         logging.getLogger(name).setLevel(level.upper())
     # jax says at INFO that it found no TPU: noise on every start.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)

@@ -1,0 +1,189 @@
+"""One image analysed in the chat: its steps, streamed answer, overlay, files."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import chainlit as cl
+from PIL import Image
+
+from chat_services import ChatServices
+from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
+from core.downloads import Download, write_result_downloads
+from core.errors import AppError
+from core.export import ExportItem
+from core.images import load_image
+from core.pipeline import Generation, build_result, generate
+from core.render import render_overlay
+from core.reply import reply_markdown
+from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent
+
+
+async def say(text: str) -> None:
+    """Send ``text`` (markdown) as a new chat message."""
+    await cl.Message(content=text).send()
+
+
+async def analyze_and_reply(
+    services: ChatServices,
+    conversation: Conversation,
+    record: ImageRecord,
+    intent: Intent,
+) -> None:
+    """Run ``intent`` on ``record`` through the queue, record the turn, reply."""
+    options = cl.user_session.get("options")
+    decoding = Decoding(
+        preset=options["decoding"],
+        max_new_tokens=int(options["max_new_tokens"]) or None,
+    )
+    waiting = cl.Message(content="")
+    # Text answers stream into their reply as words are generated.
+    pump = None if intent.task in GROUNDED_TASKS else StreamPump(cl.Message(""))
+
+    async def show_position(ahead: int) -> None:
+        waiting.content = (
+            f"⏳ Waiting for the model: {ahead} request(s) ahead of yours."
+        )
+        await (waiting.update() if waiting.created_at else waiting.send())
+
+    try:
+        async with cl.Step(name="reading image", type="tool") as step:
+            step.input = record.name
+            image = await asyncio.to_thread(
+                open_stored, record.path, services.settings.max_image_pixels
+            )
+            step.output = f"{image.width}x{image.height} RGB"
+        async with cl.Step(name="generating", type="llm", show_input="text") as step:
+            step.input = intent.prompt
+            generation = await services.queue.submit(
+                generate,
+                image,
+                intent,
+                services.manager,
+                decoding,
+                services.settings.max_new_tokens,
+                pump.on_text if pump else None,
+                on_position=show_position,
+            )
+            step.output = generation.raw_text or "(empty answer)"
+        if waiting.content:
+            await waiting.remove()
+        result = await finish(services, generation, image.size)
+    except AppError as exc:
+        if waiting.content:
+            await waiting.remove()
+        await say(f"⚠️ {exc.message}")
+        return
+    finally:
+        if pump is not None:
+            await pump.close()
+    conversation.record(record.id, intent, ResultSummary.from_result(result))
+    await send_result(services, record, result, options, pump.message if pump else None)
+
+
+class StreamPump:
+    """Carries answer pieces from the model thread into a streaming message.
+
+    ``on_text`` is called on the model thread; a task in this session's
+    context (Chainlit's emitter lives there) streams the pieces in order.
+    """
+
+    def __init__(self, message: cl.Message) -> None:
+        self.message = message
+        self._loop = asyncio.get_running_loop()
+        self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._pump())
+
+    def on_text(self, piece: str) -> None:
+        self._loop.call_soon_threadsafe(self._pieces.put_nowait, piece)
+
+    async def close(self) -> None:
+        self._pieces.put_nowait(None)
+        await self._task
+
+    async def _pump(self) -> None:
+        while (piece := await self._pieces.get()) is not None:
+            await self.message.stream_token(piece)
+
+
+async def finish(
+    services: ChatServices, generation: Generation, size_wh: tuple[int, int]
+) -> AnalysisResult:
+    """Parse, decode masks and place them, inside a step of its own."""
+    async with cl.Step(name="decoding masks", type="tool") as step:
+        result = await services.queue.submit(
+            build_result, size_wh, generation, services.manager
+        )
+        masks = sum(d.mask is not None for d in result.detections)
+        step.output = f"{len(result.detections)} object(s), {masks} mask(s)"
+    return result
+
+
+async def replay_turn(
+    services: ChatServices, turn: Turn, record: ImageRecord
+) -> AnalysisResult:
+    """A past turn's result again, from its kept answer (no new generation)."""
+    generation = Generation(
+        turn.intent, turn.summary.raw_text, turn.summary.truncated, 0, 0.0
+    )
+    return await finish(services, generation, record.size_wh)
+
+
+async def send_result(
+    services: ChatServices,
+    record: ImageRecord,
+    result: AnalysisResult,
+    options: dict,
+    message: cl.Message | None = None,
+) -> None:
+    """Send the reply; a ``message`` that streamed the answer is completed."""
+    elements: list = []
+    if result.intent.task in GROUNDED_TASKS:
+        elements = await asyncio.to_thread(
+            _result_files, services, record, result, options
+        )
+    content = reply_markdown(result, record.name)
+    if message is not None and message.streaming:
+        message.content = content
+        await message.send()  # ends the stream with the full reply
+    else:
+        await cl.Message(content=content, elements=elements).send()
+
+
+def _result_files(
+    services: ChatServices, record: ImageRecord, result: AnalysisResult, options: dict
+) -> list:
+    """Overlay (shown inline) and downloads of one result, as Chainlit elements."""
+    item = ExportItem(record.name, record.size_wh, result.detections)
+    overlay = overlay_image(services, record, result, options)
+    return as_elements(write_result_downloads(Path(record.path), item, overlay))
+
+
+def as_elements(downloads: list[Download]) -> list:
+    """Chainlit elements: inline ``cl.Image`` or a ``cl.File`` per download."""
+    return [
+        cl.Image(path=str(d.path), name=d.name, display="inline")
+        if d.inline
+        else cl.File(path=str(d.path), name=d.name)
+        for d in downloads
+    ]
+
+
+def overlay_image(
+    services: ChatServices, record: ImageRecord, result: AnalysisResult, options: dict
+) -> Image.Image:
+    """The stored photo with ``result`` drawn as the chat options ask (RGB)."""
+    return render_overlay(
+        open_stored(record.path, services.settings.max_image_pixels),
+        result.detections,
+        opacity=float(options["opacity"]),
+        show_labels=bool(options["show_labels"]),
+        show_boxes=bool(options["show_boxes"]),
+    )
+
+
+def open_stored(path: str, max_pixels: int) -> Image.Image:
+    """A photo kept by this chat, loaded again as RGB."""
+    with open(path, "rb") as handle:
+        return load_image(handle.read(), max_pixels=max_pixels)

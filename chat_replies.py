@@ -1,0 +1,200 @@
+"""What the chat answers to one message: uploads, runs, undo, select, export."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import chainlit as cl
+
+from chat_analysis import (
+    analyze_and_reply,
+    as_elements,
+    overlay_image,
+    replay_turn,
+    say,
+    send_result,
+)
+from chat_services import ChatServices
+from core.conversation import Conversation, ImageRecord
+from core.downloads import write_export_all
+from core.errors import AppError
+from core.export import ExportItem
+from core.images import load_image
+from core.intent import parse_intent
+from core.render import to_png_bytes
+from core.reply import HELP
+from core.types import GROUNDED_TASKS, Intent
+
+
+async def handle_message(services: ChatServices, message: cl.Message) -> None:
+    """Keep the message's photos, then answer its text (or a pending request)."""
+    conversation: Conversation = cl.user_session.get("conversation")
+    added = await ingest_uploads(services, message, conversation)
+    text = (message.content or "").strip()
+    if not text:
+        pending: Intent | None = cl.user_session.get("pending")
+        if added and pending is not None:
+            cl.user_session.set("pending", None)
+            await _run(services, conversation, pending)
+        elif added:
+            names = ", ".join(record.name for record in added)
+            await say(f"Got {names}. What should I look for?")
+        elif not message.elements:
+            await say(HELP)
+        return
+    max_chars = services.settings.max_prompt_chars
+    if len(text) > max_chars:
+        await say(
+            f"That message is {len(text):,} characters long; please keep requests "
+            f"under {max_chars:,}."
+        )
+        return
+    intent = parse_intent(text, conversation.last_intent())
+    if intent.action in ("clarify", "help"):
+        await say(intent.message or HELP)
+    elif not conversation.has_images:
+        if intent.action == "run":
+            cl.user_session.set("pending", intent)
+        await say(
+            "Attach a photo first (📎 or drag and drop) and I'll run "
+            f"`{intent.prompt or text}` on it; send the photo with no text."
+        )
+    elif intent.action == "undo":
+        await _undo(services, conversation)
+    elif intent.action == "export":
+        await _guard(_export(services, conversation, intent))
+    elif intent.action == "select":
+        await _guard(_select(conversation, intent))
+    else:
+        await _run(services, conversation, intent)
+
+
+async def _run(
+    services: ChatServices, conversation: Conversation, intent: Intent
+) -> None:
+    try:
+        services.limiter.hit(cl.context.session.id)
+        targets = conversation.resolve(intent.image_ref)
+    except AppError as exc:
+        await say(exc.message)
+        return
+    records = targets if isinstance(targets, list) else [targets]
+    for number, record in enumerate(records, start=1):
+        if len(records) > 1:
+            await say(f"Image {number} of {len(records)}: *{record.name}*")
+        await analyze_and_reply(services, conversation, record, intent)
+
+
+async def ingest_uploads(
+    services: ChatServices, message: cl.Message, conversation: Conversation
+) -> list[ImageRecord]:
+    """Validate and keep every uploaded image; tell the user about bad ones."""
+    settings = services.settings
+    added = []
+    if services.persist.enabled:  # kept with the thread, deleted with it
+        images_dir = services.persist.thread_folder(cl.context.session.thread_id)
+    else:  # Chainlit's session folder: removed when the session ends for good
+        images_dir = Path(cl.context.session.files_dir) / "images"
+    for element in message.elements or []:
+        path = getattr(element, "path", None)
+        if not path:
+            continue
+        name = element.name or Path(path).name
+        try:
+            data = await asyncio.to_thread(Path(path).read_bytes)
+            image = await asyncio.to_thread(
+                load_image,
+                data,
+                max_pixels=settings.max_image_pixels,
+                max_bytes=settings.max_upload_mb * 1024 * 1024,
+            )
+        except AppError as exc:
+            await say(f"**{name}**: {exc.message}")
+            continue
+        images_dir.mkdir(parents=True, exist_ok=True)
+        stored = _free_name(images_dir, len(conversation.images) + 1)
+        await asyncio.to_thread(image.save, stored, format="PNG", compress_level=1)
+        added.append(conversation.add_image(name, str(stored), image.size))
+    return added
+
+
+def _free_name(folder: Path, number: int) -> Path:
+    while (folder / f"{number:03d}.png").exists():  # a resumed thread's older ones
+        number += 1
+    return folder / f"{number:03d}.png"
+
+
+async def _undo(services: ChatServices, conversation: Conversation) -> None:
+    try:
+        turn = conversation.undo()
+    except AppError as exc:
+        await say(exc.message)
+        return
+    if turn is None:
+        await say("Undone: back to the plain photo. What should I look for?")
+        return
+    record = conversation.resolve(None)
+    try:
+        result = await replay_turn(services, turn, record)
+    except AppError as exc:
+        await say(f"⚠️ {exc.message}")
+        return
+    await say("Undone: this is the previous answer again.")
+    await send_result(services, record, result, cl.user_session.get("options"))
+
+
+async def _export(
+    services: ChatServices, conversation: Conversation, intent: Intent
+) -> None:
+    """Downloads of the current result, or of every analysed image ("all")."""
+    if intent.image_ref == "all":
+        records = list(conversation.images)
+    else:
+        records = [conversation.resolve(None)]
+    results = []
+    for record in records:
+        turn = conversation.last_turn(record.id)
+        if turn is not None and turn.intent.task in GROUNDED_TASKS:
+            results.append((record, await replay_turn(services, turn, record)))
+    if not results:
+        await say(
+            "Nothing to export yet: ask me to detect or segment something first, "
+            "e.g. *segment the cat*."
+        )
+        return
+    options = cl.user_session.get("options")
+    elements = await asyncio.to_thread(_export_files, services, results, options)
+    names = ", ".join(f"*{record.name}*" for record, _ in results)
+    objects = sum(len(result.detections) for _, result in results)
+    await cl.Message(
+        content=f"Exports of {len(results)} image(s) ({names}), {objects} object(s): "
+        "per-object mask PNGs, COCO JSON (RLE), YOLO segmentation labels and "
+        "overlays.",
+        elements=elements,
+    ).send()
+
+
+def _export_files(services: ChatServices, results: list, options: dict) -> list:
+    items = [
+        ExportItem(
+            record.name,
+            record.size_wh,
+            result.detections,
+            to_png_bytes(overlay_image(services, record, result, options)),
+        )
+        for record, result in results
+    ]
+    return as_elements(write_export_all(Path(results[0][0].path).parent, items))
+
+
+async def _select(conversation: Conversation, intent: Intent) -> None:
+    record = conversation.select(intent.image_ref)
+    await say(f"Now working on image {record.order}: *{record.name}*.")
+
+
+async def _guard(coroutine) -> None:
+    try:
+        await coroutine
+    except AppError as exc:
+        await say(exc.message)

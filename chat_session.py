@@ -1,0 +1,94 @@
+"""One chat session's state: its settings panel, saving and restoring it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import chainlit as cl
+from chainlit.input_widget import Select, Slider, Switch
+from chainlit.types import ThreadDict
+
+from core.conversation import Conversation
+from core.persistence import ChatState, Persistence
+from core.types import DECODING_PRESETS
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OPTIONS = {
+    "decoding": "greedy",
+    "max_new_tokens": 0,
+    "opacity": 0.5,
+    "show_labels": True,
+    "show_boxes": True,
+}
+
+
+async def send_chat_settings(options: dict) -> None:
+    """Show the settings panel with ``options`` (keys of DEFAULT_OPTIONS)."""
+    await cl.ChatSettings(
+        [
+            Select(
+                id="decoding",
+                label="Decoding",
+                values=list(DECODING_PRESETS),
+                initial_value=options["decoding"],
+            ),
+            Slider(
+                id="max_new_tokens",
+                label="Max new tokens (0 = sized from the request)",
+                initial=options["max_new_tokens"],
+                min=0,
+                max=1024,
+                step=8,
+            ),
+            Slider(
+                id="opacity",
+                label="Mask opacity",
+                initial=options["opacity"],
+                min=0,
+                max=1,
+                step=0.05,
+            ),
+            Switch(
+                id="show_labels", label="Show labels", initial=options["show_labels"]
+            ),
+            Switch(id="show_boxes", label="Show boxes", initial=options["show_boxes"]),
+        ]
+    ).send()
+
+
+async def save_state(persist: Persistence) -> None:
+    """Persist this thread's images, turns and options (when history is on).
+
+    Not before the first message: until then the thread does not exist.
+    """
+    if not persist.enabled or not cl.context.session.has_first_interaction:
+        return
+    state = ChatState(
+        cl.user_session.get("conversation"),
+        cl.user_session.get("options"),
+        cl.user_session.get("pending"),
+    )
+    try:
+        await asyncio.to_thread(persist.save_state, cl.context.session.thread_id, state)
+    except (OSError, ValueError):
+        logger.exception("could not save the state of this chat")
+
+
+async def restore_state(persist: Persistence, thread: ThreadDict) -> None:
+    """A reloaded or reopened thread: its images, active image, turns, options."""
+    try:
+        state = await asyncio.to_thread(
+            persist.load_state, thread["id"], DEFAULT_OPTIONS
+        )
+    except (OSError, ValueError) as exc:
+        logger.exception("could not restore thread %s", thread["id"])
+        state = ChatState(Conversation(), dict(DEFAULT_OPTIONS))
+        await cl.Message(
+            content=f"⚠️ This chat's photos could not be restored ({exc})."
+        ).send()
+    cl.user_session.set("conversation", state.conversation)
+    cl.user_session.set("options", state.options)
+    cl.user_session.set("pending", state.pending)
+    await send_chat_settings(state.options)
