@@ -46,14 +46,25 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout_s: float = 120) -> None:
-        """Wait until GET /ready says the model and the VAE are loaded."""
+        """Poll GET /ready until it answers 200 {"status": "ready"} (model + VAE).
+
+        The JSON check matters: Chainlit's catch-all answers unknown GETs with
+        200 and its HTML page.
+        """
         deadline = time.monotonic() + timeout_s
+        last = "no answer"
         while time.monotonic() < deadline:
-            response = httpx.get(f"{self.url}/ready", timeout=5)
-            if response.status_code == 200:
-                return
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                response = httpx.get(f"{self.url}/ready", timeout=5)
+                last = f"{response.status_code} {response.text[:300]}"
+                body = response.json() if response.status_code == 200 else None
+                if isinstance(body, dict) and body.get("status") == "ready":
+                    return
             time.sleep(0.3)
-        raise TimeoutError(f"model not ready: {response.text}\n{self.log()[-3000:]}")
+        raise TimeoutError(
+            f"/ready did not answer 200 in {timeout_s} s (last: {last}); log tail:\n"
+            f"{self.log()[-3000:]}"
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:

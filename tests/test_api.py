@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import re
-import time
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -21,20 +20,11 @@ from pycocotools.coco import COCO
 
 from tests import api_inputs as inputs
 from tests.api_inputs import BAD_INPUTS, MAX_IMAGES, seg_file
-from tests.chat_client import ServerProcess, start_server
+from tests.chat_client import start_server
 
 pytestmark = pytest.mark.e2e
 
 QUEUE_MAX = 4
-
-
-def wait_ready(server: ServerProcess, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if httpx.get(f"{server.url}/ready", timeout=5).status_code == 200:
-            return
-        time.sleep(0.3)
-    raise RuntimeError(f"not ready in {timeout_s} s:\n{server.log()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +42,7 @@ def server(tiny_model_dir, synthetic_vae_path, tmp_path_factory):
     }
     process = start_server(env, tmp / "server.log")
     try:
-        wait_ready(process)
+        process.wait_ready()
         yield process
     finally:
         process.stop()

@@ -8,7 +8,6 @@ import pytest
 
 from tests import api_inputs as inputs
 from tests.chat_client import start_server
-from tests.test_api import wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +36,7 @@ def server(tiny_model_dir, synthetic_vae_path, tmp_path_factory):
     }
     process = start_server(env, tmp / "server.log")
     try:
-        wait_ready(process)
+        process.wait_ready()
         yield process
     finally:
         process.stop()

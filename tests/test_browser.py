@@ -7,7 +7,6 @@ land in the test's tmp_path and in test-output/browser/ at the repository root.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import shutil
@@ -15,7 +14,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -82,7 +80,7 @@ def server(recording, synthetic_vae_path, tmp_path_factory) -> Iterator[ServerPr
     }
     server = start_server(env, folder / "server.log")
     try:
-        _wait_ready(server)
+        server.wait_ready()
         yield server
     finally:
         server.stop()
@@ -153,31 +151,6 @@ def test_text_before_any_photo_asks_for_one(page, tmp_path):
     reply.wait_for(timeout=30_000)
     _screenshot(page, reply, tmp_path, "4-no-photo")
     assert page.locator(INLINE_IMAGE).count() == 0
-
-
-def _wait_ready(server: ServerProcess, timeout_s: float = 120) -> None:
-    """Poll GET /ready until it answers 200 {"status": "ready"} (model + VAE)."""
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            response = httpx.get(f"{server.url}/ready", timeout=5)
-            if response.status_code == 200 and _json(response).get("status") == "ready":
-                return  # (Chainlit's catch-all answers unknown GETs 200 with HTML)
-            last = f"{response.status_code} {response.text[:300]}"
-        time.sleep(0.3)
-    raise TimeoutError(
-        f"/ready did not answer 200 in {timeout_s} s (last: {last}); log tail:\n"
-        f"{server.log()[-3000:]}"
-    )
-
-
-def _json(response: httpx.Response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _expected_rows(raw_text: str, shown: list[list[str]]) -> list[list[str]]:
