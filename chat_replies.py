@@ -21,9 +21,8 @@ from core.downloads import write_export_all
 from core.errors import AppError
 from core.export import ExportItem
 from core.images import load_image
-from core.intent import parse_intent
+from core.intent import HELP_MESSAGE, parse_intent
 from core.render import to_png_bytes
-from core.reply import HELP
 from core.types import GROUNDED_TASKS, Intent
 
 
@@ -41,7 +40,7 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
             names = ", ".join(record.name for record in added)
             await say(f"Got {names}. What should I look for?")
         elif not message.elements:
-            await say(HELP)
+            await say(HELP_MESSAGE)
         return
     max_chars = services.settings.max_prompt_chars
     if len(text) > max_chars:
@@ -52,7 +51,7 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
         return
     intent = parse_intent(text, conversation.last_intent())
     if intent.action in ("clarify", "help"):
-        await say(intent.message or HELP)
+        await say(intent.message or HELP_MESSAGE)
     elif not conversation.has_images:
         if intent.action == "run":
             cl.user_session.set("pending", intent)

@@ -20,14 +20,15 @@ from core.types import GROUNDED_TASKS, Intent
 logger = logging.getLogger(__name__)
 
 HELP_MESSAGE = (
-    "Drop a photo, then tell me what to do:\n"
+    "Attach a photo (📎 or drag and drop), then tell me what to do:\n"
     "- **detect dog ; bike** or *find the cars and people*: boxes\n"
     "- **segment the left wheel** or *cut out the cat*: masks\n"
     "- *caption in German*, *describe in detail*, *read the text*\n"
     "- any question, e.g. *how many dogs are there?*\n"
     "Then refine: *also the bike*, *only the left one*, *remove the dog*, "
     "*now as boxes*, *masks instead*, *in Spanish*, *on image 2*, "
-    "*in all images*, *again*, *undo*."
+    "*in all images*, *again*, *undo*. *export* (or *export all*) gives the "
+    "masks, COCO and YOLO files."
 )
 MSG_UNCLEAR = (
     "Tell me what to look for, e.g. “detect dog ; bike”, “segment the cat”, "

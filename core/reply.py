@@ -5,15 +5,6 @@ from __future__ import annotations
 from core.render import box_table_markdown
 from core.types import GROUNDED_TASKS, AnalysisResult
 
-HELP = (
-    "Attach a photo (📎 or drag and drop), then ask in plain words, for example:\n"
-    "- *segment the left wheel*\n- *detect dog ; bike*\n"
-    "- *find all the cars and people*\n- *what is written on the sign?*\n"
-    "- *caption this in German*\n\n"
-    "Then refine: *also the bike*, *only the left one*, *now as boxes*, *undo*, "
-    "*on the first image*."
-)
-
 
 def reply_markdown(result: AnalysisResult, image_name: str) -> str:
     """Markdown: what ran on which image, the box list or the text answer."""

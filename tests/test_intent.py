@@ -430,3 +430,9 @@ def test_parse_is_pure() -> None:
     second = parse_intent("remove the bike", previous)
     assert first == second
     assert previous.prompt == "detect dog ; bike"
+
+
+def test_help_names_how_to_attach_and_export():
+    message = parse_intent("help").message
+    assert "Attach a photo" in message
+    assert "*export*" in message
