@@ -18,9 +18,10 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from core.batch import detection_to_dict
 from core.config import Settings
 from core.errors import AppError, PayloadTooLargeError, UserInputError
-from core.polygons import mask_to_png, mask_to_rle
+from core.polygons import mask_to_png
 from core.types import Detection
 
 MB = 1024 * 1024
@@ -245,15 +246,7 @@ def mask_png_b64(mask: Any) -> str:
 
 def detection_json(det: Detection, include: frozenset[str]) -> dict[str, Any]:
     """One v1 detection: box_px in original pixels, area in pixels, masks opt-in."""
-    has_mask = det.mask is not None
-    item: dict[str, Any] = {
-        "label": det.label,
-        "box_px": list(det.box_px),
-        "area": det.area,
-        "mask_rle": mask_to_rle(det.mask)
-        if has_mask and "mask_rle" in include
-        else None,
-    }
+    item = detection_to_dict(det, with_rle="mask_rle" in include)
     if "mask_png" in include:
-        item["mask_png"] = mask_png_b64(det.mask) if has_mask else None
+        item["mask_png"] = mask_png_b64(det.mask) if det.mask is not None else None
     return item

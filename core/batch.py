@@ -217,17 +217,19 @@ def batch_to_export_items(
     ]
 
 
-def detection_to_dict(detection: Detection) -> dict:
+def detection_to_dict(detection: Detection, *, with_rle: bool = True) -> dict:
     """JSON-ready detection: label, box_px [x1, y1, x2, y2], area, mask_rle.
 
     ``mask_rle`` is COCO compressed RLE ``{"size": [H, W], "counts": str}``
-    (``core.polygons.rle_to_mask`` restores it), None for box-only objects.
+    (``core.polygons.rle_to_mask`` restores it), None for box-only objects
+    and when ``with_rle`` is False.
     """
+    has_rle = with_rle and detection.mask is not None
     return {
         "label": detection.label,
         "box_px": [int(v) for v in detection.box_px],
         "area": detection.area,
-        "mask_rle": None if detection.mask is None else mask_to_rle(detection.mask),
+        "mask_rle": mask_to_rle(detection.mask) if has_rle else None,
     }
 
 
