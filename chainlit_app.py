@@ -1,7 +1,7 @@
 """Chainlit handlers: the chat UI. No model code here; everything calls core.
 
-The replies live in chat_replies.py / chat_analysis.py, the session state in
-chat_session.py; this file builds the process-wide services and registers
+The replies live in chat.replies.py / chat.analysis.py, the session state in
+chat.session.py; this file builds the process-wide services and registers
 every ``@cl.*`` handler.
 """
 
@@ -14,14 +14,14 @@ import chainlit as cl
 from chainlit.data import get_data_layer
 from chainlit.types import ThreadDict
 
-from chat_replies import handle_message
-from chat_services import ChatServices
-from chat_session import DEFAULT_OPTIONS, restore_state, save_state, send_chat_settings
+from chat.replies import handle_message
+from chat.services import ChatServices
+from chat.session import DEFAULT_OPTIONS, restore_state, save_state, send_chat_settings
 from core.config import Settings
 from core.conversation import Conversation
-from core.model_manager import get_model_manager
-from core.model_queue import ModelQueue
-from core.persistence import Persistence
+from core.engine import get_model_manager
+from core.engine.queue import ModelQueue
+from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
 from logging_config import setup_logging
 
@@ -54,7 +54,7 @@ async def on_app_startup() -> None:
     from chainlit.config import FILES_DIRECTORY
     from chainlit.server import app
 
-    from core.api import install_api
+    from core.api.routes import install_api
 
     FILES_DIRECTORY.mkdir(parents=True, exist_ok=True)  # uploads 500 without it
     install_api(app, manager=MANAGER, queue=QUEUE, settings=SETTINGS)

@@ -22,9 +22,7 @@ def setup_logging(level: str = "INFO") -> None:
     for name in (
         "core",
         "chainlit_app",
-        "chat_session",
-        "chat_analysis",
-        "chat_replies",
+        "chat",
         "__main__",
     ):
         logging.getLogger(name).setLevel(level.upper())

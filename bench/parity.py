@@ -148,15 +148,15 @@ def run_parity(
 def make_backend(settings: Settings) -> Any:
     """A fresh backend for ``settings`` (not the process-wide one), loaded."""
     if (settings.model_id or "").startswith("replay:"):
-        from core.replay import ReplayModel
+        from core.engine.replay import ReplayModel
 
         backend: Any = ReplayModel(settings)
     elif settings.backend == "openai":
-        from core.openai_backend import OpenAIBackend
+        from core.engine.openai import OpenAIBackend
 
         backend = OpenAIBackend(settings)
     else:
-        from core.model_manager import ModelManager
+        from core.engine.local import ModelManager
 
         backend = ModelManager(settings)
     backend.load()

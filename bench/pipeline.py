@@ -25,8 +25,8 @@ from PIL import Image
 
 from bench.vae import vae_throughput
 from core.config import Settings
-from core.export import ExportItem, masks_zip
-from core.model_manager import ModelManager
+from core.engine.local import ModelManager
+from core.export.formats import ExportItem, masks_zip
 from core.pipeline import Generation, build_result
 from core.render import render_overlay, to_jpeg_bytes, to_png_bytes
 from core.types import Intent

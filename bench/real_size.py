@@ -40,7 +40,7 @@ from bench.real_model import (
     rss_gib,
 )
 from core.config import Settings
-from core.model_manager import ModelManager
+from core.engine.local import ModelManager
 from core.pipeline import Generation, build_result, generate, to_intent
 from core.render import render_overlay, to_jpeg_bytes
 from core.types import Decoding

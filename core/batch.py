@@ -19,10 +19,10 @@ from pathlib import Path
 from PIL import Image
 
 from core.errors import AppError
-from core.export import ExportItem
+from core.export.formats import ExportItem
+from core.export.masks import mask_to_rle
 from core.images import load_image
 from core.pipeline import VisionModel, analyze, to_intent
-from core.polygons import mask_to_rle
 from core.render import render_overlay, to_png_bytes
 from core.types import AnalysisResult, Decoding, Detection, Intent
 
@@ -221,7 +221,7 @@ def detection_to_dict(detection: Detection, *, with_rle: bool = True) -> dict:
     """JSON-ready detection: label, box_px [x1, y1, x2, y2], area, mask_rle.
 
     ``mask_rle`` is COCO compressed RLE ``{"size": [H, W], "counts": str}``
-    (``core.polygons.rle_to_mask`` restores it), None for box-only objects
+    (``core.export.masks.rle_to_mask`` restores it), None for box-only objects
     and when ``with_rle`` is False.
     """
     has_rle = with_rle and detection.mask is not None

@@ -59,3 +59,43 @@ class RateLimitedError(AppError):
     def __init__(self, message: str, retry_after_s: int = 60) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class UnauthorizedError(AppError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class UnsupportedMediaError(UserInputError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class ModelNotAllowedError(AppError):
+    code = "model_not_allowed"
+    http_status = 403
+
+
+class ModelNotLoadedError(AppError):
+    code = "model_not_loaded"
+    http_status = 409
+
+
+class ModelLoadingError(BusyError):
+    """The model is not loaded yet (503 with Retry-After)."""
+
+    code = "model_loading"
+
+
+class UrlRefusedError(UserInputError):
+    """The URL is not one this server may fetch (scheme, host, address)."""
+
+    code = "url_refused"
+    http_status = 403
+
+
+class UrlFetchError(UserInputError):
+    """The URL was allowed but fetching it failed (DNS, connection, status)."""
+
+    code = "url_fetch_failed"
+    http_status = 422

@@ -8,9 +8,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from core.tokens import MASK_SIDE
 from core.types import BoxPx, BoxXYXY
-
-MASK_SIDE = 64  # the VAE decodes a 64x64 patch per object
 
 
 def box_to_pixels(box: BoxXYXY, size_wh: tuple[int, int]) -> BoxPx:

@@ -24,12 +24,10 @@ from huggingface_hub import hf_hub_download
 
 from core.config import VAE_FILENAME, VAE_REPO_ID, VAE_SHA256, Settings
 from core.errors import ModelUnavailableError
+from core.tokens import MASK_SIDE, SEG_CODES, SEG_PER_OBJECT
 
 logger = logging.getLogger(__name__)
 
-NUM_CODES = 128  # <seg000>..<seg127>
-CODES_PER_MASK = 16  # a 4x4 grid of codes, row-major
-MASK_SIZE = 64  # decoded masks are MASK_SIZE x MASK_SIZE
 # Larger requests are decoded in chunks of MAX_BUCKET masks: on CPU, chunks of 8
 # ran as fast per mask as 16 and 2x faster than 64 (activations leave the cache),
 # and with every bucket compiled at load nothing compiles while serving.
@@ -42,7 +40,7 @@ VAE_FIX = (
 
 # npz key -> expected shape (PyTorch layout; transposed convs are (in, out, kh, kw)).
 EXPECTED_SHAPES: dict[str, tuple[int, ...]] = {
-    "_vq_vae._embedding": (NUM_CODES, 512),
+    "_vq_vae._embedding": (SEG_CODES, 512),
     "decoder.0.weight": (128, 512, 1, 1),
     "decoder.0.bias": (128,),
     **{
@@ -134,13 +132,13 @@ def _validate(seg_indices: Any) -> np.ndarray:
         array = np.asarray(seg_indices)
     except ValueError as exc:  # ragged nested lists
         raise ValueError(
-            f"seg_indices must be a rectangular [N, {CODES_PER_MASK}] array: {exc}"
+            f"seg_indices must be a rectangular [N, {SEG_PER_OBJECT}] array: {exc}"
         ) from exc
-    if array.size == 0 and array.shape in ((0,), (0, CODES_PER_MASK)):
-        return np.zeros((0, CODES_PER_MASK), dtype=np.int32)
-    if array.ndim != 2 or array.shape[1] != CODES_PER_MASK:
+    if array.size == 0 and array.shape in ((0,), (0, SEG_PER_OBJECT)):
+        return np.zeros((0, SEG_PER_OBJECT), dtype=np.int32)
+    if array.ndim != 2 or array.shape[1] != SEG_PER_OBJECT:
         raise ValueError(
-            f"seg_indices must be shaped [N, {CODES_PER_MASK}], got {array.shape}"
+            f"seg_indices must be shaped [N, {SEG_PER_OBJECT}], got {array.shape}"
         )
     if array.dtype.kind not in "iu":
         raise ValueError(
@@ -148,9 +146,9 @@ def _validate(seg_indices: Any) -> np.ndarray:
             f"(values like {array.reshape(-1)[:3].tolist()})"
         )
     low, high = int(array.min()), int(array.max())
-    if low < 0 or high >= NUM_CODES:
+    if low < 0 or high >= SEG_CODES:
         raise ValueError(
-            f"seg_indices must be in 0..{NUM_CODES - 1}, got values in {low}..{high}"
+            f"seg_indices must be in 0..{SEG_CODES - 1}, got values in {low}..{high}"
         )
     return array.astype(np.int32)
 
@@ -178,7 +176,7 @@ class MaskDecoder:
         self._forward = jax.jit(traced)
         started = time.perf_counter()
         for size in warmup_buckets:
-            dummy = np.zeros((bucket_size(size), CODES_PER_MASK), np.int32)  # as decode
+            dummy = np.zeros((bucket_size(size), SEG_PER_OBJECT), np.int32)  # as decode
             self._forward(self._params, dummy).block_until_ready()
         logger.info(
             "mask decoder ready (%s on %s); warmed batch sizes %s in %.2f s",
@@ -233,11 +231,11 @@ class MaskDecoder:
         codes = _validate(seg_indices)
         n = codes.shape[0]
         if n == 0:
-            return np.zeros((0, MASK_SIZE, MASK_SIZE), dtype=np.float32)
+            return np.zeros((0, MASK_SIDE, MASK_SIDE), dtype=np.float32)
         chunks = []
         for start in range(0, n, MAX_BUCKET):
             chunk = codes[start : start + MAX_BUCKET]
-            padded = np.zeros((bucket_size(len(chunk)), CODES_PER_MASK), np.int32)
+            padded = np.zeros((bucket_size(len(chunk)), SEG_PER_OBJECT), np.int32)
             padded[: len(chunk)] = chunk  # padding rows decode code 0; sliced off
             logits = self._forward(self._params, padded)
             chunks.append(np.asarray(logits)[: len(chunk)])

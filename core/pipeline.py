@@ -17,7 +17,7 @@ from PIL import Image
 
 from core.errors import UserInputError
 from core.geometry import box_to_pixels, mask_logits_to_full
-from core.intent import parse_intent
+from core.intent.parse import parse_intent
 from core.tokens import parse_objects, strip_tokens
 from core.types import (
     GROUNDED_TASKS,

@@ -16,14 +16,9 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from core.errors import AppError, RateLimitedError
+from core.errors import RateLimitedError, UnauthorizedError
 
 logger = logging.getLogger(__name__)
-
-
-class UnauthorizedError(AppError):
-    code = "unauthorized"
-    http_status = 401
 
 
 def check_api_key(authorization: str | None, api_key: str | None) -> str | None:

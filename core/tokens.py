@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 LOC_BINS = 1024  # <loc0000>..<loc1023>: box coordinate = bin / 1024
 SEG_CODES = 128  # <seg000>..<seg127>: VQ-VAE codebook indices
 SEG_PER_OBJECT = 16  # a 4x4 grid of codes per mask
+MASK_SIDE = 64  # the VAE decodes each mask to 64x64 logits
+IMAGE_TOKEN = "<image>"  # goes first in the text; the processor adds <bos> and "\n"
 
 LOC_TOKEN = re.compile(r"<loc(\d{4})>")
 SEG_TOKEN = re.compile(r"<seg(\d{3})>")

@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from core.openai_wire import LOC_BASE_ID, SEG_BASE_ID
+from core.engine.openai_wire import LOC_BASE_ID, SEG_BASE_ID
 
 EOS_ID = 1
 _PIECE = re.compile(r"<loc\d{4}>|<seg\d{3}>|.", re.DOTALL)

@@ -15,11 +15,11 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
-from core.api import install_api
+from core.api.routes import install_api
 from core.config import Settings
-from core.model_manager import ModelStatus
-from core.model_queue import ModelQueue
-from core.polygons import rle_to_mask
+from core.engine.base import ModelStatus
+from core.engine.queue import ModelQueue
+from core.export.masks import rle_to_mask
 from tests.conftest import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
 from tests.fakes import FakeModel
 

@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
+from core.export.masks import polygons_to_mask, rle_to_mask
 from core.mask_decoder import MaskDecoder
 from core.pipeline import analyze
-from core.polygons import polygons_to_mask, rle_to_mask
 from core.types import Detection
 from tests.conftest import WHEELS_SEGMENT
 from tests.fakes import FakeModel

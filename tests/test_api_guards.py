@@ -12,7 +12,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from core.api_io import (
+from core.api.fetch import (
+    UrlFetchError,
+    UrlPolicy,
+    UrlRefusedError,
+    address_refusal,
+    check_url,
+    fetch_image_url,
+    host_allowed,
+)
+from core.api.request import (
     check_model_id,
     clean_prompt,
     decode_base64,
@@ -22,15 +31,6 @@ from core.api_io import (
 )
 from core.config import Settings
 from core.errors import PayloadTooLargeError, RateLimitedError, UserInputError
-from core.fetch import (
-    UrlFetchError,
-    UrlPolicy,
-    UrlRefusedError,
-    address_refusal,
-    check_url,
-    fetch_image_url,
-    host_allowed,
-)
 from core.ratelimit import RateLimiter, UnauthorizedError, check_api_key
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"x" * 100

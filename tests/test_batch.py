@@ -21,8 +21,8 @@ from core.batch import (
     iter_batch,
 )
 from core.errors import ModelUnavailableError, UserInputError
-from core.export import masks_zip, to_coco
-from core.polygons import rle_to_mask
+from core.export.formats import masks_zip, to_coco
+from core.export.masks import rle_to_mask
 from core.types import Decoding, Intent
 from tests.conftest import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
 from tests.fakes import FakeModel

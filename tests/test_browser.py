@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import Page
 
 from core.geometry import box_to_pixels
-from core.intent import parse_intent
+from core.intent.parse import parse_intent
 from core.tokens import parse_objects
 from tests.browser import (
     ASSISTANT,

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Page
 
-from core.persist_auth import hash_password
+from core.persist.auth import hash_password
 from tests.browser import (
     ASSISTANT,
     INLINE_IMAGE,

@@ -21,9 +21,9 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from core.__main__ import find_images, write_outputs
 from core.batch import analyze_batch, batch_to_export_items
-from core.polygons import rle_to_mask
+from core.cli import find_images, write_outputs
+from core.export.masks import rle_to_mask
 from tests.conftest import SHOE_DETECT, WHEELS_SEGMENT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

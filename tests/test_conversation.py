@@ -9,7 +9,7 @@ import pytest
 
 from core.conversation import Conversation, ImageRecord, ResultSummary
 from core.errors import UserInputError
-from core.intent import parse_intent
+from core.intent.parse import parse_intent
 from core.types import AnalysisResult, Detection, Intent
 
 

@@ -16,7 +16,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from core.export import (
+from core.export.formats import (
     ExportItem,
     category_name,
     mask_to_rle,
@@ -30,7 +30,7 @@ from core.export import (
     unique_stems,
     yolo_class_names,
 )
-from core.polygons import mask_to_polygons, polygon_to_mask, polygons_to_mask
+from core.export.masks import mask_to_polygons, polygon_to_mask, polygons_to_mask
 from core.types import Detection
 
 # Shapes ---------------------------------------------------------------------

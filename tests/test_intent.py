@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from core.intent import parse_intent
-from core.intent_vocab import LANGUAGE_BY_NAME, LANGUAGES, singularize
+from core.intent.parse import parse_intent
+from core.intent.vocab import LANGUAGE_BY_NAME, LANGUAGES, singularize
 from core.types import TASKS, Intent
 
 # What a prompt sent to PaliGemma 2 mix may look like.

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import model_manager as mm
+import core.engine as engine
 from core.config import Settings
+from core.engine import local as mm
+from core.engine.hub import hub_error_message
 from core.errors import ModelUnavailableError
-from core.hub_errors import hub_error_message
 from core.types import GeneratedText
 
 IMAGE = Image.new("RGB", (64, 48), (200, 30, 30))
@@ -46,7 +47,7 @@ def no_vae(tmp_path: Path) -> Path:
 
 def test_import_loads_no_torch_transformers_or_jax() -> None:
     code = (
-        "import sys, core.model_manager; "
+        "import sys, core.engine.local; "
         "print(sorted({'torch', 'transformers', 'jax'} & set(sys.modules)))"
     )
     out = subprocess.run(
@@ -329,10 +330,10 @@ def test_background_load_then_wait_ready(tmp_path, tiny_model_dir, no_vae) -> No
 
 
 def test_get_model_manager_is_one_per_process(monkeypatch, settings) -> None:
-    monkeypatch.setattr(mm, "_MANAGER", None)
+    monkeypatch.setattr(engine, "_MANAGER", None)
     seen: list[mm.ModelManager] = []
     threads = [
-        threading.Thread(target=lambda: seen.append(mm.get_model_manager(settings)))
+        threading.Thread(target=lambda: seen.append(engine.get_model_manager(settings)))
         for _ in range(8)
     ]
     for thread in threads:
@@ -341,7 +342,7 @@ def test_get_model_manager_is_one_per_process(monkeypatch, settings) -> None:
         thread.join()
     assert len(seen) == 8 and all(m is seen[0] for m in seen)
     assert seen[0].status.state == "idle"  # creating it loads nothing
-    assert mm.get_model_manager() is seen[0]
+    assert engine.get_model_manager() is seen[0]
 
 
 def _count_vision_runs(manager: mm.ModelManager) -> tuple[list[int], object]:

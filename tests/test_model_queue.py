@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from core.engine.queue import ModelQueue
 from core.errors import BusyError
-from core.model_queue import ModelQueue
 
 
 async def test_jobs_never_overlap_and_keep_fifo_order():

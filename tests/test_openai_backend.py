@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import model_manager
+import core.engine as model_manager
 from core.config import Settings
+from core.engine.openai import OpenAIBackend
+from core.engine.openai_wire import TokenIdMap
 from core.errors import ModelUnavailableError
-from core.openai_backend import OpenAIBackend
-from core.openai_wire import TokenIdMap
 from core.pipeline import analyze
 from core.types import Intent
 from tests.conftest import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
@@ -345,4 +345,4 @@ def test_get_model_manager_chooses_the_engine(monkeypatch, tmp_path):
 
 
 def test_local_backend_status_reports_local(settings):
-    assert model_manager.ModelManager(settings).status.backend == "local"
+    assert model_manager.create_engine(settings).status.backend == "local"

@@ -9,8 +9,14 @@ import pytest
 from PIL import Image
 
 from core.config import Settings
-from core.engine_errors import engine_root
-from core.openai_wire import TokenIdMap, chat_request, image_to_data_url, rebuild_text
+from core.engine.base import GenerationParams
+from core.engine.openai_errors import engine_root
+from core.engine.openai_wire import (
+    TokenIdMap,
+    chat_request,
+    image_to_data_url,
+    rebuild_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -68,7 +74,7 @@ def test_large_images_are_downscaled_before_upload():
 
 
 def test_streamed_requests_ask_for_usage():
-    body = chat_request("m", "data:,", "ocr", max_new_tokens=5, stream=True)
+    body = chat_request("m", "data:,", "ocr", GenerationParams(5), stream=True)
     assert (body["stream"], body["stream_options"]) == (True, {"include_usage": True})
 
 

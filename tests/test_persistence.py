@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-from core.persist_auth import (
+from core.persist.auth import (
     PasswordChecker,
     check_hash,
     ensure_auth_secret,
@@ -19,9 +19,9 @@ from core.persist_auth import (
     parse_users,
     verify_password,
 )
-from core.persist_db import async_database_url, thread_folder
-from core.persist_storage import LocalStorageClient, media_headers
-from core.persistence import Persistence, main
+from core.persist.db import async_database_url, thread_folder
+from core.persist.service import Persistence, main
+from core.persist.storage import LocalStorageClient, media_headers
 
 FAST = 100_000  # the minimum iterations: keeps these tests quick
 ALICE = hash_password("s3cret", iterations=FAST, salt=b"0123456789abcdef")

@@ -22,7 +22,7 @@ import pytest
 import socketio
 from PIL import Image
 
-from core.persist_auth import hash_password
+from core.persist.auth import hash_password
 from tests.chat_client import ChatClient, free_port, start_server
 from tests.conftest import REPLAY_CAT, REPLAY_RECORDING
 

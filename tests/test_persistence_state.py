@@ -15,11 +15,11 @@ from chainlit.user import User
 
 from core.config import Settings
 from core.conversation import Conversation, ResultSummary
-from core.intent import parse_intent
-from core.persist_auth import hash_password
-from core.persist_db import TABLES, AppDataLayer, async_database_url
-from core.persist_storage import LocalStorageClient
-from core.persistence import ChatState, Persistence
+from core.intent.parse import parse_intent
+from core.persist.auth import hash_password
+from core.persist.db import TABLES, AppDataLayer, async_database_url
+from core.persist.service import ChatState, Persistence
+from core.persist.storage import LocalStorageClient
 
 OPTIONS = {"decoding": "greedy", "max_new_tokens": 0, "opacity": 0.5}
 

@@ -1,4 +1,4 @@
-"""core.quantize on the tiny PaliGemma 2: CPU int8, refusals, CUDA load kwargs."""
+"""core.engine.quantize on the tiny PaliGemma 2: CPU int8, refusals, CUDA kwargs."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core import quantize
 from core.config import Settings
+from core.engine import quantize as quantize
+from core.engine.local import ModelManager
 from core.errors import ModelUnavailableError
-from core.model_manager import ModelManager
 
 torch = pytest.importorskip("torch")
 

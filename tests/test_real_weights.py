@@ -59,7 +59,7 @@ def test_recorded_wheel_codes_decode_to_wheel_sized_masks_in_their_boxes():
 
 @needs_model
 def test_real_tokenizer_ids_and_a_grounded_answer():
-    from core.model_manager import ModelManager
+    from core.engine.local import ModelManager
 
     manager = ModelManager(Settings(model_id=REAL_MODEL, vae_path=REAL_VAE or None))
     manager.load()

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from core.config import Settings
+from core.engine.replay import ReplayModel
 from core.errors import ModelUnavailableError
 from core.pipeline import analyze
-from core.replay import ReplayModel
 from core.types import Intent
 from tests.conftest import WHEELS_BOXES_PX, WHEELS_SEGMENT
 

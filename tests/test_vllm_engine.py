@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core.config import Settings
-from core.openai_wire import TokenIdMap
+from core.engine.openai_wire import TokenIdMap
 
 
 def free_port() -> int:

@@ -22,8 +22,8 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from core.api_formats import encode_results
-from core.api_io import (
+from core.api.formats import encode_results
+from core.api.request import (
     MB,
     check_model_id,
     clean_prompt,
@@ -38,7 +38,7 @@ from core.api_io import (
     read_body,
     read_form,
 )
-from core.api_service import (
+from core.api.service import (
     LOADING_RETRY_S,
     ApiContext,
     ModelLoadingError,
@@ -50,8 +50,8 @@ from core.api_service import (
 )
 from core.batch import BatchItem
 from core.config import Settings
+from core.engine.queue import ModelQueue
 from core.errors import AppError, ModelUnavailableError, UserInputError
-from core.model_queue import ModelQueue
 from core.ratelimit import RateLimiter
 from core.types import Decoding
 

@@ -13,7 +13,7 @@ On when users are configured (AUTH_USERS, PERSIST=auto) or PERSIST=on:
 Off, the chat works as without this module: no login, images in Chainlit's
 session folder.
 
-Make a password hash: ``python -m core.persistence hash-password alice``.
+Make a password hash: ``python -m core.persist hash-password alice``.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ from typing import Any
 
 from core.config import Settings
 from core.conversation import Conversation, intent_from_dict, intent_to_dict
-from core.persist_auth import (
+from core.persist.auth import (
     PasswordChecker,
     check_user_name,
     ensure_auth_secret,
     hash_password,
     parse_users,
 )
-from core.persist_db import AppDataLayer, async_database_url, thread_folder
-from core.persist_storage import LocalStorageClient, install_file_route
+from core.persist.db import AppDataLayer, async_database_url, thread_folder
+from core.persist.storage import LocalStorageClient, install_file_route
 from core.types import Intent
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class Persistence:
         if not users:
             raise ValueError(
                 "PERSIST=on needs AUTH_USERS (name:hash entries; make a hash with "
-                "`python -m core.persistence hash-password <name>`): chat history "
+                "`python -m core.persist hash-password <name>`): chat history "
                 "is kept per logged-in user"
             )
         return cls(
@@ -175,10 +175,10 @@ class Persistence:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m core.persistence hash-password [NAME]``: print an AUTH_USERS
+    """``python -m core.persist hash-password [NAME]``: print an AUTH_USERS
     entry (``NAME:hash``, or the bare hash without NAME). The password is read
     without echo, twice, or from stdin when it is not a terminal."""
-    parser = argparse.ArgumentParser(prog="python -m core.persistence")
+    parser = argparse.ArgumentParser(prog="python -m core.persist")
     commands = parser.add_subparsers(dest="command", required=True)
     make = commands.add_parser("hash-password", help="make an AUTH_USERS entry")
     make.add_argument("name", nargs="?", help="user name to prefix the hash with")

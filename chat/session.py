@@ -10,7 +10,7 @@ from chainlit.input_widget import Select, Slider, Switch
 from chainlit.types import ThreadDict
 
 from core.conversation import Conversation
-from core.persistence import ChatState, Persistence
+from core.persist.service import ChatState, Persistence
 from core.types import DECODING_PRESETS
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Vocabulary for ``core.intent``: languages, plurals, task phrases. Pure data.
+"""Vocabulary for ``core.intent.parse``: languages, plurals, task phrases. Pure data.
 
 Everything a maintainer may want to extend (a new language, an irregular
 plural, another way to say "segment") lives here, in one place.

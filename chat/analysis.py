@@ -8,11 +8,11 @@ from pathlib import Path
 import chainlit as cl
 from PIL import Image
 
-from chat_services import ChatServices
+from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
-from core.downloads import Download, write_result_downloads
 from core.errors import AppError
-from core.export import ExportItem
+from core.export.downloads import Download, write_result_downloads
+from core.export.formats import ExportItem
 from core.images import load_image
 from core.pipeline import Generation, build_result, generate
 from core.render import render_overlay

@@ -16,14 +16,19 @@ from PIL import Image
 from starlette.requests import Request
 
 from core import pipeline
-from core.api_io import MB, detection_json, mask_png_b64
+from core.api.fetch import ENABLE_HINT, UrlPolicy, UrlRefusedError, fetch_image_url
+from core.api.request import MB, detection_json, mask_png_b64
 from core.batch import INTERNAL_ERROR, BatchItem
 from core.config import Settings
-from core.errors import AppError, BusyError, ModelUnavailableError, UserInputError
-from core.fetch import ENABLE_HINT, UrlPolicy, UrlRefusedError, fetch_image_url
+from core.engine.queue import ModelQueue
+from core.errors import (
+    AppError,
+    ModelLoadingError,
+    ModelUnavailableError,
+    UserInputError,
+)
 from core.images import load_image
-from core.intent import parse_intent
-from core.model_queue import ModelQueue
+from core.intent.parse import parse_intent
 from core.ratelimit import RateLimiter, check_api_key
 from core.render import render_overlay, to_png_bytes
 from core.types import AnalysisResult, Decoding, Intent
@@ -31,12 +36,6 @@ from core.types import AnalysisResult, Decoding, Intent
 logger = logging.getLogger(__name__)
 
 LOADING_RETRY_S = 10
-
-
-class ModelLoadingError(BusyError):
-    """The model is not loaded yet (503 with Retry-After)."""
-
-    code = "model_loading"
 
 
 @dataclass

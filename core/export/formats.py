@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from core.polygons import (
+from core.export.masks import (
     check_mask,
     mask_to_png,
     mask_to_polygons,
@@ -37,8 +37,8 @@ from core.polygons import (
     rle_area,
     rle_bbox,
 )
-from core.polygons import polygon_to_mask as polygon_to_mask  # re-exported
-from core.polygons import rle_to_mask as rle_to_mask  # re-exported
+from core.export.masks import polygon_to_mask as polygon_to_mask  # re-exported
+from core.export.masks import rle_to_mask as rle_to_mask  # re-exported
 from core.types import Detection
 
 logger = logging.getLogger(__name__)

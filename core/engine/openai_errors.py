@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from core.config import DEFAULT_MODEL_CUDA
+from core.engine.openai_wire import error_detail
 from core.errors import ModelUnavailableError
-from core.openai_wire import error_detail
 
 logger = logging.getLogger(__name__)
 

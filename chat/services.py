@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.config import Settings
-from core.model_manager import ModelManager
-from core.model_queue import ModelQueue
-from core.persistence import Persistence
+from core.engine.local import ModelManager
+from core.engine.queue import ModelQueue
+from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image
 
+from core.engine.base import GenerationParams
 from core.tokens import ANY_TOKEN, LOC_BINS, SEG_CODES
 
 logger = logging.getLogger(__name__)
@@ -78,12 +79,8 @@ def chat_request(
     model: str,
     image_url: str,
     prompt: str,
+    params: GenerationParams,
     *,
-    max_new_tokens: int,
-    do_sample: bool = False,
-    top_p: float | None = None,
-    top_k: int | None = None,
-    temperature: float | None = None,
     stream: bool = False,
 ) -> dict[str, Any]:
     """The /v1/chat/completions body: one user turn, the image then the task.
@@ -102,7 +99,7 @@ def chat_request(
                 ],
             }
         ],
-        "max_tokens": max_new_tokens,
+        "max_tokens": params.max_new_tokens,
         "n": 1,
         "temperature": 0.0,
         "skip_special_tokens": False,
@@ -110,12 +107,13 @@ def chat_request(
         "return_token_ids": True,
         "stream": stream,
     }
-    if do_sample:
+    if params.do_sample:
+        temperature = params.temperature
         body["temperature"] = 1.0 if temperature is None else temperature
-        if top_p is not None:
-            body["top_p"] = top_p
-        if top_k:  # None or 0: no top-k cut, as in transformers
-            body["top_k"] = top_k
+        if params.top_p is not None:
+            body["top_p"] = params.top_p
+        if params.top_k:  # None or 0: no top-k cut, as in transformers
+            body["top_k"] = params.top_k
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body

@@ -3,7 +3,7 @@
 Passwords are never stored: AUTH_USERS holds ``name:hash`` entries whose hash
 is PBKDF2-HMAC-SHA256 in the form ``pbkdf2_sha256:<iterations>:<salt>:<digest>``
 (salt and digest URL-safe base64, no padding). Make one with
-``python -m core.persistence hash-password``. The form has no ``$`` or ``,``
+``python -m core.persist hash-password``. The form has no ``$`` or ``,``
 so it survives shells, .env files and docker compose unquoted.
 """
 
@@ -114,7 +114,7 @@ def parse_users(entries: tuple[str, ...] | list[str]) -> dict[str, str]:
         except ValueError as exc:
             raise ValueError(
                 f"AUTH_USERS entry for {name!r}: {exc} (make one with "
-                "`python -m core.persistence hash-password`)"
+                "`python -m core.persist hash-password`)"
             ) from exc
         users[name] = encoded.strip()
     return users

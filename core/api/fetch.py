@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from core.errors import PayloadTooLargeError, UserInputError
+from core.errors import (
+    PayloadTooLargeError,
+    UrlFetchError,
+    UrlRefusedError,
+    UserInputError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,20 +41,6 @@ ENABLE_HINT = (
     "image_file instead, or ask the operator to set ALLOW_IMAGE_URL=true and "
     "IMAGE_URL_ALLOWLIST=<hosts>."
 )
-
-
-class UrlRefusedError(UserInputError):
-    """The URL is not one this server may fetch (scheme, host, address)."""
-
-    code = "url_refused"
-    http_status = 403
-
-
-class UrlFetchError(UserInputError):
-    """The URL was allowed but fetching it failed (DNS, connection, status)."""
-
-    code = "url_fetch_failed"
-    http_status = 422
 
 
 def resolve_host(host: str, port: int) -> list[str]:

@@ -18,20 +18,18 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import numpy as np
 from PIL import Image
 
 from core.config import Settings
-from core.engine_errors import (
+from core.engine.base import Engine, GenerationParams
+from core.engine.openai_errors import (
     choose_model,
     engine_errors,
     engine_root,
     malformed,
     raise_for_status,
 )
-from core.errors import ModelUnavailableError
-from core.model_manager import IMAGE_TOKEN, ModelStatus
-from core.openai_wire import (
+from core.engine.openai_wire import (
     PROBE_TEXT,
     Completion,
     StreamReader,
@@ -43,6 +41,7 @@ from core.openai_wire import (
     rebuild_text,
     served_models,
 )
+from core.errors import ModelUnavailableError
 from core.types import GeneratedText
 
 logger = logging.getLogger(__name__)
@@ -50,13 +49,16 @@ logger = logging.getLogger(__name__)
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # background load: waits between tries
 
 
-class OpenAIBackend:
-    """Talks to one engine over HTTP; the ModelManager interface."""
+class OpenAIBackend(Engine):
+    """Talks to one engine over HTTP; generate may run concurrently."""
+
+    backend = "openai"
 
     def __init__(self, settings: Settings) -> None:
         if not settings.backend_url:
             raise ValueError("OpenAIBackend needs settings.backend_url (BACKEND_URL)")
-        self.settings = settings
+        super().__init__(settings)
+        self._device = self._dtype = "remote"
         self.root = engine_root(settings.backend_url)
         timeout = settings.backend_timeout_s
         headers = {}
@@ -67,39 +69,10 @@ class OpenAIBackend:
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         )
-        self._load_lock = threading.Lock()
-        self._state_lock = threading.Lock()
         self._attempted = threading.Event()  # set after each load attempt
         self._ready = threading.Event()
         self._closed = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._state = "idle"
-        self._model_id = settings.model_id or "auto"
-        self._error: str | None = None
-        self._vae_error: str | None = None
-        self._load_seconds: float | None = None
         self.token_ids = TokenIdMap()
-        self.mask_decoder: Any = None
-
-    @property
-    def status(self) -> ModelStatus:
-        with self._state_lock:
-            return ModelStatus(
-                state=self._state,
-                model_id=self._model_id,
-                device="remote",
-                dtype="remote",
-                model_loaded=self._state == "ready",
-                vae_loaded=self.mask_decoder is not None,
-                error=self._error if self._error else self._vae_error,
-                load_seconds=self._load_seconds,
-                backend="openai",
-            )
-
-    def _set(self, **values: Any) -> None:
-        with self._state_lock:
-            for name, value in values.items():
-                setattr(self, f"_{name}", value)
 
     def load(self) -> None:
         """Check the engine serves the model, learn its loc/seg ids, load the VAE.
@@ -159,33 +132,11 @@ class OpenAIBackend:
             return TokenIdMap()
         return found
 
-    def _load_vae(self) -> None:
-        try:
-            from core.mask_decoder import MaskDecoder, resolve_vae_path
+    def _load_model(self) -> None:  # load() is overridden: retried, not final
+        raise NotImplementedError
 
-            self.mask_decoder = MaskDecoder.from_npz(resolve_vae_path(self.settings))
-            self._set(vae_error=None)
-        except ModelUnavailableError as exc:
-            self._set(vae_error=exc.message)
-        except (OSError, ValueError) as exc:
-            self._set(
-                vae_error=f"The segmentation VAE could not be loaded ({exc}); set "
-                "VAE_PATH to a valid vae-oid.npz."
-            )
-        if self._vae_error:
-            logger.warning("masks unavailable: %s", self._vae_error)
-
-    def start_background_load(self) -> threading.Thread:
-        """Try ``load`` in a daemon thread until it succeeds (or ``close``)."""
-        with self._state_lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._load_until_ready, name="engine-check", daemon=True
-                )
-                self._thread.start()
-            return self._thread
-
-    def _load_until_ready(self) -> None:
+    def _background_load(self) -> None:
+        """Try ``load`` until it succeeds (or ``close``)."""
         for attempt in itertools.count():
             try:
                 self.load()
@@ -209,44 +160,26 @@ class OpenAIBackend:
             self._thread.join(timeout=5)
         self._client.close()
 
-    def generate(
+    def _not_ready_message(self) -> str:
+        return "The inference engine is not checked yet; try again."
+
+    def _generate(
         self,
         image: Image.Image,
         prompt: str,
-        *,
-        max_new_tokens: int,
-        do_sample: bool = False,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        temperature: float | None = None,
-        on_text: Callable[[str], None] | None = None,
+        params: GenerationParams,
+        on_text: Callable[[str], None] | None,
     ) -> GeneratedText:
-        """One chat completion on one RGB image; thread-safe, runs concurrently.
+        """One chat completion; thread-safe, runs concurrently.
 
-        Returns the answer with loc/seg tokens rebuilt from the token ids,
-        whitespace stripped; ``truncated`` when the engine stopped at
-        ``max_new_tokens`` (finish_reason "length"). ``on_text`` gets each
-        streamed piece as it arrives (on this thread).
-        Raises ModelUnavailableError when not ready or the engine fails.
+        loc/seg tokens are rebuilt from the token ids; ``truncated`` when the
+        engine stopped at ``max_new_tokens`` (finish_reason "length").
         """
-        if self._state != "ready":
-            raise ModelUnavailableError(
-                self._error or "The inference engine is not checked yet; try again."
-            )
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if IMAGE_TOKEN in prompt:
-            logger.warning("removed %s from the prompt", IMAGE_TOKEN)
-            prompt = prompt.replace(IMAGE_TOKEN, "")
         body = chat_request(
             self._model_id,
             image_to_data_url(image),
             prompt,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            top_p=top_p,
-            top_k=top_k,
-            temperature=temperature,
+            params,
             stream=on_text is not None,
         )
         if on_text is None:
@@ -317,13 +250,3 @@ class OpenAIBackend:
             return parse(value)
         except WireError as exc:
             raise malformed(self.root, str(exc)) from exc
-
-    def decode_masks(self, seg_indices: Any) -> np.ndarray:
-        """int [N, 16] codes in 0..127 -> float32 [N, 64, 64] logits (> 0 inside).
-
-        Raises ModelUnavailableError when the VAE is not loaded.
-        """
-        if self.mask_decoder is None:
-            reason = self._vae_error or "The segmentation VAE is not loaded yet."
-            raise ModelUnavailableError(reason)
-        return self.mask_decoder.decode(seg_indices)

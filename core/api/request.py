@@ -20,8 +20,14 @@ from starlette.requests import Request
 
 from core.batch import detection_to_dict
 from core.config import Settings
-from core.errors import AppError, PayloadTooLargeError, UserInputError
-from core.polygons import mask_to_png
+from core.errors import (
+    ModelNotAllowedError,
+    ModelNotLoadedError,
+    PayloadTooLargeError,
+    UnsupportedMediaError,
+    UserInputError,
+)
+from core.export.masks import mask_to_png
 from core.types import Detection
 
 MB = 1024 * 1024
@@ -36,21 +42,6 @@ INCLUDE_OPTIONS = ("overlay", "mask_png", "mask_rle")
 FORMATS = ("json", "coco", "yolo", "zip")  # /v1/analyze response formats
 POLYGON_FORMATS = ("coco", "zip")  # formats whose COCO masks may be polygons
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
-
-
-class UnsupportedMediaError(UserInputError):
-    code = "unsupported_media_type"
-    http_status = 415
-
-
-class ModelNotAllowedError(AppError):
-    code = "model_not_allowed"
-    http_status = 403
-
-
-class ModelNotLoadedError(AppError):
-    code = "model_not_loaded"
-    http_status = 409
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:

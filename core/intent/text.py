@@ -1,4 +1,4 @@
-"""Helpers for ``core.intent``: cleaning, image refs, languages, targets, prompts.
+"""Helpers for ``core.intent.parse``: cleaning, image refs, languages, targets, prompts.
 
 Pure functions of text; no conversation state.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from core import intent_vocab as v
+from core.intent import vocab as v
 from core.types import GROUNDED_TASKS, Intent
 
 PUNCT_ENDS = " \t,;:.!?¿¡-\"'()[]"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import chainlit as cl
 
-from chat_analysis import (
+from chat.analysis import (
     analyze_and_reply,
     as_elements,
     overlay_image,
@@ -15,13 +15,13 @@ from chat_analysis import (
     say,
     send_result,
 )
-from chat_services import ChatServices
+from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord
-from core.downloads import write_export_all
 from core.errors import AppError
-from core.export import ExportItem
+from core.export.downloads import write_export_all
+from core.export.formats import ExportItem
 from core.images import load_image
-from core.intent import HELP_MESSAGE, parse_intent
+from core.intent.parse import HELP_MESSAGE, parse_intent
 from core.render import to_png_bytes
 from core.types import GROUNDED_TASKS, Intent
 

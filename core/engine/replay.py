@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
+from core.config import Settings
+from core.engine.base import Engine, GenerationParams
 from core.errors import ModelUnavailableError
-from core.model_manager import ModelManager
 from core.types import GeneratedText
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,13 @@ logger = logging.getLogger(__name__)
 REPLAY_PREFIX = "replay:"
 
 
-class ReplayModel(ModelManager):
-    """ModelManager whose ``generate`` looks the prompt up in a recording."""
+class ReplayModel(Engine):
+    """An engine whose ``generate`` looks the prompt up in a recording."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._run_lock = threading.Lock()
+        self._recording: dict[str, str] = {}
 
     def _load_model(self) -> None:
         path = Path(str(self.settings.model_id).removeprefix(REPLAY_PREFIX))
@@ -46,26 +52,16 @@ class ReplayModel(ModelManager):
                 "prompt (string) to the model's answer (string)."
             )
         self._recording = recording
-        self.model = recording
         self._set(device="cpu", dtype="replay", model_id=f"{REPLAY_PREFIX}{path}")
         logger.info("replaying %d recorded answers from %s", len(recording), path)
 
-    def _warm_up(self) -> None:
-        """Nothing to warm up: no network, no weights."""
-
-    def generate(
+    def _generate(
         self,
         image: Image.Image,
         prompt: str,
-        *,
-        max_new_tokens: int,
-        on_text: Callable[[str], None] | None = None,
-        **_: Any,
+        params: GenerationParams,
+        on_text: Callable[[str], None] | None,
     ) -> GeneratedText:
-        if self.model is None or self._state != "ready":
-            raise ModelUnavailableError(
-                self._error or "The model is still loading; try again in a moment."
-            )
         with self._run_lock:
             answer = self._recording.get(prompt)
         if answer is None:

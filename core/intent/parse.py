@@ -4,7 +4,7 @@
 ``detect dog ; bike``; ``parse_intent("also the car", previous)`` adds a target
 to the previous request. Unclear text gives ``action="clarify"`` with a message
 saying what to type: a guess would cost a minute of CPU for nothing.
-Vocabulary (verbs, languages, plurals) lives in ``core.intent_vocab``.
+Vocabulary (verbs, languages, plurals) lives in ``core.intent.vocab``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import logging
 import re
 from dataclasses import replace
 
-from core import intent_text as t
-from core import intent_vocab as v
+from core.intent import text as t
+from core.intent import vocab as v
 from core.types import GROUNDED_TASKS, Intent
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""The REST API on Chainlit's server: routes, request parsing, formats, fetch."""

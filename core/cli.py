@@ -1,0 +1,245 @@
+"""Command line: one prompt over a folder of images, exports written to a folder.
+
+    python -m core "segment the cars" photos/ --out results/
+    python -m core "detect dog ; bike" a.jpg b.png --out out/ --format coco
+
+Settings come from the environment (MODEL_ID, VAE_PATH, DEVICE, ... as for the
+app); ``--model`` / ``--vae`` / ``--device`` override them. Exit status: 0 when
+at least one image succeeded, 1 when none did (or the model did not load),
+2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.batch import (
+    BatchItem,
+    batch_item_to_dict,
+    batch_item_to_export_item,
+    iter_batch,
+)
+from core.config import Settings
+from core.errors import AppError, UserInputError
+from core.export.formats import (
+    COCO_JSON_NAME,
+    ExportItem,
+    export_stems,
+    masks_zip,
+    to_coco,
+    yolo_files,
+)
+from core.pipeline import to_intent
+from core.types import DECODING_PRESETS, Decoding, Intent
+
+logger = logging.getLogger("core.cli")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+FORMATS = ("zip", "coco", "yolo", "json", "all")
+ZIP_NAME = "export.zip"
+RESULTS_NAME = "results.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="Run one PaliGemma request over many images and export the "
+        "results (COCO, YOLO-seg, mask PNGs, JSON, overlays).",
+    )
+    parser.add_argument("prompt", help='what to do, as in the chat: "segment cars"')
+    parser.add_argument(
+        "inputs", nargs="+", metavar="FOLDER_OR_FILE", help="image files or folders"
+    )
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--format", choices=FORMATS, default="all")
+    parser.add_argument(
+        "--decoding", choices=sorted(DECODING_PRESETS), default="greedy"
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=None, metavar="N")
+    parser.add_argument("--no-overlay", action="store_true", help="no overlay PNGs")
+    parser.add_argument("--opacity", type=float, default=0.5, help="mask opacity")
+    parser.add_argument(
+        "--polygons", action="store_true", help="COCO masks as polygons, not RLE"
+    )
+    parser.add_argument("--recursive", action="store_true", help="walk subfolders")
+    parser.add_argument("--model", help="MODEL_ID override: hub id or local folder")
+    parser.add_argument("--vae", help="VAE_PATH override: path to vae-oid.npz")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("-v", "--verbose", action="store_true", help="log INFO")
+    return parser
+
+
+def find_images(inputs: Sequence[str], recursive: bool) -> list[tuple[str, Path]]:
+    """``(name, path)`` of every image to process, in order.
+
+    A folder contributes its files with an image extension (case-insensitive),
+    sorted by relative path, named by that path; a file given explicitly is
+    always taken (its bytes decide whether it is an image), named by its file
+    name. Raises FileNotFoundError for a path that does not exist.
+    """
+    found: list[tuple[str, Path]] = []
+    for text in inputs:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files = [
+                p
+                for p in path.glob(pattern)
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            ]
+            named = [(p.relative_to(path).as_posix(), p) for p in files]
+            found.extend(sorted(named))
+        elif path.is_file():
+            found.append((path.name, path))
+        else:
+            raise FileNotFoundError(f"no such file or folder: {text}")
+    return found
+
+
+def _make_progress(total: int):
+    """A tqdm bar on stderr (hidden when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="image", file=sys.stderr, disable=None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        overrides = dict(model_id=args.model, vae_path=args.vae, device=args.device)
+        settings = dataclasses.replace(
+            settings, **{k: v for k, v in overrides.items() if v is not None}
+        )
+        decoding = Decoding(args.decoding, args.max_new_tokens)
+        if not 0.0 <= args.opacity <= 1.0:
+            raise ValueError(f"--opacity must be in [0, 1], got {args.opacity}")
+        intent = to_intent(args.prompt)  # before the (slow) model load
+        sources = find_images(args.inputs, args.recursive)
+    except UserInputError as exc:
+        parser.error(f"the prompt does not ask the model to run: {exc.message}")
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))  # exits 2
+    if not sources:
+        parser.error(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
+
+    from logging_config import setup_logging
+
+    setup_logging("INFO" if args.verbose else "WARNING")
+    return run(args, settings, intent, decoding, sources)
+
+
+def run(
+    args: argparse.Namespace,
+    settings: Settings,
+    intent: Intent,
+    decoding: Decoding,
+    sources: list[tuple[str, Path]],
+) -> int:
+    """Load the model once, run the batch, write the exports; the exit status."""
+    from core.engine import get_model_manager
+
+    # The same factory as the app: BACKEND=openai and MODEL_ID=replay: work too.
+    manager = get_model_manager(settings)
+    try:
+        manager.load()
+    except AppError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    if manager.status.error:  # loaded, but masks are unavailable
+        print(f"warning: {manager.status.error}", file=sys.stderr)
+
+    overlays = not args.no_overlay
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[BatchItem] = []
+    exports: list[ExportItem] = []
+    progress = _make_progress(len(sources))
+    batch = iter_batch(
+        sources,
+        intent,
+        manager,
+        max_pixels=settings.max_image_pixels,
+        decoding=decoding,
+        max_new_tokens=settings.max_new_tokens,
+        keep_images=overlays,
+    )
+    for item in batch:
+        progress.update(1)
+        if item.ok:
+            export = batch_item_to_export_item(
+                item, overlay=overlays, opacity=args.opacity
+            )
+            exports.append(export)
+        else:
+            progress.write(f"failed: {item.name}: {item.error}", file=sys.stderr)
+        results.append(dataclasses.replace(item, image=None))  # free the pixels
+    progress.close()
+
+    written = write_outputs(out, args.format, exports, results, polygons=args.polygons)
+    ok = len(exports)
+    print(
+        f"{ok} of {len(results)} images done, {len(results) - ok} failed; "
+        f"wrote {len(written)} files to {out}",
+        file=sys.stderr,
+    )
+    return 0 if ok else 1
+
+
+def write_outputs(
+    out: Path,
+    fmt: str,
+    exports: list[ExportItem],
+    results: list[BatchItem],
+    *,
+    polygons: bool = False,
+) -> list[Path]:
+    """Write the chosen format(s) and overlays into ``out``; the paths written.
+
+    Stems (for YOLO labels and ``<stem>.overlay.png``) come from
+    ``core.export.formats.unique_stems`` over the successful images, as in the ZIP.
+    """
+    formats = {"zip", "coco", "yolo", "json"} if fmt == "all" else {fmt}
+    written: list[Path] = []
+
+    def write(relative: str, data: bytes | str) -> None:
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            path.write_text(data, encoding="utf-8")
+        else:
+            path.write_bytes(data)
+        logger.debug("wrote %s", path)
+        written.append(path)
+
+    stems = export_stems(exports)
+    if exports and "zip" in formats:
+        write(ZIP_NAME, masks_zip(exports, polygons=polygons))
+    if exports and "coco" in formats:
+        coco = to_coco(exports, polygons=polygons)
+        write(COCO_JSON_NAME, json.dumps(coco, ensure_ascii=False, indent=1))
+    if exports and "yolo" in formats:
+        for relative, text in yolo_files(exports).items():
+            write(relative, text)
+    overlay_files: list[str | None] = []  # one per export, in order
+    for export, stem in zip(exports, stems, strict=True):
+        overlay_files.append(None)
+        if export.overlay_png is not None:
+            overlay_files[-1] = f"{stem}.overlay.png"
+            write(overlay_files[-1], export.overlay_png)
+    if "json" in formats:
+        next_overlay = iter(overlay_files)
+        images = []
+        for item in results:  # exports are the ok results, in the same order
+            entry = batch_item_to_dict(item)
+            entry["overlay_file"] = next(next_overlay) if item.ok else None
+            images.append(entry)
+        write(RESULTS_NAME, json.dumps({"images": images}, ensure_ascii=False))
+    return written

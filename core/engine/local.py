@@ -1,0 +1,198 @@
+"""PaliGemma 2 + processor in this process (the local backend).
+
+With core.engine.quantize, the only module that imports torch/transformers; it
+does so lazily inside
+methods so that importing it (and starting the app) stays fast. One model run
+at a time: ``generate`` holds a process-wide lock, callers run it off the event
+loop. The vision tower's features are cached per image (bounded LRU), so a
+second prompt on the same image only runs the language model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from core.config import Settings, default_model_id
+from core.engine.base import Engine, GenerationParams
+from core.engine.hub import hub_error_message, is_local_path
+from core.errors import ModelUnavailableError
+from core.images import image_digest
+from core.tokens import IMAGE_TOKEN
+from core.types import GeneratedText
+
+logger = logging.getLogger(__name__)
+
+
+class ModelManager(Engine):
+    """PaliGemma 2 in this process (transformers); one model run at a time.
+
+    ``feature_cache_size``: how many images' vision features to keep (LRU);
+    0 disables the cache.
+    """
+
+    def __init__(self, settings: Settings, feature_cache_size: int = 8) -> None:
+        if feature_cache_size < 0:
+            raise ValueError(
+                f"feature_cache_size must be >= 0, got {feature_cache_size}"
+            )
+        super().__init__(settings)
+        self._run_lock = threading.Lock()  # one model run at a time
+        self.model: Any = None
+        self.processor: Any = None
+        self._features: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._feature_cache_size = feature_cache_size
+
+    def _model_loaded(self) -> bool:
+        return self.model is not None
+
+    def _load_model(self) -> None:
+        import torch
+        from transformers import (
+            AutoConfig,
+            AutoProcessor,
+            PaliGemmaForConditionalGeneration,
+        )
+
+        device = self.settings.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = self.settings.dtype
+        if dtype == "auto":
+            dtype = "bfloat16" if device == "cuda" else "float32"
+        model_id = self.settings.model_id or default_model_id(device)
+        self._set(device=device, dtype=dtype, model_id=model_id)
+        logger.info("loading %s on %s as %s", model_id, device, dtype)
+        source: str | Path = model_id
+        if is_local_path(model_id):
+            source = Path(model_id).expanduser()
+            if not source.is_dir():
+                raise ModelUnavailableError(
+                    f"MODEL_ID points to {source}, which is not a directory: set "
+                    "MODEL_ID to a folder holding a PaliGemma checkpoint, or to a "
+                    "Hugging Face model id such as google/paligemma2-3b-mix-224."
+                )
+            if not (source / "config.json").is_file():
+                raise ModelUnavailableError(
+                    f"MODEL_ID points to {source}, which is not a model checkpoint "
+                    "(no config.json): point MODEL_ID at the folder holding "
+                    "config.json, *.safetensors and the processor files."
+                )
+        token = self.settings.hf_token
+        try:
+            # A library boundary: every failure becomes one actionable error.
+            config = AutoConfig.from_pretrained(source, token=token)
+            if config.model_type != "paligemma":
+                raise ModelUnavailableError(
+                    f"MODEL_ID {model_id} is a {config.model_type!r} model, expected "
+                    "a PaliGemma checkpoint (model_type 'paligemma')."
+                )
+            processor = AutoProcessor.from_pretrained(source, token=token)
+            from core.engine.quantize import quantization_load_kwargs, quantize_model
+
+            quantization = self.settings.quantization
+            model = PaliGemmaForConditionalGeneration.from_pretrained(
+                source,
+                token=token,
+                dtype=getattr(torch, dtype),
+                **quantization_load_kwargs(quantization, device),  # CUDA: bnb
+            )
+            model = model.to(device).eval()  # device_map would need accelerate
+            model = quantize_model(model, quantization, device)  # CPU: int8
+            logger.info("%s loaded, quantization %s", model_id, quantization)
+        except ModelUnavailableError:
+            raise
+        except Exception as exc:
+            raise ModelUnavailableError(hub_error_message(model_id, exc)) from exc
+        self.processor, self.model = processor, model
+
+    def _warm_up(self) -> None:
+        image = Image.new("RGB", (32, 32), (128, 128, 128))
+        self._run(image, "caption en", {"max_new_tokens": 2}, use_cache=False)
+
+    def _generate(
+        self,
+        image: Image.Image,
+        prompt: str,
+        params: GenerationParams,
+        on_text: Callable[[str], None] | None,
+    ) -> GeneratedText:
+        decoding: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "do_sample": params.do_sample,
+            **params.sampling(),
+        }
+        if on_text is not None:
+            decoding["streamer"] = _callback_streamer(self.processor.tokenizer, on_text)
+        return self._run(image, prompt, decoding, use_cache=True)
+
+    def _run(
+        self, image: Image.Image, prompt: str, decoding: dict[str, Any], use_cache: bool
+    ) -> GeneratedText:
+        import torch
+
+        with self._run_lock, torch.inference_mode():
+            inputs = self.processor(
+                images=image, text=IMAGE_TOKEN + prompt, return_tensors="pt"
+            )
+            inputs = inputs.to(self.model.device)
+            features = self._image_features(image, inputs["pixel_values"], use_cache)
+            output = self.model.generate(
+                input_ids=inputs["input_ids"],
+                attention_mask=inputs["attention_mask"],
+                token_type_ids=inputs["token_type_ids"],
+                mm_encoder_outputs={"image": features},
+                **decoding,
+            )
+        new_ids = output[0, inputs["input_ids"].shape[1] :].tolist()
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos])
+        ended = any(token in eos_ids for token in new_ids)
+        text = self.processor.decode(new_ids, skip_special_tokens=True).strip()
+        return GeneratedText(
+            text,
+            truncated=not ended and len(new_ids) >= decoding["max_new_tokens"],
+            num_tokens=len(new_ids),
+        )
+
+    def _image_features(self, image: Image.Image, pixel_values: Any, use_cache: bool):
+        """The projected vision features of ``image``, from the LRU when there.
+
+        Returns a BaseModelOutputWithPooling whose ``pooler_output`` is
+        [1, image_seq_length, hidden] in the model dtype, as
+        ``generate(mm_encoder_outputs={"image": ...})`` takes it.
+        """
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        pixel_values = pixel_values.to(self.model.dtype)
+        if not use_cache or self._feature_cache_size == 0:
+            return self.model.get_image_features(pixel_values, return_dict=True)
+        key = (image_digest(image), self._model_id)
+        cached = self._features.get(key)
+        if cached is not None:
+            self._features.move_to_end(key)
+            return cached
+        computed = self.model.get_image_features(pixel_values, return_dict=True)
+        features = BaseModelOutputWithPooling(pooler_output=computed.pooler_output)
+        self._features[key] = features  # only the projected features are kept
+        while len(self._features) > self._feature_cache_size:
+            self._features.popitem(last=False)
+        return features
+
+
+def _callback_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
+    """A transformers TextStreamer that hands finished words to ``on_text``."""
+    from transformers import TextStreamer
+
+    class CallbackStreamer(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                on_text(text)
+
+    return CallbackStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
