@@ -6,7 +6,7 @@ prints JSON. Without ``--model`` it serves the tiny random PaliGemma 2 and a
 synthetic VAE (built offline in a temp dir), so the figures show the app's own
 overhead (socket, steps, queue, image I/O, rendering) rather than model time.
 The server is the real `chainlit run chainlit_app.py`, driven over its socket as
-the web page does (tests/chat_client.py).
+the web page does (tests/support/chat_client.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.chat_client import ChatClient, start_server
+from tests.support.chat_client import ChatClient, start_server
 
 
 def photo_png(size_wh=(1024, 768)) -> bytes:

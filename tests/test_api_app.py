@@ -20,8 +20,8 @@ from core.config import Settings
 from core.engine.base import ModelStatus
 from core.engine.queue import ModelQueue
 from core.export.masks import rle_to_mask
-from tests.conftest import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
-from tests.fakes import FakeModel
+from tests.recorded import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
+from tests.support.fakes import FakeModel
 
 
 class FakeManager:

@@ -19,8 +19,8 @@ from core.export.masks import polygons_to_mask, rle_to_mask
 from core.mask_decoder import MaskDecoder
 from core.pipeline import analyze
 from core.types import Detection
-from tests.conftest import WHEELS_SEGMENT
-from tests.fakes import FakeModel
+from tests.recorded import WHEELS_SEGMENT
+from tests.support.fakes import FakeModel
 from tests.test_api_app import FakeManager, _client, _png
 
 PROMPT = "segment wheel"

@@ -24,8 +24,8 @@ from core.errors import ModelUnavailableError, UserInputError
 from core.export.formats import masks_zip, to_coco
 from core.export.masks import rle_to_mask
 from core.types import Decoding, Intent
-from tests.conftest import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
-from tests.fakes import FakeModel
+from tests.recorded import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
+from tests.support.fakes import FakeModel
 
 SEGMENT_WHEELS = Intent(
     task="segment",

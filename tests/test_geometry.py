@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.geometry import box_to_pixels, mask_logits_to_full, mask_to_xyxy
-from tests.fakes import disc_logits
+from tests.support.fakes import disc_logits
 
 
 @pytest.mark.parametrize(

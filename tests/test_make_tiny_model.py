@@ -14,7 +14,7 @@ from scripts.make_tiny_model import (
     build_tiny_model,
     main,
 )
-from tests.conftest import SHOE_DETECT, WHEELS_SEGMENT
+from tests.recorded import SHOE_DETECT, WHEELS_SEGMENT
 
 
 def _sha256(path: Path) -> str:

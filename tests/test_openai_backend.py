@@ -17,8 +17,8 @@ from core.engine.openai_wire import TokenIdMap
 from core.errors import ModelUnavailableError
 from core.pipeline import analyze
 from core.types import Intent
-from tests.conftest import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
-from tests.openai_fake import FakeEngine, FakeEngineServer, encode_chars
+from tests.recorded import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
+from tests.support.openai_fake import FakeEngine, FakeEngineServer, encode_chars
 
 RECORDING = {
     "segment left wheel ; right wheel": WHEELS_SEGMENT,

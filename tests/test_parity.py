@@ -20,8 +20,8 @@ from bench.serving import serving_figures
 from core.config import Settings
 from core.pipeline import analyze
 from core.types import Detection
-from tests.conftest import SHOE_DETECT, WHEELS_SEGMENT
-from tests.openai_fake import FakeEngine, FakeEngineServer, encode_chunks
+from tests.recorded import SHOE_DETECT, WHEELS_SEGMENT
+from tests.support.openai_fake import FakeEngine, FakeEngineServer, encode_chunks
 
 SEGMENT = "segment left wheel ; right wheel"
 RECORDING = {"detect shoe": SHOE_DETECT, SEGMENT: WHEELS_SEGMENT, "caption en": "a car"}

@@ -8,7 +8,7 @@ from core.errors import UserInputError
 from core.geometry import mask_to_xyxy
 from core.pipeline import analyze, token_budget
 from core.types import Decoding, Intent
-from tests.conftest import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
+from tests.recorded import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
 
 SEGMENT_WHEELS = Intent(
     task="segment",

@@ -11,7 +11,7 @@ from core.engine.replay import ReplayModel
 from core.errors import ModelUnavailableError
 from core.pipeline import analyze
 from core.types import Intent
-from tests.conftest import WHEELS_BOXES_PX, WHEELS_SEGMENT
+from tests.recorded import WHEELS_BOXES_PX, WHEELS_SEGMENT
 
 
 def _replay(tmp_path, synthetic_vae_path, recording) -> ReplayModel:

@@ -4,7 +4,7 @@ import pytest
 
 from core.geometry import box_to_pixels
 from core.tokens import has_tokens, parse_objects, strip_tokens
-from tests.conftest import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
+from tests.recorded import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
 
 L = "<loc0100><loc0200><loc0300><loc0400>"  # y1=100 x1=200 y2=300 x2=400
 L2 = "<loc0500><loc0600><loc0700><loc0800>"

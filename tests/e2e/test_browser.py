@@ -22,7 +22,7 @@ from playwright.sync_api import Page
 from core.geometry import box_to_pixels
 from core.intent.parse import parse_intent
 from core.tokens import parse_objects
-from tests.browser import (
+from tests.support.browser import (
     ASSISTANT,
     INLINE_IMAGE,
     attach,
@@ -32,7 +32,7 @@ from tests.browser import (
     table_rows,
     wait_for_answer,
 )
-from tests.chat_client import ROOT, ServerProcess, start_server
+from tests.support.chat_client import ROOT, ServerProcess, start_server
 
 pytestmark = pytest.mark.browser
 

@@ -24,9 +24,9 @@ from pycocotools.coco import COCO
 from core.batch import analyze_batch, batch_to_export_items
 from core.cli import find_images, write_outputs
 from core.export.masks import rle_to_mask
-from tests.conftest import SHOE_DETECT, WHEELS_SEGMENT
+from tests.recorded import SHOE_DETECT, WHEELS_SEGMENT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SIZES_WH = {"a.png": (64, 48), "b.png": (40, 40)}
 
 

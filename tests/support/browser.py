@@ -1,6 +1,6 @@
 """Drive the Chainlit 2.12 web page in Debian's Chromium through Playwright.
 
-Selectors were read off the live page (Chainlit 2.12.x, see tests/test_browser.py):
+Selectors were read off the live page (Chainlit 2.12.x, see tests/e2e/test_browser.py):
 the composer is ``textarea#chat-input`` with ``#chat-submit`` (replaced by
 ``#stop-button`` while a task runs), uploads go through the hidden
 ``input#upload-button-input`` (the paperclip is ``#upload-button-loading`` until

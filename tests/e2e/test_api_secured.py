@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests import api_inputs as inputs
-from tests.chat_client import start_server
+from tests.support import api_inputs as inputs
+from tests.support.chat_client import start_server
 
 pytestmark = pytest.mark.e2e
 

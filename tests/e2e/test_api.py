@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from tests import api_inputs as inputs
-from tests.api_inputs import BAD_INPUTS, MAX_IMAGES, seg_file
-from tests.chat_client import start_server
+from tests.support import api_inputs as inputs
+from tests.support.api_inputs import BAD_INPUTS, MAX_IMAGES, seg_file
+from tests.support.chat_client import start_server
 
 pytestmark = pytest.mark.e2e
 

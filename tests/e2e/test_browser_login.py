@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import Page
 
 from core.persist.auth import hash_password
-from tests.browser import (
+from tests.support.browser import (
     ASSISTANT,
     INLINE_IMAGE,
     SESSION_READY,
@@ -26,7 +26,7 @@ from tests.browser import (
     table_rows,
     wait_for_answer,
 )
-from tests.chat_client import ROOT, ServerProcess, start_server
+from tests.support.chat_client import ROOT, ServerProcess, start_server
 
 pytestmark = pytest.mark.browser
 

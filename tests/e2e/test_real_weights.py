@@ -17,7 +17,7 @@ from PIL import Image
 
 from core.config import VAE_SHA256, Settings
 from core.types import Intent
-from tests.conftest import WHEELS_BOXES_PX, WHEELS_SEGMENT
+from tests.recorded import WHEELS_BOXES_PX, WHEELS_SEGMENT
 
 REAL_MODEL = os.environ.get("PALIGEMMA_REAL_MODEL", "")
 REAL_VAE = os.environ.get("PALIGEMMA_REAL_VAE", "")
@@ -44,7 +44,7 @@ def test_real_vae_file_is_the_published_one():
 def test_recorded_wheel_codes_decode_to_wheel_sized_masks_in_their_boxes():
     from core.mask_decoder import MaskDecoder
     from core.pipeline import analyze
-    from tests.fakes import FakeModel
+    from tests.support.fakes import FakeModel
 
     model = FakeModel(mask_decoder=MaskDecoder.from_npz(REAL_VAE))
     model.enqueue(WHEELS_SEGMENT)

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.chat_client import ChatClient, start_server
+from tests.support.chat_client import ChatClient, start_server
 
 pytestmark = pytest.mark.e2e
 

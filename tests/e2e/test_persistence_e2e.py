@@ -23,8 +23,8 @@ import socketio
 from PIL import Image
 
 from core.persist.auth import hash_password
-from tests.chat_client import ChatClient, free_port, start_server
-from tests.conftest import REPLAY_CAT, REPLAY_RECORDING
+from tests.recorded import REPLAY_CAT, REPLAY_RECORDING
+from tests.support.chat_client import ChatClient, free_port, start_server
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ import json
 import pytest
 from PIL import Image
 
-from tests.chat_client import ChatClient, start_server
-from tests.conftest import REPLAY_RECORDING
+from tests.recorded import REPLAY_RECORDING
+from tests.support.chat_client import ChatClient, start_server
 
 pytestmark = pytest.mark.e2e
 
