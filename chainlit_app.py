@@ -14,6 +14,7 @@ import chainlit as cl
 from chainlit.data import get_data_layer
 from chainlit.types import ThreadDict
 
+from chat.options import ChatOptions
 from chat.replies import handle_message
 from chat.services import ChatServices
 from chat.session import DEFAULT_OPTIONS, restore_state, save_state, send_chat_settings
@@ -98,7 +99,7 @@ async def set_starters() -> list[cl.Starter]:
 @cl.on_chat_start
 async def on_chat_start() -> None:
     cl.user_session.set("conversation", Conversation())
-    cl.user_session.set("options", dict(DEFAULT_OPTIONS))
+    cl.user_session.set("options", DEFAULT_OPTIONS)
     await send_chat_settings(DEFAULT_OPTIONS)
     if MANAGER.status.state == "failed":
         await cl.Message(content=f"⚠️ {MANAGER.status.error}").send()
@@ -106,7 +107,8 @@ async def on_chat_start() -> None:
 
 @cl.on_settings_update
 async def on_settings_update(values: dict) -> None:
-    cl.user_session.set("options", {**DEFAULT_OPTIONS, **values})
+    current = cl.user_session.get("options") or DEFAULT_OPTIONS
+    cl.user_session.set("options", ChatOptions.from_values(values, base=current))
     await save_state(PERSIST)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import chainlit as cl
 from PIL import Image
 
+from chat.options import ChatOptions
 from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.errors import AppError
@@ -34,8 +35,8 @@ async def analyze_and_reply(
     """Run ``intent`` on ``record`` through the queue, record the turn, reply."""
     options = cl.user_session.get("options")
     decoding = Decoding(
-        preset=options["decoding"],
-        max_new_tokens=int(options["max_new_tokens"]) or None,
+        preset=options.decoding,
+        max_new_tokens=options.max_new_tokens or None,
     )
     waiting = cl.Message(content="")
     # Text answers stream into their reply as words are generated.
@@ -134,7 +135,7 @@ async def send_result(
     services: ChatServices,
     record: ImageRecord,
     result: AnalysisResult,
-    options: dict,
+    options: ChatOptions,
     message: cl.Message | None = None,
 ) -> None:
     """Send the reply; a ``message`` that streamed the answer is completed."""
@@ -152,7 +153,10 @@ async def send_result(
 
 
 def _result_files(
-    services: ChatServices, record: ImageRecord, result: AnalysisResult, options: dict
+    services: ChatServices,
+    record: ImageRecord,
+    result: AnalysisResult,
+    options: ChatOptions,
 ) -> list:
     """Overlay (shown inline) and downloads of one result, as Chainlit elements."""
     item = ExportItem(record.name, record.size_wh, result.detections)
@@ -171,15 +175,18 @@ def as_elements(downloads: list[Download]) -> list:
 
 
 def overlay_image(
-    services: ChatServices, record: ImageRecord, result: AnalysisResult, options: dict
+    services: ChatServices,
+    record: ImageRecord,
+    result: AnalysisResult,
+    options: ChatOptions,
 ) -> Image.Image:
     """The stored photo with ``result`` drawn as the chat options ask (RGB)."""
     return render_overlay(
         open_stored(record.path, services.settings.max_image_pixels),
         result.detections,
-        opacity=float(options["opacity"]),
-        show_labels=bool(options["show_labels"]),
-        show_boxes=bool(options["show_boxes"]),
+        opacity=options.opacity,
+        show_labels=options.show_labels,
+        show_boxes=options.show_boxes,
     )
 
 

@@ -15,6 +15,7 @@ from chat.analysis import (
     say,
     send_result,
 )
+from chat.options import ChatOptions
 from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord
 from core.errors import AppError
@@ -174,7 +175,7 @@ async def _export(
     ).send()
 
 
-def _export_files(services: ChatServices, results: list, options: dict) -> list:
+def _export_files(services: ChatServices, results: list, options: ChatOptions) -> list:
     items = [
         ExportItem(
             record.name,

@@ -9,51 +9,49 @@ import chainlit as cl
 from chainlit.input_widget import Select, Slider, Switch
 from chainlit.types import ThreadDict
 
+from chat.options import (
+    MAX_NEW_TOKENS_RANGE,
+    MAX_NEW_TOKENS_STEP,
+    OPACITY_RANGE,
+    ChatOptions,
+)
 from core.conversation import Conversation
 from core.persist.service import ChatState, Persistence
 from core.types import DECODING_PRESETS
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_OPTIONS = {
-    "decoding": "greedy",
-    "max_new_tokens": 0,
-    "opacity": 0.5,
-    "show_labels": True,
-    "show_boxes": True,
-}
+DEFAULT_OPTIONS = ChatOptions()
 
 
-async def send_chat_settings(options: dict) -> None:
-    """Show the settings panel with ``options`` (keys of DEFAULT_OPTIONS)."""
+async def send_chat_settings(options: ChatOptions) -> None:
+    """Show the settings panel with ``options``."""
     await cl.ChatSettings(
         [
             Select(
                 id="decoding",
                 label="Decoding",
                 values=list(DECODING_PRESETS),
-                initial_value=options["decoding"],
+                initial_value=options.decoding,
             ),
             Slider(
                 id="max_new_tokens",
                 label="Max new tokens (0 = sized from the request)",
-                initial=options["max_new_tokens"],
-                min=0,
-                max=1024,
-                step=8,
+                initial=options.max_new_tokens,
+                min=MAX_NEW_TOKENS_RANGE[0],
+                max=MAX_NEW_TOKENS_RANGE[1],
+                step=MAX_NEW_TOKENS_STEP,
             ),
             Slider(
                 id="opacity",
                 label="Mask opacity",
-                initial=options["opacity"],
-                min=0,
-                max=1,
+                initial=options.opacity,
+                min=OPACITY_RANGE[0],
+                max=OPACITY_RANGE[1],
                 step=0.05,
             ),
-            Switch(
-                id="show_labels", label="Show labels", initial=options["show_labels"]
-            ),
-            Switch(id="show_boxes", label="Show boxes", initial=options["show_boxes"]),
+            Switch(id="show_labels", label="Show labels", initial=options.show_labels),
+            Switch(id="show_boxes", label="Show boxes", initial=options.show_boxes),
         ]
     ).send()
 
@@ -67,7 +65,7 @@ async def save_state(persist: Persistence) -> None:
         return
     state = ChatState(
         cl.user_session.get("conversation"),
-        cl.user_session.get("options"),
+        cl.user_session.get("options").to_dict(),
         cl.user_session.get("pending"),
     )
     try:
@@ -80,15 +78,16 @@ async def restore_state(persist: Persistence, thread: ThreadDict) -> None:
     """A reloaded or reopened thread: its images, active image, turns, options."""
     try:
         state = await asyncio.to_thread(
-            persist.load_state, thread["id"], DEFAULT_OPTIONS
+            persist.load_state, thread["id"], DEFAULT_OPTIONS.to_dict()
         )
     except (OSError, ValueError) as exc:
         logger.exception("could not restore thread %s", thread["id"])
-        state = ChatState(Conversation(), dict(DEFAULT_OPTIONS))
+        state = ChatState(Conversation(), DEFAULT_OPTIONS.to_dict())
         await cl.Message(
             content=f"⚠️ This chat's photos could not be restored ({exc})."
         ).send()
     cl.user_session.set("conversation", state.conversation)
-    cl.user_session.set("options", state.options)
+    options = ChatOptions.from_values(state.options)
+    cl.user_session.set("options", options)
     cl.user_session.set("pending", state.pending)
-    await send_chat_settings(state.options)
+    await send_chat_settings(options)
