@@ -99,3 +99,17 @@ class UrlFetchError(UserInputError):
 
     code = "url_fetch_failed"
     http_status = 422
+
+
+class ModelNotFoundError(UserInputError):
+    """An OpenAI-compatible request named a model this server does not serve."""
+
+    code = "model_not_found"
+    http_status = 404
+
+
+class LinkRefusedError(UserInputError):
+    """A signed file link that is forged, expired or no longer stored."""
+
+    code = "link_refused"
+    http_status = 403

@@ -2,7 +2,8 @@
 
 Routes: GET /health, GET /ready, POST /segment (PaliGemma-service compatible),
 POST /process (Sa2VA-style JSON), POST /v1/analyze (many images; JSON, COCO,
-YOLO or a ZIP; per-image failures never stop the others). Every error is JSON
+YOLO or a ZIP; per-image failures never stop the others), and the
+OpenAI-compatible POST /v1/chat/completions + GET /v1/models (openai_routes.py). Every error is JSON
 ``{"error": {"code", "message"}}`` with a 4xx for client faults (503 + Retry-After
 when busy or loading); see docs/api.md.
 """
@@ -23,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from core.api.formats import encode_results
+from core.api.openai_routes import add_openai_routes
 from core.api.request import (
     MB,
     check_model_id,
@@ -252,6 +254,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
         return Response(data, media_type=media_type, headers=headers)
 
+    add_openai_routes(router, ctx)
     return router
 
 

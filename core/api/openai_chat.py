@@ -1,0 +1,164 @@
+"""``/v1/chat/completions`` messages -> what the chat would do. Pure parsing.
+
+An OpenAI-compatible client (Open WebUI, LM Studio, the ``openai`` package)
+sends the whole conversation every time. The user turns are replayed through
+``core.intent.parse_intent`` so that "also the dog" after "segment the cat"
+becomes ``segment cat ; dog``; only the last request runs the model, on the
+photo it names ("on the first image") or the newest one attached.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import UserInputError
+from core.intent import parse_intent
+from core.types import Intent
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGES = 200  # a long chat; beyond this the client should start a new one
+MAX_IMAGES = 32  # image parts over the whole conversation
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+NO_IMAGE = (
+    "Attach a photo first (an image_url content part: a data: URI, or a URL "
+    "where the server allows them), then ask e.g. 'segment the cat'."
+)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """The last request of a conversation, ready to run.
+
+    ``intent`` is what the chat would run (or answer without the model when
+    its ``action`` is not "run"); ``image_url`` the chosen photo's URL (a
+    data URI or http(s)), None when the conversation has none;
+    ``image_number`` its 1-based position among the conversation's photos.
+    """
+
+    intent: Intent
+    image_url: str | None
+    image_number: int
+    image_count: int
+
+
+def _parts(message: dict[str, Any], index: int) -> tuple[str, list[str]]:
+    """The text and the image URLs of one message (string or content parts)."""
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return content or "", []
+    if not isinstance(content, list):
+        raise UserInputError(
+            f"messages[{index}].content must be a string or a list of parts, "
+            f"got {type(content).__name__}."
+        )
+    texts, images = [], []
+    for number, part in enumerate(content):
+        where = f"messages[{index}].content[{number}]"
+        if not isinstance(part, dict):
+            raise UserInputError(f"{where} must be an object.")
+        kind = part.get("type")
+        if kind == "text":
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise UserInputError(f"{where}.text must be a string.")
+            texts.append(text)
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str) or not url.strip():
+                raise UserInputError(f"{where}.image_url.url must be a string.")
+            images.append(url.strip())
+        else:
+            raise UserInputError(
+                f"{where}.type must be 'text' or 'image_url', got {kind!r}."
+            )
+    return "\n".join(texts), images
+
+
+def _user_turns(messages: Any) -> list[tuple[str, list[str]]]:
+    """Each user message's text and images, in order; 400 for a bad shape."""
+    if not isinstance(messages, list) or not messages:
+        raise UserInputError("'messages' must be a non-empty list of messages.")
+    if len(messages) > MAX_MESSAGES:
+        raise UserInputError(
+            f"Send at most {MAX_MESSAGES} messages; start a new conversation."
+        )
+    turns = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise UserInputError(f"messages[{index}] must be an object.")
+        role = message.get("role")
+        if role not in ROLES:
+            raise UserInputError(
+                f"messages[{index}].role must be one of {sorted(ROLES)}, got {role!r}."
+            )
+        text, images = _parts(message, index)
+        if role == "user":
+            turns.append((text, images))
+        elif images:
+            logger.info("ignored %d image(s) in a %s message", len(images), role)
+    if not turns:
+        raise UserInputError("The conversation has no user message.")
+    return turns
+
+
+def _choose_image(images: list[str], intent: Intent) -> tuple[str | None, int]:
+    """The photo the request names ("1", "2", "last"), else the newest."""
+    if not images:
+        return None, 0
+    ref = intent.image_ref
+    if ref and ref.isdigit():
+        number = int(ref)
+        if not 1 <= number <= len(images):
+            raise UserInputError(
+                f"There is no image {number}: this conversation has "
+                f"{len(images)} photo(s)."
+            )
+        return images[number - 1], number
+    return images[-1], len(images)
+
+
+def parse_chat(messages: Any, max_prompt_chars: int) -> ChatRequest:
+    """Replay the user turns; the last one is the request. 400 for bad input.
+
+    Earlier requests only shape the last ("also the dog", "undo", "in
+    Spanish"); earlier clarifying questions or help requests are skipped.
+    """
+    turns = _user_turns(messages)
+    images: list[str] = []
+    stack: list[Intent] = []  # requests that ran, for refinements and undo
+    intent: Intent | None = None
+    for text, turn_images in turns:
+        images.extend(turn_images)
+        if len(images) > MAX_IMAGES:
+            raise UserInputError(
+                f"Send at most {MAX_IMAGES} photos in one conversation."
+            )
+        text = text.strip()
+        if len(text) > max_prompt_chars:
+            raise UserInputError(
+                f"A message is longer than {max_prompt_chars} characters "
+                "(MAX_PROMPT_CHARS); shorten it."
+            )
+        if not text:
+            intent = None  # a photo without words: asks nothing yet
+            continue
+        intent = parse_intent(text, previous=stack[-1] if stack else None)
+        if intent.action == "run":
+            stack.append(intent)
+        elif intent.action == "undo" and stack:
+            stack.pop()
+    if intent is None:  # the last message has no words
+        if not turns[-1][1]:
+            raise UserInputError("The last user message is empty; ask something.")
+        # a photo alone: the last request again on it, else a caption
+        intent = stack[-1] if stack else parse_intent("what's in this picture?")
+    if intent.action == "undo":
+        if not stack:
+            raise UserInputError("There is nothing to undo in this conversation.")
+        intent = stack[-1]  # the answer before the undone request, again
+    url, number = _choose_image(images, intent)
+    return ChatRequest(intent, url, number, len(images))

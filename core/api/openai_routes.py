@@ -1,0 +1,238 @@
+"""An OpenAI-compatible door: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+Open WebUI, LM Studio or the ``openai`` package talk to the same model, queue,
+API key and rate limit as the REST API. The answer is what the chat answers:
+the reply text with the box table, and the overlay as a markdown image — a
+signed, expiring link to ``GET /v1/files/<name>`` (default) or a data URI when
+the request asks ``"overlay": "data_uri"`` (``"none"`` leaves it out).
+Streaming (``"stream": true``) sends server-sent events in OpenAI's chunk shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.requests import Request
+
+from core.api.openai_chat import NO_IMAGE, ChatRequest, parse_chat
+from core.api.request import MB, decode_base64, read_body
+from core.api.service import ApiContext
+from core.errors import (
+    AppError,
+    LinkRefusedError,
+    ModelNotFoundError,
+    UserInputError,
+)
+from core.render import render_overlay, to_jpeg_bytes
+from core.reply import reply_markdown
+from core.types import Decoding
+
+logger = logging.getLogger(__name__)
+
+OVERLAY_MODES = ("link", "data_uri", "none")
+LINK_TTL_S = 3600  # overlay links expire after an hour
+KEEP_OVERLAYS = 500  # files kept on disk; the oldest go first
+ALIAS = "paligemma"  # always accepted as the model name
+
+
+class OverlayStore:
+    """Overlay JPEGs on disk behind signed, expiring links (one key per process)."""
+
+    def __init__(self, folder: Path, ttl_s: int = LINK_TTL_S) -> None:
+        self.folder = folder
+        self.ttl_s = ttl_s
+        self._key = secrets.token_bytes(32)
+
+    def _signature(self, name: str, expires: int) -> str:
+        message = f"{name}:{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def save(self, data: bytes) -> str:
+        """Write ``data``; returns the query-signed path ``/v1/files/<name>?...``."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = f"{uuid.uuid4().hex}.jpg"
+        (self.folder / name).write_bytes(data)
+        self._prune()
+        expires = int(time.time()) + self.ttl_s
+        return (
+            f"/v1/files/{name}?expires={expires}&sig={self._signature(name, expires)}"
+        )
+
+    def path_for(self, name: str, expires: str | None, sig: str | None) -> Path:
+        """The file behind a signed link; UserInputError (403/404) otherwise."""
+        try:
+            expires_at = int(expires or "")
+        except ValueError:
+            expires_at = 0
+        good = sig and hmac.compare_digest(sig, self._signature(name, expires_at))
+        if not good or expires_at < time.time():
+            raise LinkRefusedError("This overlay link is invalid or has expired.")
+        path = self.folder / name
+        if not path.is_file():  # name is signed, so it is one of ours
+            raise LinkRefusedError("This overlay is no longer stored.")
+        return path
+
+    def _prune(self) -> None:
+        files = sorted(self.folder.glob("*.jpg"), key=lambda p: p.stat().st_mtime)
+        for old in files[:-KEEP_OVERLAYS]:
+            old.unlink(missing_ok=True)
+
+
+def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
+    """Register the OpenAI-compatible routes on the API's router."""
+    settings = ctx.settings
+    store = OverlayStore(Path(settings.data_dir) / "openai-overlays")
+    max_body = settings.max_upload_mb * MB * 4 // 3 + 256 * 1024  # base64 images
+
+    def model_ids() -> list[str]:
+        return [ALIAS, ctx.loaded_model_id]
+
+    @router.get("/v1/models")
+    async def models(request: Request) -> JSONResponse:
+        ctx.admit(request)
+        created = int(ctx.started)
+        data = [
+            {"id": name, "object": "model", "created": created, "owned_by": "local"}
+            for name in model_ids()
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    @router.get("/v1/files/{name}")
+    async def overlay_file(name: str, expires: str = "", sig: str = "") -> Any:
+        path = store.path_for(name, expires, sig)
+        return FileResponse(path, media_type="image/jpeg")
+
+    @router.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Any:
+        ctx.admit(request)
+        raw = await read_body(request, max_body)
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise UserInputError(f"The body must be JSON ({exc}).") from exc
+        if not isinstance(body, dict):
+            raise UserInputError("The body must be a JSON object.")
+        model = body.get("model") or ALIAS
+        if model not in model_ids():
+            raise ModelNotFoundError(
+                f"Unknown model {model!r}; this server serves {model_ids()} "
+                "(GET /v1/models)."
+            )
+        overlay = body.get("overlay", "link")
+        if overlay not in OVERLAY_MODES:
+            raise UserInputError(f"'overlay' must be one of {list(OVERLAY_MODES)}.")
+        parsed = parse_chat(body.get("messages"), settings.max_prompt_chars)
+        decoding = _decoding(
+            body.get("max_tokens") or body.get("max_completion_tokens")
+        )
+        answer = _answer(ctx, store, request, parsed, decoding, overlay)
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        if body.get("stream") is True:
+            return StreamingResponse(
+                _stream(completion_id, model, answer),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        content = await answer
+        return JSONResponse(_completion(completion_id, model, content))
+
+
+def _decoding(max_tokens: Any) -> Decoding:
+    if max_tokens is None:
+        return Decoding()
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        raise UserInputError("'max_tokens' must be an integer.")
+    try:
+        return Decoding(max_new_tokens=max_tokens)
+    except ValueError as exc:
+        raise UserInputError(f"Invalid 'max_tokens': {exc}") from exc
+
+
+async def _answer(
+    ctx: ApiContext,
+    store: OverlayStore,
+    request: Request,
+    parsed: ChatRequest,
+    decoding: Decoding,
+    overlay: str,
+) -> str:
+    """The chat's markdown answer for the last request (runs the model)."""
+    intent = parsed.intent
+    if intent.action != "run":
+        return intent.message or "Ask e.g. 'segment the cat' about a photo."
+    if parsed.image_url is None:
+        return NO_IMAGE
+    url = parsed.image_url
+    if url.lower().startswith("data:"):
+        data = decode_base64(url, ctx.settings.max_upload_mb * MB)
+    else:
+        data = await ctx.fetch(url)
+    image = await ctx.load(data)
+    result = await ctx.run(image, intent, decoding)
+    text = reply_markdown(result, f"image {parsed.image_number}")
+    if overlay == "none" or not result.detections:
+        return text
+    jpeg = await asyncio.to_thread(
+        lambda: to_jpeg_bytes(render_overlay(image, result.detections))
+    )
+    if overlay == "data_uri":
+        src = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+    else:
+        path = await asyncio.to_thread(store.save, jpeg)
+        src = str(request.base_url).rstrip("/") + path
+    return f"{text}\n\n![overlay]({src})"
+
+
+def _completion(completion_id: str, model: str, content: str) -> dict[str, Any]:
+    message = {"role": "assistant", "content": content}
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+
+
+def _chunk(completion_id: str, model: str, delta: dict, finish: str | None) -> str:
+    body = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+async def _stream(completion_id: str, model: str, answer: Any) -> AsyncIterator[str]:
+    """The role at once, then the answer, then [DONE]; a failure becomes text.
+
+    The status line is already sent when the model runs, so an error is
+    written into the answer ("⚠️ ...") instead of an HTTP status.
+    """
+    yield _chunk(completion_id, model, {"role": "assistant", "content": ""}, None)
+    try:
+        content = await answer
+    except AppError as exc:
+        content = f"⚠️ {exc.message}"
+    except Exception:
+        logger.exception("streamed chat completion failed")
+        content = "⚠️ Internal error; the details are in the server log."
+    yield _chunk(completion_id, model, {"content": content}, None)
+    yield _chunk(completion_id, model, {}, "stop")
+    yield "data: [DONE]\n\n"
