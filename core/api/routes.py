@@ -3,9 +3,9 @@
 Routes: GET /health, GET /ready, POST /segment (PaliGemma-service compatible),
 POST /process (Sa2VA-style JSON), POST /v1/analyze (many images; JSON, COCO,
 YOLO or a ZIP; per-image failures never stop the others), and the
-OpenAI-compatible POST /v1/chat/completions + GET /v1/models (openai_routes.py). Every error is JSON
-``{"error": {"code", "message"}}`` with a 4xx for client faults (503 + Retry-After
-when busy or loading); see docs/api.md.
+OpenAI-compatible POST /v1/chat/completions + GET /v1/models (openai_routes.py).
+Every error is JSON ``{"error": {"code", "message"}}`` with a 4xx for client
+faults (503 + Retry-After when busy or loading); see docs/api.md.
 """
 
 from __future__ import annotations
