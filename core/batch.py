@@ -22,8 +22,9 @@ from core.errors import AppError
 from core.export.formats import ExportItem
 from core.export.masks import mask_to_rle
 from core.images import load_image
-from core.pipeline import VisionModel, analyze, to_intent
+from core.pipeline import VisionModel, to_intent
 from core.render import render_overlay, to_png_bytes
+from core.tiling import TileSpec, analyze_tiled, tile_grid
 from core.types import AnalysisResult, Decoding, Detection, Intent
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def iter_batch(
     max_new_tokens: int | None = None,
     on_progress: ProgressCallback | None = None,
     keep_images: bool = True,
+    tiles: TileSpec = "off",
 ) -> Iterator[BatchItem]:
     """Run ``request`` on each source in order, yielding one BatchItem each.
 
@@ -78,7 +80,8 @@ def iter_batch(
     ``decoding`` and ``max_new_tokens`` are passed to ``analyze``.
     ``on_progress(done, total, name)`` is called after each item, before it
     is yielded. ``keep_images`` False drops the decoded image from the items
-    (saves memory when no overlay is wanted).
+    (saves memory when no overlay is wanted). ``tiles`` ("off", "auto" or
+    (columns, rows)) also runs detect/segment on tiles (core.tiling).
 
     Raises UserInputError on the first step (before any image is read) when
     ``request`` does not ask the model to run (a generator: not at the call);
@@ -96,6 +99,7 @@ def iter_batch(
             max_bytes=max_bytes,
             decoding=decoding,
             max_new_tokens=max_new_tokens,
+            tiles=tiles,
         )
         if not keep_images and item.image is not None:
             item = replace(item, image=None)
@@ -115,6 +119,7 @@ def analyze_batch(
     max_new_tokens: int | None = None,
     on_progress: ProgressCallback | None = None,
     keep_images: bool = True,
+    tiles: TileSpec = "off",
 ) -> list[BatchItem]:
     """``iter_batch`` collected into a list, in the order of ``sources``."""
     return list(
@@ -128,6 +133,7 @@ def analyze_batch(
             max_new_tokens=max_new_tokens,
             on_progress=on_progress,
             keep_images=keep_images,
+            tiles=tiles,
         )
     )
 
@@ -142,6 +148,7 @@ def _analyze_one(
     max_bytes: int | None,
     decoding: Decoding | None,
     max_new_tokens: int | None,
+    tiles: TileSpec = "off",
 ) -> BatchItem:
     start = time.perf_counter()
     image: Image.Image | None = None
@@ -159,8 +166,13 @@ def _analyze_one(
         return failed(f"The file could not be read ({reason}).", UNREADABLE_FILE)
     try:
         image = load_image(bytes(raw), max_pixels=max_pixels, max_bytes=max_bytes)
-        result = analyze(
-            image, intent, model, decoding=decoding, max_new_tokens=max_new_tokens
+        result = analyze_tiled(
+            image,
+            intent,
+            model,
+            tile_grid(tiles, image.size),
+            decoding=decoding,
+            max_new_tokens=max_new_tokens,
         )
     except AppError as exc:
         logger.info("batch: %s failed: %s", name, exc.message)

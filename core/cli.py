@@ -36,6 +36,7 @@ from core.export.formats import (
     yolo_files,
 )
 from core.pipeline import to_intent
+from core.tiling import parse_tiles
 from core.types import DECODING_PRESETS, Decoding, Intent
 
 logger = logging.getLogger("core.cli")
@@ -62,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--decoding", choices=sorted(DECODING_PRESETS), default="greedy"
     )
     parser.add_argument("--max-new-tokens", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--tiles",
+        default="off",
+        metavar="auto|off|NxM",
+        help="detect/segment also on overlapping tiles (small objects in big photos)",
+    )
     parser.add_argument("--no-overlay", action="store_true", help="no overlay PNGs")
     parser.add_argument("--opacity", type=float, default=0.5, help="mask opacity")
     parser.add_argument(
@@ -121,9 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         decoding = Decoding(args.decoding, args.max_new_tokens)
         if not 0.0 <= args.opacity <= 1.0:
             raise ValueError(f"--opacity must be in [0, 1], got {args.opacity}")
+        args.tiles = parse_tiles(args.tiles)
         intent = to_intent(args.prompt)  # before the (slow) model load
         sources = find_images(args.inputs, args.recursive)
     except UserInputError as exc:
+        if "tiles" in exc.message:
+            parser.error(exc.message)
         parser.error(f"the prompt does not ask the model to run: {exc.message}")
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))  # exits 2
@@ -170,6 +180,7 @@ def run(
         decoding=decoding,
         max_new_tokens=settings.max_new_tokens,
         keep_images=overlays,
+        tiles=args.tiles,
     )
     for item in batch:
         progress.update(1)

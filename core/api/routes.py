@@ -55,6 +55,7 @@ from core.config import Settings
 from core.engine.queue import ModelQueue
 from core.errors import AppError, ModelUnavailableError, UserInputError
 from core.ratelimit import RateLimiter
+from core.tiling import parse_tiles
 from core.types import Decoding
 
 logger = logging.getLogger(__name__)
@@ -171,10 +172,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 + ("both." if upload is not None else "neither.")
             )
         intent = intent_for(prompt)
+        tiles = parse_tiles(form_text(form, "tiles"))
         image = await ctx.load(
             upload[1] if upload is not None else await ctx.fetch(url)
         )
-        result = await ctx.run(image, intent, Decoding())
+        result = await ctx.run(image, intent, Decoding(), tiles)
         masks = await asyncio.to_thread(segment_masks, result)
         image_b64 = await asyncio.to_thread(png_b64, image)
         return JSONResponse({"image": image_b64, "masks": masks})
@@ -216,6 +218,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         include = parse_include(form_text(form, "include"))
         fmt = parse_format(form_text(form, "format"))
         polygons = parse_polygons(form_text(form, "polygons"), fmt)
+        tiles = parse_tiles(form_text(form, "tiles"))
         files = form.getlist("images") + form.getlist("image")
         if not files or any(isinstance(f, str) for f in files):
             raise UserInputError(
@@ -231,6 +234,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 intent,
                 decoding,
                 keep_image=overlays,
+                tiles=tiles,
             )
             items.append(item)
             if error is not None:

@@ -15,7 +15,6 @@ from typing import Any
 from PIL import Image
 from starlette.requests import Request
 
-from core import pipeline
 from core.api.fetch import ENABLE_HINT, UrlPolicy, UrlRefusedError, fetch_image_url
 from core.api.request import MB, detection_json, mask_png_b64
 from core.batch import INTERNAL_ERROR, BatchItem
@@ -31,6 +30,7 @@ from core.images import load_image
 from core.intent.parse import parse_intent
 from core.ratelimit import RateLimiter, check_api_key
 from core.render import render_overlay, to_png_bytes
+from core.tiling import TileSpec, analyze_tiled, tile_grid
 from core.types import AnalysisResult, Decoding, Intent
 
 logger = logging.getLogger(__name__)
@@ -82,9 +82,16 @@ class ApiContext:
         )
 
     async def run(
-        self, image: Image.Image, intent: Intent, decoding: Decoding
+        self,
+        image: Image.Image,
+        intent: Intent,
+        decoding: Decoding,
+        tiles: TileSpec = "off",
     ) -> AnalysisResult:
-        """The model, through the shared queue; 503 while it is not ready."""
+        """The model, through the shared queue; 503 while it is not ready.
+
+        ``tiles`` also runs detect/segment on overlapping tiles (core.tiling).
+        """
         status = self.manager.status
         if status.state == "failed":
             raise ModelUnavailableError(status.error or "The model failed to load.")
@@ -96,10 +103,11 @@ class ApiContext:
                 retry_after_s=LOADING_RETRY_S,
             )
         return await self.queue.submit(
-            pipeline.analyze,
+            analyze_tiled,
             image,
             intent,
             self.manager,
+            tile_grid(tiles, image.size),
             decoding=decoding,
             max_new_tokens=self.settings.max_new_tokens,
         )
@@ -112,6 +120,7 @@ class ApiContext:
         decoding: Decoding,
         *,
         keep_image: bool = False,
+        tiles: TileSpec = "off",
     ) -> tuple[BatchItem, AppError | None]:
         """One image of a multi-image request: its BatchItem, and its error.
 
@@ -126,7 +135,7 @@ class ApiContext:
         try:
             image = await self.load(data)
             loaded = time.perf_counter()
-            result = await self.run(image, intent, decoding)
+            result = await self.run(image, intent, decoding, tiles)
             timings = {
                 "load_image": loaded - start,
                 "queue_and_model": time.perf_counter() - loaded,

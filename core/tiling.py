@@ -1,0 +1,207 @@
+"""Look closely: detect/segment on overlapping tiles plus the whole photo.
+
+PaliGemma sees a photo at 224 or 448 px, so in a 12 MP photo a far bottle is
+a few pixels and is missed. With tiles, each overlapping tile is analysed at
+the model's resolution (``core.pipeline.analyze``, unchanged), every box and
+mask is moved back to original pixels, and duplicates across tiles and the
+whole-photo pass are merged. Slicing, moving back and merging are
+supervision's (``InferenceSlicer``, ``Detections.with_nmm``), not ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+from PIL import Image
+
+from core.errors import UserInputError
+from core.pipeline import VisionModel, analyze
+from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Detection, Intent
+
+logger = logging.getLogger(__name__)
+
+AUTO_TILE_PX = 1344  # auto: tiles about this long (6x a 224 input, 3x a 448 one)
+MAX_TILES_PER_SIDE = 4
+OVERLAP = 0.2  # of a tile's side, so an object cut by one tile is whole in the next
+MERGE_IOS = 0.5  # merge two same-label detections overlapping >= half the smaller
+WHOLE, TILE = 1.0, 0.9  # merge order: the whole-photo pass wins ties
+_GRID = re.compile(r"^\s*(\d+)\s*[x\u00d7]\s*(\d+)\s*$", re.IGNORECASE)
+
+TileProgress = Callable[[int, int], None]  # (tile number from 1, tiles in all)
+TileSpec = str | tuple[int, int]  # "off" | "auto" | (columns, rows)
+
+
+def parse_tiles(spec: str | None) -> TileSpec:
+    """``auto`` | ``off`` | ``NxM`` (columns x rows, 1..4 each); 400 otherwise."""
+    text = (spec or "off").strip().lower()
+    if text in ("auto", "off"):
+        return text
+    match = _GRID.match(text)
+    if match:
+        columns, rows = int(match.group(1)), int(match.group(2))
+        if 1 <= columns <= MAX_TILES_PER_SIDE and 1 <= rows <= MAX_TILES_PER_SIDE:
+            return columns, rows
+    raise UserInputError(
+        f"tiles must be 'auto', 'off' or NxM with N and M in "
+        f"1..{MAX_TILES_PER_SIDE} (e.g. '3x3'), got {spec!r}."
+    )
+
+
+def tile_grid(spec: TileSpec, size_wh: tuple[int, int]) -> tuple[int, int]:
+    """(columns, rows) for a photo; (1, 1) means no tiles."""
+    if spec == "off":
+        return 1, 1
+    if spec == "auto":
+        width, height = size_wh
+        return (
+            min(MAX_TILES_PER_SIDE, max(1, math.ceil(width / AUTO_TILE_PX))),
+            min(MAX_TILES_PER_SIDE, max(1, math.ceil(height / AUTO_TILE_PX))),
+        )
+    return spec  # type: ignore[return-value]
+
+
+def slices_for(
+    grid: tuple[int, int], size_wh: tuple[int, int]
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(slice_wh, overlap_wh) so that ``grid`` tiles with OVERLAP cover the photo.
+
+    supervision steps by ``slice - overlap``; n tiles of side s with overlap o
+    cover n * s - (n - 1) * o pixels, so s = ceil((side + (n - 1) * o) / n).
+    """
+    sides = []
+    for count, side in zip(grid, size_wh, strict=True):
+        overlap = round(OVERLAP * side / count) if count > 1 else 0
+        sides.append((math.ceil((side + (count - 1) * overlap) / count), overlap))
+    (slice_w, overlap_w), (slice_h, overlap_h) = sides
+    return (slice_w, slice_h), (overlap_w, overlap_h)
+
+
+def analyze_tiled(
+    image: Image.Image,
+    intent: Intent,
+    model: VisionModel,
+    grid: tuple[int, int],
+    *,
+    decoding: Decoding | None = None,
+    max_new_tokens: int | None = None,
+    on_tile: TileProgress | None = None,
+) -> AnalysisResult:
+    """``analyze`` on the whole photo and on ``grid`` tiles, merged.
+
+    Only detect/segment are tiled (a caption of a tile answers another
+    question); ``grid`` (1, 1) or another task is one plain ``analyze``.
+    Boxes and masks are in original pixels; ``raw_text`` is the whole-photo
+    answer, and ``timings_s["tiles"]`` counts the tiles that ran.
+    """
+    import supervision as sv
+
+    if intent.task not in GROUNDED_TASKS or grid == (1, 1):
+        return analyze(
+            image, intent, model, decoding=decoding, max_new_tokens=max_new_tokens
+        )
+    started = time.perf_counter()
+    columns, rows = grid
+    total = columns * rows + 1
+    labels: dict[str, int] = {}
+    done = 0
+
+    def run(part: Image.Image) -> AnalysisResult:
+        nonlocal done
+        done += 1
+        if on_tile is not None:
+            on_tile(done, total)
+        return analyze(
+            part, intent, model, decoding=decoding, max_new_tokens=max_new_tokens
+        )
+
+    whole = run(image)
+    slice_wh, overlap_wh = slices_for(grid, image.size)
+    slicer = sv.InferenceSlicer(
+        callback=lambda tile: to_supervision(
+            run(Image.fromarray(tile)).detections, tile.shape[1::-1], TILE, labels
+        ),
+        slice_wh=slice_wh,
+        overlap_wh=overlap_wh,
+        overlap_filter=sv.OverlapFilter.NONE,  # merged once below, with the whole
+        thread_workers=1,  # the model runs one request at a time anyway
+    )
+    tiled = slicer(np.asarray(image))
+    merged = sv.Detections.merge(
+        [to_supervision(whole.detections, image.size, WHOLE, labels), tiled]
+    )
+    if len(merged):
+        merged = merged.with_nmm(
+            threshold=MERGE_IOS,
+            class_agnostic=False,
+            overlap_metric=sv.OverlapMetric.IOS,
+        )
+    detections = from_supervision(merged, {v: k for k, v in labels.items()})
+    timings = {**whole.timings_s, "tiles": float(total - 1)}
+    timings["tiled_total"] = time.perf_counter() - started
+    logger.info(
+        "%r on %dx%d in %dx%d tiles: %d objects (whole photo alone: %d)",
+        intent.prompt,
+        *image.size,
+        columns,
+        rows,
+        len(detections),
+        len(whole.detections),
+    )
+    return replace(whole, detections=tuple(detections), timings_s=timings)
+
+
+def to_supervision(
+    detections: tuple[Detection, ...] | list[Detection],
+    size_wh: tuple[int, int],
+    confidence: float,
+    labels: dict[str, int],
+):
+    """Our detections -> ``sv.Detections`` (class ids from ``labels``, grown).
+
+    supervision needs a mask for all or none: when only some objects have
+    one (a segment answer may leave a mask out), the others get their box
+    as mask, flagged in ``data["has_mask"]`` and dropped again afterwards.
+    """
+    import supervision as sv
+
+    if not detections:
+        return sv.Detections.empty()
+    ids = [labels.setdefault(d.label or "", len(labels)) for d in detections]
+    has_mask = np.array([d.mask is not None for d in detections])
+    masks = None
+    if has_mask.any():
+        width, height = size_wh
+        masks = np.zeros((len(detections), height, width), dtype=bool)
+        for row, det in enumerate(detections):
+            if det.mask is not None:
+                masks[row] = np.asarray(det.mask, dtype=bool)
+            else:
+                x1, y1, x2, y2 = det.box_px
+                masks[row, y1:y2, x1:x2] = True
+    return sv.Detections(
+        xyxy=np.array([d.box_px for d in detections], dtype=np.float64),
+        mask=masks,
+        confidence=np.full(len(detections), confidence),
+        class_id=np.array(ids, dtype=int),
+        data={"has_mask": has_mask},
+    )
+
+
+def from_supervision(merged, names: dict[int, str]) -> list[Detection]:
+    """Merged ``sv.Detections`` -> our detections, masks kept full size."""
+    found = []
+    has_mask = merged.data.get("has_mask")
+    for index in range(len(merged)):
+        x1, y1, x2, y2 = (round(float(v)) for v in merged.xyxy[index])
+        mask = None
+        if merged.mask is not None and (has_mask is None or has_mask[index]):
+            mask = np.asarray(merged.mask[index], dtype=bool)
+        label = names.get(int(merged.class_id[index])) or None
+        found.append(Detection(label=label, box_px=(x1, y1, x2, y2), mask=mask))
+    return found

@@ -1,0 +1,161 @@
+"""core.tiling: tiles at the model's resolution, mapped back and merged exactly."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext as does_not_raise
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.errors import UserInputError
+from core.geometry import box_to_pixels
+from core.intent import parse_intent
+from core.tiling import analyze_tiled, parse_tiles, slices_for, tile_grid
+from core.tokens import LOC_BINS
+from tests.support.fakes import FakeModel
+
+SEGS = "".join(f"<seg{v:03d}>" for v in range(16))
+
+
+def loc(x1: int, y1: int, x2: int, y2: int) -> str:
+    """PaliGemma's y-first loc tokens for a box given in bins (0..1023)."""
+    return "".join(f"<loc{v:04d}>" for v in (y1, x1, y2, x2))
+
+
+def tile_box(bins: tuple[int, int, int, int], tile_wh, offset_xy):
+    """Where a tile-relative loc box must land in the original photo."""
+    x1, y1, x2, y2 = box_to_pixels(tuple(b / LOC_BINS for b in bins), tile_wh)
+    dx, dy = offset_xy
+    return (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected", "expectation"),
+    [
+        ("auto", "auto", does_not_raise()),
+        (None, "off", does_not_raise()),  # default
+        (" OFF ", "off", does_not_raise()),  # spacing and case
+        ("3x3", (3, 3), does_not_raise()),
+        ("2\u00d71", (2, 1), does_not_raise()),  # the multiplication sign
+        ("4x4", (4, 4), does_not_raise()),  # the largest grid
+        ("5x1", None, pytest.raises(UserInputError, match=r"1\.\.4")),  # too many
+        ("0x2", None, pytest.raises(UserInputError, match="NxM")),  # zero
+        ("lots", None, pytest.raises(UserInputError, match="'auto', 'off'")),
+    ],
+)
+def test_parse_tiles(spec, expected, expectation) -> None:
+    with expectation:
+        assert parse_tiles(spec) == expected
+
+
+@pytest.mark.parametrize(
+    ("size_wh", "grid"),
+    [
+        ((4032, 3024), (3, 3)),  # a 12 MP phone photo: "tile 3 of 9"
+        ((1024, 768), (1, 1)),  # small enough as it is
+        ((8000, 1000), (4, 1)),  # a panorama: capped at 4 per side
+        ((1345, 1344), (2, 1)),
+    ],
+)
+def test_auto_grid_from_the_photo_size(size_wh, grid) -> None:
+    assert tile_grid("auto", size_wh) == grid
+    assert tile_grid("off", size_wh) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("grid", "size_wh"),
+    [((3, 3), (4032, 3024)), ((2, 1), (1000, 500)), ((4, 2), (999, 333))],
+)
+def test_slices_cover_the_photo_in_exactly_the_grid(grid, size_wh) -> None:
+    import supervision as sv
+
+    slice_wh, overlap_wh = slices_for(grid, size_wh)
+    offsets = sv.InferenceSlicer._generate_offset(size_wh, slice_wh, overlap_wh)
+    assert len(offsets) == grid[0] * grid[1]
+    covered = np.zeros(size_wh[::-1], dtype=bool)
+    for x1, y1, x2, y2 in offsets:
+        covered[y1:y2, x1:x2] = True
+    assert covered.all()
+
+
+def test_boxes_map_back_to_original_pixels_and_duplicates_merge() -> None:
+    # 1000x500 in 2x1 tiles of 550x500 at x = 0 and x = 450
+    image = Image.new("RGB", (1000, 500), "gray")
+    intent = parse_intent("detect cat ; bird")
+    cat_bins = (102, 205, 409, 819)  # in the whole photo
+    bird_bins = (512, 512, 614, 614)  # small, found only in the second tile
+    cat_in_tile_1 = (186, 205, 745, 819)  # the same cat, seen by tile 1
+    model = (
+        FakeModel()
+        .enqueue(f"{loc(*cat_bins)} cat")  # the whole photo: only the cat
+        .enqueue(f"{loc(*cat_in_tile_1)} cat")  # tile 1 (x 0..550)
+        .enqueue(f"{loc(*bird_bins)} bird")  # tile 2 (x 450..1000)
+    )
+    progress = []
+    result = analyze_tiled(
+        image, intent, model, (2, 1), on_tile=lambda i, n: progress.append((i, n))
+    )
+    assert [call["image_size"] for call in model.calls] == [
+        (1000, 500),
+        (550, 500),
+        (550, 500),
+    ]
+    assert progress == [(1, 3), (2, 3), (3, 3)]
+    boxes = {d.label: d.box_px for d in result.detections}
+    assert len(result.detections) == 2, result.detections  # one cat, one bird
+    assert boxes["bird"] == tile_box(bird_bins, (550, 500), (450, 0))
+    whole_cat = tile_box(cat_bins, (1000, 500), (0, 0))
+    tile_cat = tile_box(cat_in_tile_1, (550, 500), (0, 0))
+    union = (
+        min(whole_cat[0], tile_cat[0]),
+        min(whole_cat[1], tile_cat[1]),
+        max(whole_cat[2], tile_cat[2]),
+        max(whole_cat[3], tile_cat[3]),
+    )
+    assert boxes["cat"] == union
+    assert result.timings_s["tiles"] == 2
+    assert result.raw_text == f"{loc(*cat_bins)} cat"  # the whole-photo answer
+
+
+def test_masks_come_back_full_size_inside_their_tile() -> None:
+    image = Image.new("RGB", (1000, 500), "gray")
+    intent = parse_intent("segment bird")
+    bird_bins = (512, 512, 614, 614)
+    model = (
+        FakeModel()
+        .enqueue("")  # the whole photo sees nothing
+        .enqueue("")  # neither does tile 1
+        .enqueue(f"{loc(*bird_bins)} {SEGS} bird")  # tile 2
+    )
+    result = analyze_tiled(image, intent, model, (2, 1))
+    (bird,) = result.detections
+    assert bird.mask.shape == (500, 1000) and bird.mask.dtype == bool
+    x1, y1, x2, y2 = tile_box(bird_bins, (550, 500), (450, 0))
+    assert bird.box_px == (x1, y1, x2, y2)
+    ys, xs = np.nonzero(bird.mask)
+    assert len(xs) > 0
+    assert (xs.min(), ys.min()) >= (x1, y1) and (xs.max(), ys.max()) < (x2, y2)
+
+
+def test_a_segment_answer_with_a_missing_mask_keeps_it_missing() -> None:
+    image = Image.new("RGB", (1000, 500), "gray")
+    model = (
+        FakeModel()
+        .enqueue(f"{loc(0, 0, 200, 200)} {SEGS} cat ; {loc(600, 600, 900, 900)} dog")
+        .enqueue("")
+        .enqueue("")
+    )
+    result = analyze_tiled(image, parse_intent("segment cat ; dog"), model, (2, 1))
+    masks = {d.label: d.mask for d in result.detections}
+    assert masks["cat"] is not None and masks["dog"] is None
+
+
+@pytest.mark.parametrize("request_text", ["caption en", "detect cat"])
+def test_no_tiles_for_text_tasks_or_a_1x1_grid(request_text) -> None:
+    model = FakeModel().enqueue("a cat")
+    grid = (1, 1) if request_text == "detect cat" else (3, 3)
+    analyze_tiled(
+        Image.new("RGB", (4000, 3000)), parse_intent(request_text), model, grid
+    )
+    assert len(model.calls) == 1
