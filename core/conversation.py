@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from core.errors import UserInputError
-from core.types import AnalysisResult, Intent
+from core.types import AnalysisResult, Intent, Region
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,12 @@ def intent_from_dict(data: dict[str, Any]) -> Intent:
         raise ValueError(f"an intent needs {sorted(missing)}, got keys {sorted(data)}")
     values = {k: v for k, v in data.items() if k in known}
     values["targets"] = tuple(values.get("targets") or ())
+    region = values.get("region")
+    if region is not None:
+        try:
+            values["region"] = Region(region["unit"], tuple(region["box"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"an intent's region is malformed: {region!r}") from exc
     return Intent(**values)
 
 

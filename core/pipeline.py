@@ -18,10 +18,12 @@ from PIL import Image
 from core.errors import UserInputError
 from core.geometry import box_to_pixels, mask_logits_to_full
 from core.intent.parse import parse_intent
+from core.intent.region import region_to_pixels
 from core.tokens import parse_objects, strip_tokens
 from core.types import (
     GROUNDED_TASKS,
     AnalysisResult,
+    BoxPx,
     Decoding,
     Detection,
     Intent,
@@ -92,6 +94,7 @@ class Generation:
     truncated: bool
     max_new_tokens: int
     generate_s: float
+    crop_px: BoxPx | None = None  # the model saw only this part (intent.region)
 
 
 def to_intent(request: str | Intent, state: Intent | None = None) -> Intent:
@@ -113,7 +116,21 @@ def generate(
     """The only stage that runs the language model.
 
     ``on_text`` receives the answer as it is generated (on the model thread).
+    With ``intent.region`` the model sees only that part of ``image``
+    (``Generation.crop_px``); build_result puts the answer back on the photo.
+    Raises UserInputError when the region lies outside the photo.
     """
+    crop_px = None
+    if intent.region is not None:
+        try:
+            crop_px = region_to_pixels(intent.region, image.size)
+        except ValueError as exc:
+            raise UserInputError(
+                f"That region is not on this photo ({exc}); give it in pixels of "
+                f"the {image.size[0]}x{image.size[1]} photo, e.g. "
+                "'region 100,200 to 600,700', or say 'zoom out'."
+            ) from exc
+        image = image.crop(crop_px)
     decoding = decoding or Decoding()
     budget = decoding.max_new_tokens or max_new_tokens or token_budget(intent)
     kwargs = decoding.generate_kwargs(budget)
@@ -125,7 +142,7 @@ def generate(
     truncated = bool(getattr(raw, "truncated", False))
     if truncated:
         logger.warning("answer cut at max_new_tokens=%d: %r", budget, intent.prompt)
-    return Generation(intent, str(raw), truncated, budget, elapsed)
+    return Generation(intent, str(raw), truncated, budget, elapsed, crop_px)
 
 
 def build_result(
@@ -137,7 +154,11 @@ def build_result(
     start = time.perf_counter()
     objects = parse_objects(generation.raw_text) if grounded else []
     timings = {"generate": generation.generate_s, "parse": time.perf_counter() - start}
-    detections, mask_timings = place_objects(objects, size_wh, model)
+    crop = generation.crop_px
+    seen_wh = (crop[2] - crop[0], crop[3] - crop[1]) if crop else size_wh
+    detections, mask_timings = place_objects(objects, seen_wh, model)
+    if crop is not None:
+        detections = shift_detections(detections, crop[:2], size_wh)
     timings.update(mask_timings)
     return AnalysisResult(
         intent=intent,
@@ -175,3 +196,25 @@ def place_objects(
         detections.append(Detection(label=obj.label, box_px=box_px, mask=mask))
     timings = {"decode_masks": decode_s, "place": time.perf_counter() - start}
     return detections, timings
+
+
+def shift_detections(
+    detections: list[Detection], offset_xy: tuple[int, int], size_wh: tuple[int, int]
+) -> list[Detection]:
+    """Detections on a crop at ``offset_xy`` -> the same on the ``size_wh`` photo.
+
+    Boxes move by the offset; masks are pasted into a full-size (H, W) bool.
+    """
+    dx, dy = offset_xy
+    width, height = size_wh
+    moved = []
+    for det in detections:
+        x1, y1, x2, y2 = det.box_px
+        mask = None
+        if det.mask is not None:
+            mask = np.zeros((height, width), dtype=bool)
+            crop_h, crop_w = det.mask.shape
+            mask[dy : dy + crop_h, dx : dx + crop_w] = det.mask
+        box = (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
+        moved.append(Detection(label=det.label, box_px=box, mask=mask))
+    return moved

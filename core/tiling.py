@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from core.errors import UserInputError
-from core.pipeline import VisionModel, analyze
+from core.intent.region import region_to_pixels
+from core.pipeline import VisionModel, analyze, shift_detections
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Detection, Intent
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,10 @@ def analyze_tiled(
         return analyze(
             image, intent, model, decoding=decoding, max_new_tokens=max_new_tokens
         )
+    if intent.region is not None:  # tiles of the region, not of the whole photo
+        return _tiled_region(
+            image, intent, model, grid, decoding, max_new_tokens, on_tile
+        )
     started = time.perf_counter()
     columns, rows = grid
     total = columns * rows + 1
@@ -154,6 +159,34 @@ def analyze_tiled(
         len(whole.detections),
     )
     return replace(whole, detections=tuple(detections), timings_s=timings)
+
+
+def _tiled_region(
+    image: Image.Image,
+    intent: Intent,
+    model: VisionModel,
+    grid: tuple[int, int],
+    decoding: Decoding | None,
+    max_new_tokens: int | None,
+    on_tile: TileProgress | None,
+) -> AnalysisResult:
+    try:
+        crop = region_to_pixels(intent.region, image.size)
+    except ValueError as exc:
+        raise UserInputError(f"That region is not on this photo ({exc}).") from exc
+    inner = analyze_tiled(
+        image.crop(crop),
+        replace(intent, region=None),
+        model,
+        grid,
+        decoding=decoding,
+        max_new_tokens=max_new_tokens,
+        on_tile=on_tile,
+    )
+    detections = shift_detections(list(inner.detections), crop[:2], image.size)
+    return replace(
+        inner, intent=intent, detections=tuple(detections), image_size_wh=image.size
+    )
 
 
 def to_supervision(

@@ -51,6 +51,28 @@ class Detection:
 
 
 @dataclass(frozen=True)
+class Region:
+    """A part of the photo to look at: ``box`` is (x1, y1, x2, y2) in ``unit``.
+
+    ``unit`` "fraction": 0..1 of the photo's width and height ("zoom into the
+    top left"); "px": pixels of the original photo ("region 100,200 to
+    600,700"). Resolved against the photo's size when the request runs.
+    """
+
+    unit: str
+    box: tuple[float, float, float, float]
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("fraction", "px"):
+            raise ValueError(f"unit must be 'fraction' or 'px', got {self.unit!r}")
+        x1, y1, x2, y2 = self.box
+        if not (x1 < x2 and y1 < y2 and min(self.box) >= 0):
+            raise ValueError(f"box must be ordered and >= 0, got {self.box}")
+        if self.unit == "fraction" and max(self.box) > 1:
+            raise ValueError(f"a fraction box must be within 0..1, got {self.box}")
+
+
+@dataclass(frozen=True)
 class Intent:
     """What the user asked for, as the exact prompt the model gets.
 
@@ -73,6 +95,7 @@ class Intent:
     image_ref: str | None = None
     follows_previous: bool = False
     refinement: str | None = None
+    region: Region | None = None  # look only at this part of the photo
 
 
 TASKS = (

@@ -15,7 +15,8 @@ from dataclasses import replace
 
 from core.intent import text as t
 from core.intent import vocab as v
-from core.types import GROUNDED_TASKS, Intent
+from core.intent.region import CLEAR, split_region
+from core.types import GROUNDED_TASKS, Intent, Region
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ MSG_VAGUE = (
     "PaliGemma needs the names of things, e.g. “detect person ; car ; dog”. "
     "For an overview of the whole photo say “caption” or “describe”."
 )
+MSG_REGION_WHAT = (
+    "What should I look for there? E.g. “zoom into the top left and detect "
+    "bottles” or “region 100,200 to 600,700: segment the cat”."
+)
 MSG_NOTHING_LEFT = (
     "That would leave nothing to look for. Name something else, "
     "e.g. “detect dog”, or say “undo”."
@@ -60,6 +65,21 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
     "export" asks for the downloads of the current result (image_ref "all":
     of every image analysed in the chat).
     """
+    region, rest = split_region(text)
+    if region is not None:
+        return _with_region(region, rest, previous)
+    intent = _parse(text, previous)
+    if (
+        intent.follows_previous
+        and intent.region is None
+        and previous is not None
+        and previous.region is not None
+    ):  # "also the dog" after "zoom into the top left" stays zoomed in
+        intent = replace(intent, region=previous.region)
+    return intent
+
+
+def _parse(text: str, previous: Intent | None) -> Intent:
     prev = previous if previous is not None and previous.action == "run" else None
     cleaned = t.clean_text(text)
     low = cleaned.lower().strip(t.PUNCT_ENDS)
@@ -297,3 +317,20 @@ def _language_change(prev: Intent | None, lang: str) -> Intent:
         prev.prompt.split(" ", 2)[2] if prev.task in ("answer", "question") else ""
     )
     return t.run_intent(prev.task, lang=lang, question=question, refinement="language")
+
+
+def _with_region(region: Region, rest: str, previous: Intent | None) -> Intent:
+    """A request limited to ``region`` (CLEAR: the whole photo again).
+
+    Words beside the region are parsed as usual ("zoom into the top left and
+    detect bottles"); a region alone re-runs the previous request there.
+    """
+    keep = None if region == CLEAR else region
+    rest = re.sub(r"^(?:and|then|please)\b\s*", "", rest, flags=re.I).strip()
+    if rest:
+        intent = parse_intent(rest, previous)
+        return replace(intent, region=keep) if intent.action == "run" else intent
+    prev = previous if previous is not None and previous.action == "run" else None
+    if prev is None:
+        return Intent(task="free", prompt="", action="clarify", message=MSG_REGION_WHAT)
+    return replace(prev, region=keep, follows_previous=True, refinement="region")
