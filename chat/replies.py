@@ -16,6 +16,7 @@ from chat.analysis import (
     send_result,
 )
 from chat.options import ChatOptions
+from chat.region import pick_region
 from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord
 from core.errors import AppError
@@ -66,6 +67,8 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
         await _guard(_export(services, conversation, intent))
     elif intent.action == "select":
         await _guard(_select(conversation, intent))
+    elif intent.action == "pick_region":
+        await _guard(pick_region(conversation))
     else:
         await _run(services, conversation, intent)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.intent.region import region_to_pixels
 from core.render import box_table_markdown
 from core.types import GROUNDED_TASKS, AnalysisResult
 
@@ -10,7 +11,11 @@ def reply_markdown(result: AnalysisResult, image_name: str) -> str:
     """Markdown: what ran on which image, the box list or the text answer."""
     width, height = result.image_size_wh
     intent = result.intent
-    lines = [f"**`{intent.prompt}`** on *{image_name}* ({width}x{height})", ""]
+    where = ""
+    if intent.region is not None:
+        x1, y1, x2, y2 = region_to_pixels(intent.region, (width, height))
+        where = f", in the region {x1},{y1} to {x2},{y2}"
+    lines = [f"**`{intent.prompt}`** on *{image_name}* ({width}x{height}){where}", ""]
     if intent.task in GROUNDED_TASKS:
         if result.detections:
             lines.append(box_table_markdown(result.detections))

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from core.intent import text as t
 from core.intent import vocab as v
-from core.intent.region import CLEAR, split_region
+from core.intent.region import CLEAR, PICK, split_region
 from core.types import GROUNDED_TASKS, Intent, Region
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,8 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
     "export" asks for the downloads of the current result (image_ref "all":
     of every image analysed in the chat).
     """
+    if PICK.match(text):  # the chat shows the photo to drag a rectangle on
+        return Intent(task="free", prompt="", action="pick_region")
     region, rest = split_region(text)
     if region is not None:
         return _with_region(region, rest, previous)

@@ -53,6 +53,11 @@ _BY_PIXELS = re.compile(
     rf"(?:region|area|box|crop|rectangle)?\s*(?:from\s+)?{_PIXELS}\s*[,;:.]?",
     re.IGNORECASE,
 )
+PICK = re.compile(
+    r"^\s*(?:(?:let\s+me|i\s+want\s+to|can\s+i)\s+)?(?:draw|select|pick|mark|choose)"
+    r"\s+(?:a|an|the)?\s*(?:region|area|box|rectangle|part)\b",
+    re.IGNORECASE,
+)
 _HAS_REGION_WORD = re.compile(r"\b(?:region|area|box|crop|rectangle|zoom)", re.I)
 _ZOOM_OUT = re.compile(
     r"^\s*(?:zoom\s+out|(?:back\s+to\s+|show\s+|use\s+)?the\s+whole\s+"

@@ -1,0 +1,53 @@
+"""'draw a region': the photo as a RegionSelect element to drag a rectangle on.
+
+The element (public/elements/RegionSelect.jsx) sends "region x1,y1 to
+x2,y2" in original pixels back as a user message; core.intent turns that into
+the last request limited to that region.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+
+import chainlit as cl
+from PIL import Image
+
+from core.conversation import Conversation
+from core.render import to_jpeg_bytes
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_SIDE = 1024  # the element shows a copy at most this long
+
+
+def preview_data_url(path: str) -> str:
+    """A JPEG data URL of the stored photo (ours, already checked), longest
+    side <= PREVIEW_SIDE."""
+    with Image.open(path) as stored:
+        image = stored.convert("RGB")
+    image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    return "data:image/jpeg;base64," + base64.b64encode(
+        to_jpeg_bytes(image, quality=85)
+    ).decode("ascii")
+
+
+async def pick_region(conversation: Conversation) -> None:
+    """Show the active photo to drag a rectangle on (raises AppError: no photo)."""
+    record = conversation.resolve(None)
+    last = conversation.last_intent()
+    src = await asyncio.to_thread(preview_data_url, record.path)
+    width, height = record.size_wh
+    prompt = last.prompt if last is not None else None
+    hint = (
+        f"Drag a rectangle on *{record.name}*: `{prompt}` runs there."
+        if prompt
+        else f"Drag a rectangle on *{record.name}*, then say what to look for."
+    )
+    element = cl.CustomElement(
+        name="RegionSelect",
+        props={"src": src, "width": width, "height": height, "prompt": prompt},
+        display="inline",
+    )
+    await cl.Message(content=hint, elements=[element]).send()
