@@ -16,11 +16,12 @@ from chainlit.types import ThreadDict
 
 from chat.options import ChatOptions
 from chat.replies import handle_message
+from chat.samples import attach_sample, starters
 from chat.services import ChatServices
 from chat.session import DEFAULT_OPTIONS, restore_state, save_state, send_chat_settings
 from core.config import Settings
 from core.conversation import Conversation
-from core.engine import get_model_manager
+from core.engine import get_engines
 from core.engine.queue import ModelQueue
 from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
@@ -35,7 +36,8 @@ if PERSIST.enabled:
     os.environ["CHAINLIT_AUTH_SECRET"] = PERSIST.auth_secret
     CHECKER = PERSIST.checker()
 
-MANAGER = get_model_manager(SETTINGS)
+ENGINES = get_engines(SETTINGS)  # every model of MODELS; the first is the default
+MANAGER = ENGINES.default
 QUEUE = ModelQueue(
     max_pending=SETTINGS.queue_max,
     timeout_s=SETTINGS.request_timeout_s,
@@ -47,6 +49,7 @@ SERVICES = ChatServices(
     manager=MANAGER,
     queue=QUEUE,
     limiter=RateLimiter(SETTINGS.rate_limit_per_min),
+    engines=ENGINES,
 )
 
 
@@ -58,10 +61,10 @@ async def on_app_startup() -> None:
     from core.api.routes import install_api
 
     FILES_DIRECTORY.mkdir(parents=True, exist_ok=True)  # uploads 500 without it
-    install_api(app, manager=MANAGER, queue=QUEUE, settings=SETTINGS)
+    install_api(app, manager=MANAGER, queue=QUEUE, settings=SETTINGS, engines=ENGINES)
     await PERSIST.start(app, get_data_layer())
     if SETTINGS.load_on_start:
-        MANAGER.start_background_load()
+        ENGINES.start_background_load()
 
 
 @cl.data_layer
@@ -78,7 +81,7 @@ async def password_auth(username: str, password: str) -> cl.User | None:
 
 async def on_chat_resume(thread: ThreadDict) -> None:
     """A reloaded or reopened thread: its images, active image, turns, options."""
-    await restore_state(PERSIST, thread)
+    await restore_state(PERSIST, thread, ENGINES.choices())
 
 
 if PERSIST.enabled:  # registered only then: either one turns Chainlit's login on
@@ -88,19 +91,14 @@ if PERSIST.enabled:  # registered only then: either one turns Chainlit's login o
 
 @cl.set_starters
 async def set_starters() -> list[cl.Starter]:
-    return [
-        cl.Starter(label="Segment", message="segment the cat"),
-        cl.Starter(label="Detect several things", message="detect dog ; bike"),
-        cl.Starter(label="Caption", message="caption this"),
-        cl.Starter(label="Read text", message="read the text"),
-    ]
+    return starters()  # each brings a sample photo (chat.samples)
 
 
 @cl.on_chat_start
 async def on_chat_start() -> None:
     cl.user_session.set("conversation", Conversation())
     cl.user_session.set("options", DEFAULT_OPTIONS)
-    await send_chat_settings(DEFAULT_OPTIONS)
+    await send_chat_settings(DEFAULT_OPTIONS, ENGINES.choices())
     if MANAGER.status.state == "failed":
         await cl.Message(content=f"⚠️ {MANAGER.status.error}").send()
 
@@ -115,6 +113,8 @@ async def on_settings_update(values: dict) -> None:
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     try:
+        conversation = cl.user_session.get("conversation")
+        await attach_sample(message, conversation.has_images)
         await handle_message(SERVICES, message)
     finally:
         await save_state(PERSIST)

@@ -9,6 +9,7 @@ import chainlit as cl
 from PIL import Image
 
 from chat.options import ChatOptions
+from chat.loading import ready_engine
 from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.errors import AppError
@@ -49,6 +50,7 @@ async def analyze_and_reply(
         await (waiting.update() if waiting.created_at else waiting.send())
 
     try:
+        engine = await ready_engine(services, options.model)
         async with cl.Step(name="reading image", type="tool") as step:
             step.input = record.name
             image = await asyncio.to_thread(
@@ -61,7 +63,7 @@ async def analyze_and_reply(
                 generate,
                 image,
                 intent,
-                services.manager,
+                engine,
                 decoding,
                 services.settings.max_new_tokens,
                 pump.on_text if pump else None,
@@ -70,7 +72,7 @@ async def analyze_and_reply(
             step.output = generation.raw_text or "(empty answer)"
         if waiting.content:
             await waiting.remove()
-        result = await finish(services, generation, image.size)
+        result = await finish(services, generation, image.size, engine)
     except AppError as exc:
         if waiting.content:
             await waiting.remove()
@@ -109,13 +111,20 @@ class StreamPump:
 
 
 async def finish(
-    services: ChatServices, generation: Generation, size_wh: tuple[int, int]
+    services: ChatServices,
+    generation: Generation,
+    size_wh: tuple[int, int],
+    engine=None,
 ) -> AnalysisResult:
-    """Parse, decode masks and place them, inside a step of its own."""
+    """Parse, decode masks and place them, inside a step of its own.
+
+    ``engine`` decodes the masks (its VAE); default: the chat's chosen model.
+    """
+    if engine is None:
+        options = cl.user_session.get("options")
+        engine = await ready_engine(services, options.model if options else None)
     async with cl.Step(name="decoding masks", type="tool") as step:
-        result = await services.queue.submit(
-            build_result, size_wh, generation, services.manager
-        )
+        result = await services.queue.submit(build_result, size_wh, generation, engine)
         masks = sum(d.mask is not None for d in result.detections)
         step.output = f"{len(result.detections)} object(s), {masks} mask(s)"
     return result

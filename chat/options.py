@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 MAX_NEW_TOKENS_RANGE = (0, 1024)  # the slider; 0 = sized from the request
 MAX_NEW_TOKENS_STEP = 8
 OPACITY_RANGE = (0.0, 1.0)
+MAX_MODEL_ID_CHARS = 500  # a checkpoint id or path; longer is not one of MODELS
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -41,6 +42,7 @@ class ChatOptions:
     opacity: float = 0.5
     show_labels: bool = True
     show_boxes: bool = True
+    model: str = ""  # an id of MODELS (the dropdown); "": the first, the default
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODING_PRESETS:
@@ -81,11 +83,19 @@ class ChatOptions:
             opacity=opacity,
             show_labels=_flag(values.get("show_labels"), base.show_labels),
             show_boxes=_flag(values.get("show_boxes"), base.show_boxes),
+            model=_model_id(values.get("model"), base.model),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """For the saved state (state.json) and the settings panel."""
         return asdict(self)
+
+
+def _model_id(value: Any, default: str) -> str:
+    """A model id string as sent (checked against MODELS where it is used)."""
+    if isinstance(value, str) and len(value) <= MAX_MODEL_ID_CHARS:
+        return value.strip()
+    return default
 
 
 def _flag(value: Any, default: bool) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from core.config import Settings
 from core.engine.local import ModelManager
 from core.engine.queue import ModelQueue
+from core.engine.registry import EngineRegistry
 from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
 
@@ -17,6 +18,8 @@ class ChatServices:
 
     ``queue`` is the one FIFO in front of ``manager`` (shared with the REST
     API); ``limiter`` counts chat requests per Chainlit session id.
+    ``engines`` holds every model of MODELS (``manager`` is its default);
+    None: ``manager`` alone.
     """
 
     settings: Settings
@@ -24,3 +27,17 @@ class ChatServices:
     manager: ModelManager
     queue: ModelQueue
     limiter: RateLimiter
+    engines: EngineRegistry | None = None
+
+    def engine_for(self, model_id: str | None) -> ModelManager:
+        """The engine of the chat's model setting ("" or None: the default).
+
+        Raises ModelNotAllowedError for an id this server does not serve.
+        """
+        if self.engines is None or not model_id:
+            return self.engines.default if self.engines else self.manager
+        return self.engines.get(model_id)
+
+    def start_loading(self) -> None:
+        """Start loading every model in the background (once)."""
+        (self.engines or self.manager).start_background_load()

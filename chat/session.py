@@ -24,10 +24,24 @@ logger = logging.getLogger(__name__)
 DEFAULT_OPTIONS = ChatOptions()
 
 
-async def send_chat_settings(options: ChatOptions) -> None:
-    """Show the settings panel with ``options``."""
+def model_select(options: ChatOptions, models: dict[str, str]) -> list[Select]:
+    """The model dropdown (label -> id of each loaded checkpoint, as the
+    big_vision demo offers mix-224 / mix-448); none with a single model."""
+    if len(models) < 2:
+        return []
+    ids = list(models.values())
+    chosen = options.model if options.model in ids else ids[0]
+    return [Select(id="model", label="Model", items=models, initial_value=chosen)]
+
+
+async def send_chat_settings(
+    options: ChatOptions, models: dict[str, str] | None = None
+) -> None:
+    """Show the settings panel with ``options``; ``models``
+    (EngineRegistry.choices()) adds the model dropdown."""
     await cl.ChatSettings(
         [
+            *model_select(options, models or {}),
             Select(
                 id="decoding",
                 label="Decoding",
@@ -74,7 +88,9 @@ async def save_state(persist: Persistence) -> None:
         logger.exception("could not save the state of this chat")
 
 
-async def restore_state(persist: Persistence, thread: ThreadDict) -> None:
+async def restore_state(
+    persist: Persistence, thread: ThreadDict, models: dict[str, str] | None = None
+) -> None:
     """A reloaded or reopened thread: its images, active image, turns, options."""
     try:
         state = await asyncio.to_thread(
@@ -90,4 +106,4 @@ async def restore_state(persist: Persistence, thread: ThreadDict) -> None:
     options = ChatOptions.from_values(state.options)
     cl.user_session.set("options", options)
     cl.user_session.set("pending", state.pending)
-    await send_chat_settings(options)
+    await send_chat_settings(options, models)

@@ -46,6 +46,7 @@ class Settings:
 
     model_id: str | None = None  # MODEL_ID; None: default_model_id(device)
     model_allowlist: tuple[str, ...] = ()  # MODEL_ALLOWLIST, comma separated
+    models: tuple[str, ...] = ()  # MODELS: checkpoints to preload; first = default
     device: str = "auto"  # DEVICE: auto | cpu | cuda
     dtype: str = "auto"  # DTYPE: auto | float32 | bfloat16 | float16
     vae_path: str | None = None  # VAE_PATH; None: download once into data_dir
@@ -113,6 +114,19 @@ class Settings:
             )
         if self.persist not in ("auto", "on", "off"):
             raise ValueError(f"PERSIST must be auto, on or off, got {self.persist!r}")
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"MODELS lists a checkpoint twice: {list(self.models)}")
+        if self.models and self.model_id and self.model_id not in self.models:
+            raise ValueError(
+                f"MODEL_ID {self.model_id!r} is not in MODELS {list(self.models)}: "
+                "leave MODEL_ID out (the first of MODELS is the default) or list it"
+            )
+
+    @property
+    def model_ids(self) -> tuple[str | None, ...]:
+        """The checkpoints to serve, default first: MODELS, else (MODEL_ID,);
+        None means default_model_id(device)."""
+        return self.models or (self.model_id,)
 
     @property
     def model_workers(self) -> int:
@@ -153,6 +167,7 @@ _AUTO_NONE = {"model_id", "max_new_tokens", "vae_path"}
 _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("model_id", "MODEL_ID", str),
     ("model_allowlist", "MODEL_ALLOWLIST", _list),
+    ("models", "MODELS", _list),
     ("device", "DEVICE", str.lower),
     ("dtype", "DTYPE", str.lower),
     ("vae_path", "VAE_PATH", str),

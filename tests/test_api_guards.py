@@ -22,14 +22,12 @@ from core.api.fetch import (
     host_allowed,
 )
 from core.api.request import (
-    check_model_id,
     clean_prompt,
     decode_base64,
     parse_format,
     parse_include,
     parse_polygons,
 )
-from core.config import Settings
 from core.errors import PayloadTooLargeError, RateLimitedError, UserInputError
 from core.ratelimit import RateLimiter, UnauthorizedError, check_api_key
 
@@ -343,26 +341,6 @@ def test_rate_limiter_refuses_past_the_limit_per_client() -> None:
         limiter.hit("ip:a")
     assert 1 <= caught.value.retry_after_s <= 60
     limiter.hit("ip:b")  # another client has its own window
-
-
-@pytest.mark.parametrize(
-    ("requested", "allowlist", "code"),
-    [
-        (None, (), None),  # case: not named
-        ("/models/tiny", (), None),  # case: the loaded one
-        ("google/paligemma2-28b-mix-448", (), "model_not_allowed"),  # case: other
-        ("evil/model", ("google/x",), "model_not_allowed"),  # case: not listed
-        ("google/x", ("google/x",), "model_not_loaded"),  # case: listed, not loaded
-    ],
-)
-def test_check_model_id(requested, allowlist, code) -> None:
-    settings = Settings(model_id="/models/tiny", model_allowlist=allowlist)
-    if code is None:
-        check_model_id(requested, "/models/tiny", settings)
-    else:
-        with pytest.raises(Exception) as caught:
-            check_model_id(requested, "/models/tiny", settings)
-        assert caught.value.code == code
 
 
 @pytest.mark.parametrize(

@@ -330,7 +330,7 @@ def test_background_load_then_wait_ready(tmp_path, tiny_model_dir, no_vae) -> No
 
 
 def test_get_model_manager_is_one_per_process(monkeypatch, settings) -> None:
-    monkeypatch.setattr(engine, "_MANAGER", None)
+    monkeypatch.setattr(engine, "_REGISTRY", None)
     seen: list[mm.ModelManager] = []
     threads = [
         threading.Thread(target=lambda: seen.append(engine.get_model_manager(settings)))

@@ -331,7 +331,7 @@ def test_segment_through_the_pipeline_gives_full_size_masks(
 
 
 def test_get_model_manager_chooses_the_engine(monkeypatch, tmp_path):
-    monkeypatch.setattr(model_manager, "_MANAGER", None)
+    monkeypatch.setattr(model_manager, "_REGISTRY", None)
     settings = Settings(
         backend="openai", backend_url="http://127.0.0.1:9", data_dir=str(tmp_path)
     )

@@ -1,7 +1,7 @@
 """REST request parsing and response encoding; no routes, no model calls.
 
 Everything a client sends is checked here: body size (413), content type,
-prompt length and control characters, base64, model_id against the allowlist.
+prompt length and control characters, base64.
 """
 
 from __future__ import annotations
@@ -19,10 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from core.batch import detection_to_dict
-from core.config import Settings
 from core.errors import (
-    ModelNotAllowedError,
-    ModelNotLoadedError,
     PayloadTooLargeError,
     UnsupportedMediaError,
     UserInputError,
@@ -165,24 +162,6 @@ def decode_base64(text: Any, max_bytes: int) -> bytes:
     except (binascii.Error, ValueError) as exc:
         raise UserInputError(f"'base64Image' is not valid base64 ({exc}).") from exc
     return data
-
-
-def check_model_id(requested: str | None, loaded: str, settings: Settings) -> None:
-    """Accept only the loaded model or an allowlisted id; never download one."""
-    if not requested:
-        return
-    serving = {loaded, settings.model_id} - {None, "auto"}
-    if requested in serving:
-        return
-    if requested not in settings.model_allowlist:
-        raise ModelNotAllowedError(
-            f"model_id {requested!r} is not allowed on this server; it serves "
-            f"{loaded!r} (MODEL_ALLOWLIST lists the ids a client may name)."
-        )
-    raise ModelNotLoadedError(
-        f"model_id {requested!r} is allowed but not loaded; this server runs "
-        f"{loaded!r}. Leave model_id out to use it."
-    )
 
 
 def parse_include(text: str | None) -> frozenset[str]:

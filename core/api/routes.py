@@ -1,8 +1,9 @@
 """REST API on Chainlit's FastAPI app: same process, model and queue as the chat.
 
-Routes: GET /health, GET /ready, POST /segment (PaliGemma-service compatible),
-POST /process (Sa2VA-style JSON), POST /v1/analyze (many images; JSON, COCO,
-YOLO or a ZIP; per-image failures never stop the others), and the
+Routes: GET /health, GET /ready, POST /segment and /segment/ (PaliGemma-service
+compatible, with its ``message`` list), POST /process (Sa2VA-style JSON), POST
+/v1/analyze (many images; JSON, COCO, YOLO or a ZIP; per-image failures never
+stop the others), GET / for JSON clients (browsers still get the chat), and the
 OpenAI-compatible POST /v1/chat/completions + GET /v1/models (openai_routes.py).
 Every error is JSON ``{"error": {"code", "message"}}`` with a 4xx for client
 faults (503 + Retry-After when busy or loading); see docs/api.md.
@@ -23,11 +24,17 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from core.api.compat import (
+    ENDPOINTS,
+    WELCOME,
+    JsonClientRoute,
+    legacy_message,
+    uptime_text,
+)
 from core.api.formats import encode_results
 from core.api.openai_routes import add_openai_routes
 from core.api.request import (
     MB,
-    check_model_id,
     clean_prompt,
     decode_base64,
     detection_json,
@@ -45,6 +52,7 @@ from core.api.service import (
     ApiContext,
     ModelLoadingError,
     decoding_for,
+    free_prompt_intent,
     intent_for,
     segment_masks,
     upload_name,
@@ -97,18 +105,26 @@ class ApiRoute(APIRoute):
 
 
 def install_api(
-    app: FastAPI, *, manager: Any, queue: ModelQueue, settings: Settings
+    app: FastAPI,
+    *,
+    manager: Any,
+    queue: ModelQueue,
+    settings: Settings,
+    engines: Any = None,
 ) -> None:
     """Add the API routes to ``app`` in front of Chainlit's catch-all GET route.
 
-    ``manager`` and ``queue`` are the chat's own, so both share one model and
-    never run it at the same time. Idempotent.
+    ``manager`` (the default engine), ``engines`` (every served model, an
+    EngineRegistry; default ``manager`` alone) and ``queue`` are the chat's
+    own, so the API and the chat never run the model at the same time.
+    Idempotent.
     """
     if getattr(app.state, "paligemma_api", False):
         return
     app.state.paligemma_api = True
     limiter = RateLimiter(settings.rate_limit_per_min)
-    router = build_router(ApiContext(manager, queue, settings, limiter))
+    context = ApiContext(manager, queue, settings, limiter, engines=engines)
+    router = build_router(context)
     before = len(app.router.routes)
     app.include_router(router)
     ours = app.router.routes[before:]
@@ -123,14 +139,26 @@ def build_router(ctx: ApiContext) -> APIRouter:
     settings = ctx.settings
     max_upload = settings.max_upload_mb * MB
 
+    @router.get("/", route_class_override=JsonClientRoute)
+    async def welcome() -> JSONResponse:
+        return JSONResponse({"message": WELCOME})
+
     @router.get("/health")
     async def health() -> JSONResponse:
         status = ctx.manager.status
+        uptime_s = time.time() - ctx.started
         return JSONResponse(
             {
                 "status": "ok",
-                "uptime_s": round(time.time() - ctx.started, 3),
+                "uptime": uptime_text(uptime_s),
+                "uptime_s": round(uptime_s, 3),
                 "started_at": datetime.fromtimestamp(ctx.started, UTC).isoformat(),
+                "model_path": status.model_id,
+                "endpoints": ENDPOINTS,
+                "models": [
+                    {"id": model_id, "state": engine.status.state}
+                    for model_id, engine in ctx.engines.engines()
+                ],
                 "model_id": status.model_id,
                 "model_state": status.state,
                 "device": status.device,
@@ -145,8 +173,20 @@ def build_router(ctx: ApiContext) -> APIRouter:
     @router.get("/ready")
     async def ready() -> JSONResponse:
         status = ctx.manager.status
+        loading = [  # the other checkpoints of MODELS, still on their way
+            model_id
+            for model_id, engine in ctx.engines.engines()
+            if engine.status.state in ("idle", "loading")
+        ]
         if status.state == "ready" and status.model_loaded and status.vae_loaded:
-            return JSONResponse({"status": "ready", "model_id": status.model_id})
+            if not loading:
+                return JSONResponse({"status": "ready", "model_id": status.model_id})
+            return error_response(
+                ModelLoadingError(
+                    f"Not ready: still loading {', '.join(loading)}.",
+                    retry_after_s=LOADING_RETRY_S,
+                )
+            )
         if status.state == "failed" or status.state == "ready":  # ready: VAE failed
             reason = status.error or "loading failed"
             return error_response(ModelUnavailableError(f"Not ready: {reason}"))
@@ -159,11 +199,12 @@ def build_router(ctx: ApiContext) -> APIRouter:
         )
 
     @router.post("/segment")
+    @router.post("/segment/")  # the older service's documented path
     async def segment(request: Request) -> JSONResponse:
         ctx.admit(request)
         form = await read_form(request, max_upload, max_files=1)
         prompt = clean_prompt(form_text(form, "prompt"), settings.max_prompt_chars)
-        check_model_id(form_text(form, "model_id"), ctx.loaded_model_id, settings)
+        engine = ctx.engine_for(form_text(form, "model_id"))
         upload = await form_file(form, "image_file")
         url = form_text(form, "image_url")
         if (upload is None) == (not url):
@@ -176,10 +217,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
         image = await ctx.load(
             upload[1] if upload is not None else await ctx.fetch(url)
         )
-        result = await ctx.run(image, intent, Decoding(), tiles)
+        result = await ctx.run(image, intent, Decoding(), tiles, engine=engine)
         masks = await asyncio.to_thread(segment_masks, result)
         image_b64 = await asyncio.to_thread(png_b64, image)
-        return JSONResponse({"image": image_b64, "masks": masks})
+        body = {"image": image_b64, "masks": masks, "message": legacy_message(masks)}
+        return JSONResponse(body)
 
     @router.post("/process")
     async def process(request: Request) -> JSONResponse:
@@ -192,9 +234,10 @@ def build_router(ctx: ApiContext) -> APIRouter:
         if not isinstance(body, dict):
             raise UserInputError("The body must be a JSON object.")
         prompt = clean_prompt(body.get("prompt"), settings.max_prompt_chars)
-        intent = intent_for(prompt)
+        engine = ctx.engine_for(body.get("model_id"))
+        intent = free_prompt_intent(prompt)
         image = await ctx.load(decode_base64(body.get("base64Image"), max_upload))
-        result = await ctx.run(image, intent, Decoding())
+        result = await ctx.run(image, intent, Decoding(), engine=engine)
         include = frozenset({"mask_rle"})
         objects = await asyncio.to_thread(
             lambda: [detection_json(d, include) for d in result.detections]
@@ -211,7 +254,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         )
         form = await read_form(request, max_upload, limit, too_many=too_many)
         prompt = clean_prompt(form_text(form, "prompt"), settings.max_prompt_chars)
-        check_model_id(form_text(form, "model_id"), ctx.loaded_model_id, settings)
+        engine = ctx.engine_for(form_text(form, "model_id"))
         decoding = decoding_for(
             form_text(form, "decoding"), form_text(form, "max_new_tokens")
         )
@@ -235,18 +278,19 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 decoding,
                 keep_image=overlays,
                 tiles=tiles,
+                engine=engine,
             )
             items.append(item)
             if error is not None:
                 errors.append(error)
         headers = {"X-Failed-Items": str(len(errors))}
         if len(errors) == len(items):  # nothing worked: the first error decides
-            return _all_failed(ctx, items, errors[0], headers)
+            return _all_failed(engine, items, errors[0], headers)
         if fmt == "json":
             results = await asyncio.to_thread(
                 lambda: [v1_item(item, include) for item in items]
             )
-            body = {"model_id": ctx.loaded_model_id, "results": results}
+            body = {"model_id": engine.status.model_id, "results": results}
             return JSONResponse(body, headers=headers)
         data, media_type, filename = await asyncio.to_thread(
             encode_results,
@@ -263,7 +307,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
 
 def _all_failed(
-    ctx: ApiContext, items: list[BatchItem], first: AppError, headers: dict[str, str]
+    engine: Any, items: list[BatchItem], first: AppError, headers: dict[str, str]
 ) -> JSONResponse:
     """Every image failed: JSON whatever the format, with the first error's
     status (and Retry-After), the error and the per-item results."""
@@ -272,7 +316,7 @@ def _all_failed(
     if retry:
         headers = {**headers, "Retry-After": retry}
     body = {
-        "model_id": ctx.loaded_model_id,
+        "model_id": engine.status.model_id,
         "results": [v1_item(item, frozenset()) for item in items],
         "error": {"code": first.code, "message": first.message},
     }

@@ -20,6 +20,7 @@ from core.api.request import MB, detection_json, mask_png_b64
 from core.batch import INTERNAL_ERROR, BatchItem
 from core.config import Settings
 from core.engine.queue import ModelQueue
+from core.engine.registry import EngineRegistry
 from core.errors import (
     AppError,
     ModelLoadingError,
@@ -28,6 +29,7 @@ from core.errors import (
 )
 from core.images import load_image
 from core.intent.parse import parse_intent
+from core.intent.text import run_intent
 from core.ratelimit import RateLimiter, check_api_key
 from core.render import render_overlay, to_png_bytes
 from core.tiling import TileSpec, analyze_tiled, tile_grid
@@ -40,17 +42,33 @@ LOADING_RETRY_S = 10
 
 @dataclass
 class ApiContext:
-    """One per server: the chat's ModelManager and ModelQueue, shared."""
+    """One per server: the chat's engines (``manager`` is the default one) and
+    ModelQueue, shared. ``engines`` defaults to ``manager`` alone."""
 
     manager: Any
     queue: ModelQueue
     settings: Settings
     limiter: RateLimiter
     started: float = field(default_factory=time.time)
+    engines: EngineRegistry | None = None
+
+    def __post_init__(self) -> None:
+        if self.engines is None:
+            key = self.settings.model_id or "auto"
+            self.engines = EngineRegistry(self.settings, {key: self.manager})
 
     @property
     def loaded_model_id(self) -> str:
         return self.manager.status.model_id
+
+    def engine_for(self, model_id: Any) -> Any:
+        """The engine a client's ``model_id`` names (None/"": the default);
+        400 for a non-string, 403/409 for ids not served (EngineRegistry.get)."""
+        if model_id is not None and not isinstance(model_id, str):
+            raise UserInputError(
+                f"model_id must be a string, got {type(model_id).__name__}."
+            )
+        return self.engines.get(model_id.strip() if model_id else None)
 
     def admit(self, request: Request) -> None:
         """Auth (401), then the rate limit (429), before the body is read."""
@@ -87,17 +105,20 @@ class ApiContext:
         intent: Intent,
         decoding: Decoding,
         tiles: TileSpec = "off",
+        engine: Any = None,
     ) -> AnalysisResult:
-        """The model, through the shared queue; 503 while it is not ready.
+        """``engine`` (default: the first model) through the shared queue; 503
+        while it is not ready.
 
         ``tiles`` also runs detect/segment on overlapping tiles (core.tiling).
         """
-        status = self.manager.status
+        engine = self.manager if engine is None else engine
+        status = engine.status
         if status.state == "failed":
             raise ModelUnavailableError(status.error or "The model failed to load.")
         if status.state != "ready":
             if status.state == "idle":
-                self.manager.start_background_load()
+                self.engines.start_background_load()
             raise ModelLoadingError(
                 "The model is still loading; try again shortly.",
                 retry_after_s=LOADING_RETRY_S,
@@ -106,7 +127,7 @@ class ApiContext:
             analyze_tiled,
             image,
             intent,
-            self.manager,
+            engine,
             tile_grid(tiles, image.size),
             decoding=decoding,
             max_new_tokens=self.settings.max_new_tokens,
@@ -121,6 +142,7 @@ class ApiContext:
         *,
         keep_image: bool = False,
         tiles: TileSpec = "off",
+        engine: Any = None,
     ) -> tuple[BatchItem, AppError | None]:
         """One image of a multi-image request: its BatchItem, and its error.
 
@@ -135,7 +157,7 @@ class ApiContext:
         try:
             image = await self.load(data)
             loaded = time.perf_counter()
-            result = await self.run(image, intent, decoding, tiles)
+            result = await self.run(image, intent, decoding, tiles, engine=engine)
             timings = {
                 "load_image": loaded - start,
                 "queue_and_model": time.perf_counter() - loaded,
@@ -179,6 +201,16 @@ def intent_for(prompt: str) -> Intent:
             "try 'segment cat', 'detect dog ; bike' or 'caption en'."
         )
     return intent
+
+
+def free_prompt_intent(prompt: str) -> Intent:
+    """``intent_for`` for /process, whose Sa2VA-style clients send free prompts
+    to a chat model ("Analyze this image and describe what you see."): what
+    names no task or target is asked as a question (``answer en <prompt>``)."""
+    intent = parse_intent(prompt)
+    if intent.action == "clarify":
+        return run_intent("answer", question=prompt)
+    return intent_for(prompt)
 
 
 def decoding_for(preset: str | None, max_new_tokens: str | None) -> Decoding:

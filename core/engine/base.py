@@ -229,6 +229,15 @@ class Engine(ABC):
         except ModelUnavailableError:
             pass  # already logged and recorded in status
 
+    def mark_unavailable(self, message: str) -> None:
+        """Record that this engine will not be loaded (e.g. no memory left for
+        it); final, like a failed load. ``message`` is chat-safe."""
+        with self._load_lock:
+            if self._state == "ready":
+                return
+            self._set(state="failed", error=message)
+            self._done.set()
+
     def wait_ready(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for loading to end; True when ready."""
         if self._state == "ready":
