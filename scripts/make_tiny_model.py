@@ -96,13 +96,17 @@ def build_tokenizer():
     return tokenizer
 
 
-def build_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
+def build_tiny_model(
+    out_dir: str | Path, seed: int = 0, image_size_px: int = IMAGE_SIZE_PX
+) -> Path:
     """Write a tiny random PaliGemma 2 checkpoint + processor into ``out_dir``.
 
     Deterministic for a given ``seed`` (same weights and tokenizer files).
     The result loads with ``AutoProcessor.from_pretrained(out_dir)`` and
     ``PaliGemmaForConditionalGeneration.from_pretrained(out_dir)``; images are
-    resized to 32x32 px, which gives 16 image tokens. Returns ``out_dir``.
+    resized to 32x32 px, which gives 16 image tokens (``image_size_px``, a
+    multiple of 8, changes that: 64 px gives 64, as 448 vs 224 does for the real
+    mix checkpoints). Returns ``out_dir``.
     """
     import torch
     from transformers import (
@@ -114,6 +118,11 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
         SiglipVisionConfig,
     )
 
+    if image_size_px < PATCH_SIZE_PX or image_size_px % PATCH_SIZE_PX:
+        raise ValueError(
+            f"image_size_px must be a multiple of {PATCH_SIZE_PX}, got {image_size_px}"
+        )
+    image_seq_length = (image_size_px // PATCH_SIZE_PX) ** 2
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer()
@@ -121,8 +130,8 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
     vocab_size = -(-len(tokenizer) // 64) * 64  # padded like the real vocab
 
     image_processor = SiglipImageProcessorPil(
-        size={"height": IMAGE_SIZE_PX, "width": IMAGE_SIZE_PX},
-        image_seq_length=IMAGE_SEQ_LENGTH,
+        size={"height": image_size_px, "width": image_size_px},
+        image_seq_length=image_seq_length,
     )
     processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
@@ -146,7 +155,7 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=2,
-        image_size=IMAGE_SIZE_PX,
+        image_size=image_size_px,
         patch_size=PATCH_SIZE_PX,
         vision_use_head=False,
     )
@@ -173,7 +182,7 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
         out,
         vocab_size,
         len(tokenizer),
-        IMAGE_SEQ_LENGTH,
+        image_seq_length,
     )
     return out
 
@@ -182,9 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path, help="directory to write into")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--image-size", type=int, default=IMAGE_SIZE_PX, help="input side, px"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    build_tiny_model(args.out_dir, seed=args.seed)
+    build_tiny_model(args.out_dir, seed=args.seed, image_size_px=args.image_size)
     return 0
 
 

@@ -139,9 +139,12 @@ def build_router(ctx: ApiContext) -> APIRouter:
     settings = ctx.settings
     max_upload = settings.max_upload_mb * MB
 
-    @router.get("/", route_class_override=JsonClientRoute)
     async def welcome() -> JSONResponse:
         return JSONResponse({"message": WELCOME})
+
+    router.add_api_route(
+        "/", welcome, methods=["GET"], route_class_override=JsonClientRoute
+    )
 
     @router.get("/health")
     async def health() -> JSONResponse:
