@@ -15,7 +15,7 @@ from starlette.routing import Match
 
 WELCOME = "Welcome to the PaliGemma Segmentation API!"  # the older service's
 ENDPOINTS = {  # /health's Sa2VA-style list: path -> "METHOD - what"
-    "/": "GET - welcome (JSON with Accept: application/json; else the chat)",
+    "/": "GET - welcome JSON (browsers, which accept text/html, get the chat)",
     "/health": "GET - Health check and server status",
     "/ready": "GET - 200 once the model and the VAE are loaded",
     "/segment": "POST - PaliGemma segmentation (multipart prompt + image_file)",
@@ -25,8 +25,9 @@ ENDPOINTS = {  # /health's Sa2VA-style list: path -> "METHOD - what"
 
 
 class JsonClientRoute(APIRoute):
-    """Matches only requests that ask for JSON and not HTML (``Accept``), so
-    that browsers fall through to the chat page on the same path."""
+    """Matches only requests that do not accept HTML: API clients (curl's and
+    python-requests' ``*/*``, ``application/json``) get JSON, while browsers,
+    which always list ``text/html``, fall through to the chat page."""
 
     def matches(self, scope: dict[str, Any]) -> tuple[Match, dict[str, Any]]:
         match, child = super().matches(scope)
@@ -34,7 +35,7 @@ class JsonClientRoute(APIRoute):
             return match, child
         headers = dict(scope.get("headers") or [])
         accept = headers.get(b"accept", b"").decode("latin-1").lower()
-        if "application/json" in accept and "text/html" not in accept:
+        if "text/html" not in accept:
             return match, child
         return Match.NONE, {}
 
