@@ -1,0 +1,202 @@
+"""Loading, starters and model choice over the real server and its socket.
+
+The slow load is made deterministic without sleeps: the replay recording is a
+named pipe (FIFO), so the server's load blocks reading it until the test
+writes the recording; only then can the model be ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.recorded import REPLAY_DOG, REPLAY_RECORDING
+from tests.support import api_inputs as inputs
+from tests.support.chat_client import ChatClient, start_server
+
+pytestmark = pytest.mark.e2e
+
+LOADING = "loading the model"
+
+
+def _health(server) -> dict[str, Any]:
+    return httpx.get(f"{server.url}/health", timeout=10).json()
+
+
+def _step(client: ChatClient, name: str) -> list[dict[str, Any]]:
+    """Every message/update of the steps called ``name``, in arrival order."""
+    return [m for m in (*client.messages, *client.steps) if m.get("name") == name]
+
+
+def _release(fifo: Path, recording: dict[str, str]) -> None:
+    """Write the recording into the FIFO; blocks until the server reads it."""
+    with fifo.open("w", encoding="utf-8") as handle:
+        handle.write(json.dumps(recording))
+
+
+@pytest.fixture(scope="module")
+def gated(synthetic_vae_path, tmp_path_factory):
+    """A server whose model is not loaded until the test releases the FIFO."""
+    tmp = tmp_path_factory.mktemp("gated")
+    fifo = tmp / "recording.json"
+    os.mkfifo(fifo)
+    env = {
+        "MODEL_ID": f"replay:{fifo}",
+        "VAE_PATH": str(synthetic_vae_path),
+        "DATA_DIR": str(tmp / "data"),
+        "LOAD_ON_START": "false",
+        "RATE_LIMIT": "100000",
+    }
+    process = start_server(env, tmp / "server.log")
+    try:
+        yield process, fifo
+    finally:
+        process.stop()
+
+
+async def test_requests_sent_while_loading_wait_visibly_then_run(gated) -> None:
+    server, fifo = gated
+    assert _health(server)["model_state"] == "idle"  # LOAD_ON_START=false
+    first, second = ChatClient(server.url), ChatClient(server.url)
+    await first.connect()
+    await second.connect()
+    try:
+        photo = [("cat.png", inputs.png((100, 80)))]
+        first_reply = asyncio.create_task(
+            first.send("segment the cat", photo, timeout_s=240)
+        )
+        await first.wait_for(lambda: _step(first, LOADING), timeout_s=120)
+        assert _health(server)["model_state"] == "loading"  # the chat started it
+        second_reply = asyncio.create_task(
+            second.send("detect cat ; dog", photo, timeout_s=240)
+        )
+        await second.wait_for(lambda: _step(second, LOADING), timeout_s=120)
+        assert not first_reply.done() and not second_reply.done()  # both wait
+
+        await asyncio.wait_for(
+            asyncio.to_thread(_release, fifo, REPLAY_RECORDING), timeout=120
+        )
+        first_messages = await first_reply
+        second_messages = await second_reply
+    finally:
+        await first.close()
+        await second.close()
+    assert "cat" in first_messages[-1]["output"]
+    assert "dog" in second_messages[-1]["output"]
+    assert not any("try again" in m["output"] for m in first_messages)
+    for client in (first, second):
+        outputs = [m.get("output") or "" for m in _step(client, LOADING)]
+        assert any("ready" in text for text in outputs), outputs
+    assert _health(server)["model_state"] == "ready"
+
+
+async def test_a_starter_brings_its_sample_photo(gated) -> None:
+    server, fifo = gated
+    if _health(server)["model_state"] != "ready":  # run alone: release the model
+        await asyncio.wait_for(
+            asyncio.to_thread(_release, fifo, REPLAY_RECORDING), timeout=120
+        )
+        server.wait_ready()
+    client = ChatClient(server.url)
+    await client.connect()
+    try:
+        messages = await client.send("segment the cat", timeout_s=240)  # no photo
+    finally:
+        await client.close()
+    texts = [m["output"] for m in messages]
+    assert any("Chelsea the cat" in t and "scikit-image" in t for t in texts)
+    reading = [m.get("output") or "" for m in _step(client, "reading image")]
+    assert "451x300 RGB" in reading  # skimage.data.chelsea(), 451 x 300 px
+    assert "cat" in texts[-1]
+
+
+# Two models: the chat's dropdown and the API's model_id ----------------------
+
+
+@pytest.fixture(scope="module")
+def two_models(synthetic_vae_path, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("two-models")
+    first, second = tmp / "mix-224.json", tmp / "mix-448.json"
+    first.write_text(json.dumps(REPLAY_RECORDING), encoding="utf-8")
+    tabby = {"segment cat": REPLAY_DOG.replace(" dog", " tabby cat")}
+    second.write_text(json.dumps(tabby), encoding="utf-8")
+    ids = [f"replay:{first}", f"replay:{second}"]
+    env = {
+        "MODELS": ",".join(ids),
+        "VAE_PATH": str(synthetic_vae_path),
+        "DATA_DIR": str(tmp / "data"),
+        "RATE_LIMIT": "100000",
+    }
+    process = start_server(env, tmp / "server.log")
+    try:
+        process.wait_ready()
+        yield process, ids
+    finally:
+        process.stop()
+
+
+async def test_chat_settings_offer_the_models_and_the_choice_is_used(
+    two_models,
+) -> None:
+    server, ids = two_models
+    client = ChatClient(server.url)
+    panels: list[list[dict[str, Any]]] = []
+    client.sio.on("chat_settings", lambda widgets: panels.append(widgets))
+    await client.connect()
+    try:
+        await client.wait_for(lambda: panels, timeout_s=30)
+        (dropdown,) = [w for w in panels[-1] if w.get("id") == "model"]
+        items = {item["label"]: item["value"] for item in dropdown["items"]}
+        assert items == {"mix-224.json": ids[0], "mix-448.json": ids[1]}
+        assert dropdown["initial"] == ids[0]  # the first of MODELS
+
+        photo = [("cat.png", inputs.png((100, 80)))]
+        default = await client.send("segment the cat", photo)
+        assert "tabby" not in default[-1]["output"]
+        ended = client.tasks_ended
+        await client.sio.emit("chat_settings_change", {"model": ids[1]})
+        await client.wait_for(lambda: client.tasks_ended > ended)  # handler ran
+        chosen = await client.send("segment the cat")
+        assert "tabby cat" in chosen[-1]["output"]
+    finally:
+        await client.close()
+
+
+def test_api_model_id_chooses_the_model(two_models) -> None:
+    server, ids = two_models
+    labels = {}
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        for model_id in (None, *ids):
+            data = {"prompt": "segment cat"} | (
+                {"model_id": model_id} if model_id else {}
+            )
+            response = http.post(
+                "/v1/analyze",
+                data=data,
+                files={"images": ("a.png", inputs.png((64, 48)), "image/png")},
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+            (result,) = body["results"]
+            labels[model_id] = ([d["label"] for d in result["detections"]], body)
+        unknown = http.post(
+            "/segment",
+            data={"prompt": "segment cat", "model_id": "google/paligemma2-28b-mix-448"},
+            files={"image_file": ("a.png", inputs.png((64, 48)), "image/png")},
+        )
+        health = http.get("/health").json()
+    assert labels[None][0] == ["cat"] and labels[None][1]["model_id"] == ids[0]
+    assert labels[ids[0]][0] == ["cat"]
+    assert (
+        labels[ids[1]][0] == ["tabby cat"] and labels[ids[1]][1]["model_id"] == ids[1]
+    )
+    assert unknown.status_code == 403
+    assert unknown.json()["error"]["code"] == "model_not_allowed"
+    assert [m["id"] for m in health["models"]] == ids
+    assert {m["state"] for m in health["models"]} == {"ready"}
