@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,18 @@ def _step(client: ChatClient, name: str) -> list[dict[str, Any]]:
     return [m for m in (*client.messages, *client.steps) if m.get("name") == name]
 
 
-def _release(fifo: Path, recording: dict[str, str]) -> None:
-    """Write the recording into the FIFO; blocks until the server reads it."""
-    with fifo.open("w", encoding="utf-8") as handle:
-        handle.write(json.dumps(recording))
+async def _release(fifo: Path, recording: dict[str, str]) -> None:
+    """Write the recording into the FIFO, which the server's load is blocked
+    reading; fails (instead of hanging) when the server never opens it."""
+    written = threading.Event()
+
+    def write() -> None:
+        with fifo.open("w", encoding="utf-8") as handle:  # waits for the reader
+            handle.write(json.dumps(recording))
+        written.set()
+
+    threading.Thread(target=write, name="release-fifo", daemon=True).start()
+    assert await asyncio.to_thread(written.wait, 120), "the server never read it"
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +88,7 @@ async def test_requests_sent_while_loading_wait_visibly_then_run(gated) -> None:
         await second.wait_for(lambda: _step(second, LOADING), timeout_s=120)
         assert not first_reply.done() and not second_reply.done()  # both wait
 
-        await asyncio.wait_for(
-            asyncio.to_thread(_release, fifo, REPLAY_RECORDING), timeout=120
-        )
+        await _release(fifo, REPLAY_RECORDING)
         first_messages = await first_reply
         second_messages = await second_reply
     finally:
@@ -98,10 +105,17 @@ async def test_requests_sent_while_loading_wait_visibly_then_run(gated) -> None:
 
 async def test_a_starter_brings_its_sample_photo(gated) -> None:
     server, fifo = gated
-    if _health(server)["model_state"] != "ready":  # run alone: release the model
-        await asyncio.wait_for(
-            asyncio.to_thread(_release, fifo, REPLAY_RECORDING), timeout=120
+    if _health(server)["model_state"] == "idle":  # run alone: load it first
+        early = httpx.post(  # an API request starts the load, answers 503
+            f"{server.url}/segment",
+            data={"prompt": "segment cat"},
+            files={"image_file": ("a.png", inputs.png((40, 30)), "image/png")},
+            timeout=30,
         )
+        assert early.status_code == 503
+        assert early.json()["error"]["code"] == "model_loading"
+        assert early.headers["Retry-After"].isdigit()
+        await _release(fifo, REPLAY_RECORDING)
         server.wait_ready()
     client = ChatClient(server.url)
     await client.connect()
