@@ -8,8 +8,8 @@ from pathlib import Path
 import chainlit as cl
 from PIL import Image
 
-from chat.options import ChatOptions
 from chat.loading import ready_engine
+from chat.options import ChatOptions
 from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.errors import AppError
