@@ -29,6 +29,9 @@ from chat.options import ChatOptions
         ({"show_labels": "false"}, ChatOptions()),  # a string is not a switch
         ({"show_boxes": False}, ChatOptions(show_boxes=False)),  # switch kept
         ({"evil": 1, "opacity": 0.3}, ChatOptions(opacity=0.3)),  # unknown key ignored
+        ({"model": " /m/b "}, ChatOptions(model="/m/b")),  # model dropdown kept
+        ({"model": ["a"]}, ChatOptions()),  # a model id must be a string
+        ({"model": "x" * 501}, ChatOptions()),  # too long to be one of MODELS
     ],
 )
 def test_from_values_clamps_what_a_client_sends(values, expected) -> None:
