@@ -99,8 +99,9 @@ async def on_chat_start() -> None:
     cl.user_session.set("conversation", Conversation())
     cl.user_session.set("options", DEFAULT_OPTIONS)
     await send_chat_settings(DEFAULT_OPTIONS, ENGINES.choices())
-    if MANAGER.status.state == "failed":
-        await cl.Message(content=f"⚠️ {MANAGER.status.error}").send()
+    for _, engine in ENGINES.engines():  # e.g. a checkpoint refused for memory
+        if engine.status.state == "failed":
+            await cl.Message(content=f"⚠️ {engine.status.error}").send()
 
 
 @cl.on_settings_update

@@ -159,7 +159,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 "model_path": status.model_id,
                 "endpoints": ENDPOINTS,
                 "models": [
-                    {"id": model_id, "state": engine.status.state}
+                    {
+                        "id": model_id,
+                        "state": engine.status.state,
+                        "error": engine.status.error,
+                    }
                     for model_id, engine in ctx.engines.engines()
                 ],
                 "model_id": status.model_id,

@@ -214,3 +214,4 @@ def test_api_model_id_chooses_the_model(two_models) -> None:
     assert unknown.json()["error"]["code"] == "model_not_allowed"
     assert [m["id"] for m in health["models"]] == ids
     assert {m["state"] for m in health["models"]} == {"ready"}
+    assert [m["error"] for m in health["models"]] == [None, None]
