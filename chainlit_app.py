@@ -16,6 +16,7 @@ from chainlit.types import ThreadDict
 
 from chat.options import ChatOptions
 from chat.replies import handle_message
+from chat.runs import cancel_runs, tracked
 from chat.samples import attach_sample, starters
 from chat.services import ChatServices
 from chat.session import DEFAULT_OPTIONS, restore_state, save_state, send_chat_settings
@@ -42,6 +43,7 @@ QUEUE = ModelQueue(
     max_pending=SETTINGS.queue_max,
     timeout_s=SETTINGS.request_timeout_s,
     workers=SETTINGS.model_workers,
+    per_client=SETTINGS.queue_per_client,
 )
 SERVICES = ChatServices(
     settings=SETTINGS,
@@ -114,9 +116,23 @@ async def on_settings_update(values: dict) -> None:
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     try:
-        conversation = cl.user_session.get("conversation")
-        await attach_sample(message, conversation.has_images)
-        await handle_message(SERVICES, message)
+        with tracked():  # Stop / disconnect cancel it (chat.runs)
+            conversation = cl.user_session.get("conversation")
+            await attach_sample(message, conversation.has_images)
+            await handle_message(SERVICES, message)
     finally:
         await save_state(PERSIST)
         await PERSIST.flush(get_data_layer())  # stored before the task ends
+
+
+@cl.on_stop
+async def on_stop() -> None:
+    """Stop: end every request of this session (the model stops at the next
+    token and the worker is free)."""
+    cancel_runs("stop")
+
+
+@cl.on_chat_end
+async def on_chat_end() -> None:
+    """A disconnected session's requests leave the queue before their turn."""
+    cancel_runs("disconnect")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from pathlib import Path
 
 import chainlit as cl
@@ -10,9 +12,11 @@ from PIL import Image
 
 from chat.loading import ready_engine
 from chat.options import ChatOptions
+from chat.runs import chat_client
 from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
-from core.errors import AppError
+from core.engine.queue import CHAT, Place
+from core.errors import AppError, ClientQueueFullError
 from core.export.downloads import Download, write_result_downloads
 from core.export.formats import ExportItem
 from core.images import load_image
@@ -20,6 +24,8 @@ from core.pipeline import Generation, build_result, generate
 from core.render import render_overlay
 from core.reply import reply_markdown
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent
+
+CHAT_PER_SESSION = 2  # one person's requests waiting or running at once
 
 
 async def say(text: str) -> None:
@@ -43,11 +49,11 @@ async def analyze_and_reply(
     # Text answers stream into their reply as words are generated.
     pump = None if intent.task in GROUNDED_TASKS else StreamPump(cl.Message(""))
 
-    async def show_position(ahead: int) -> None:
-        waiting.content = (
-            f"⏳ Waiting for the model: {ahead} request(s) ahead of yours."
-        )
+    async def show_position(place: Place) -> None:
+        waiting.content = waiting_text(place)
         await (waiting.update() if waiting.created_at else waiting.send())
+
+    stop = threading.Event()  # set by the queue when this task is cancelled
 
     try:
         engine = await ready_engine(services, options.model)
@@ -67,22 +73,52 @@ async def analyze_and_reply(
                 decoding,
                 services.settings.max_new_tokens,
                 pump.on_text if pump else None,
+                stop,
+                client=chat_client(),
+                kind=CHAT,
+                cap=CHAT_PER_SESSION,
+                cancel=stop,
                 on_position=show_position,
             )
             step.output = generation.raw_text or "(empty answer)"
         if waiting.content:
             await waiting.remove()
         result = await finish(services, generation, image.size, engine)
+    except ClientQueueFullError:
+        await say(
+            f"⚠️ You already have {CHAT_PER_SESSION} requests waiting for the "
+            "model, so this one was not queued: wait for their answers, or press "
+            "Stop to cancel them, then ask again."
+        )
+        return
     except AppError as exc:
         if waiting.content:
             await waiting.remove()
         await say(f"⚠️ {exc.message}")
         return
+    except asyncio.CancelledError:  # Stop or disconnect: the queue dropped it
+        if waiting.content:
+            with contextlib.suppress(Exception):
+                await waiting.remove()
+        raise
     finally:
         if pump is not None:
             await pump.close()
     conversation.record(record.id, intent, ResultSummary.from_result(result))
     await send_result(services, record, result, options, pump.message if pump else None)
+
+
+def waiting_text(place: Place) -> str:
+    """The live "waiting for the model" line: place in line, expected wait."""
+    if place.ahead == 0:
+        return "⏳ Your turn: the model is working on your request."
+    wait = ""
+    if place.wait_s is not None:
+        wait = f", about {max(1, round(place.wait_s))} s"
+    return (
+        f"⏳ Waiting for the model: {place.ahead} request(s) ahead of yours{wait}. "
+        "It runs when its turn comes; Stop cancels it."
+    )
 
 
 class StreamPump:
@@ -124,7 +160,15 @@ async def finish(
         options = cl.user_session.get("options")
         engine = await ready_engine(services, options.model if options else None)
     async with cl.Step(name="decoding masks", type="tool") as step:
-        result = await services.queue.submit(build_result, size_wh, generation, engine)
+        result = await services.queue.submit(
+            build_result,
+            size_wh,
+            generation,
+            engine,
+            client=chat_client(),
+            kind=CHAT,
+            cap=CHAT_PER_SESSION,
+        )
         masks = sum(d.mask is not None for d in result.detections)
         step.output = f"{len(result.detections)} object(s), {masks} mask(s)"
     return result

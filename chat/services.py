@@ -16,7 +16,7 @@ from core.ratelimit import RateLimiter
 class ChatServices:
     """Built once by chainlit_app.py at import; read by the chat helpers.
 
-    ``queue`` is the one FIFO in front of ``manager`` (shared with the REST
+    ``queue`` is the one fair queue in front of ``manager`` (shared with the REST
     API); ``limiter`` counts chat requests per Chainlit session id.
     ``engines`` holds every model of MODELS (``manager`` is its default);
     None: ``manager`` alone.

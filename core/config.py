@@ -63,6 +63,7 @@ class Settings:
     load_on_start: bool = True  # LOAD_ON_START: background load at start
     queue_max: int = 16  # QUEUE_MAX: requests waiting or running before "busy"
     request_timeout_s: float = 900.0  # REQUEST_TIMEOUT_S: wait for one request
+    queue_per_client: int = 4  # QUEUE_PER_CLIENT: one API client's queued requests
     api_key: str | None = None  # API_KEY: when set, REST routes need Bearer <key>
     allow_image_url: bool = False  # ALLOW_IMAGE_URL: let /segment fetch image_url
     image_url_allowlist: tuple[str, ...] = ()  # IMAGE_URL_ALLOWLIST: hosts, "*."
@@ -111,6 +112,10 @@ class Settings:
         if not self.backend_timeout_s > 0:
             raise ValueError(
                 f"BACKEND_TIMEOUT_S must be > 0, got {self.backend_timeout_s}"
+            )
+        if self.queue_per_client < 1:
+            raise ValueError(
+                f"QUEUE_PER_CLIENT must be >= 1, got {self.queue_per_client}"
             )
         if self.persist not in ("auto", "on", "off"):
             raise ValueError(f"PERSIST must be auto, on or off, got {self.persist!r}")
@@ -184,6 +189,7 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("load_on_start", "LOAD_ON_START", _bool),
     ("queue_max", "QUEUE_MAX", int),
     ("request_timeout_s", "REQUEST_TIMEOUT_S", float),
+    ("queue_per_client", "QUEUE_PER_CLIENT", int),
     ("api_key", "API_KEY", str),
     ("allow_image_url", "ALLOW_IMAGE_URL", _bool),
     ("image_url_allowlist", "IMAGE_URL_ALLOWLIST", _list),

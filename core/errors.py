@@ -113,3 +113,19 @@ class LinkRefusedError(UserInputError):
 
     code = "link_refused"
     http_status = 403
+
+
+class ClientQueueFullError(RateLimitedError):
+    """This client already has its share of queued requests (QUEUE_PER_CLIENT)."""
+
+    code = "queue_full"
+
+
+class RequestCancelledError(AppError):
+    """The request was abandoned (client gone, Stop, timeout) and not finished.
+
+    499 is nginx's "client closed request": nobody is usually left to read it.
+    """
+
+    code = "cancelled"
+    http_status = 499

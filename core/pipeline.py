@@ -7,6 +7,7 @@ Stages: intent -> generate (the only model call) -> parse -> decode masks
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,21 @@ class VisionModel(Protocol):
     def decode_masks(self, seg_indices: np.ndarray) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class CancellableModel:
+    """``model`` whose every ``generate`` stops once ``cancel`` is set (the
+    engine raises RequestCancelledError), for code that calls ``analyze``."""
+
+    model: VisionModel
+    cancel: threading.Event
+
+    def generate(self, image: Image.Image, prompt: str, **decoding: Any) -> str:
+        return self.model.generate(image, prompt, cancel=self.cancel, **decoding)
+
+    def decode_masks(self, seg_indices: np.ndarray) -> np.ndarray:
+        return self.model.decode_masks(seg_indices)
+
+
 def token_budget(intent: Intent) -> int:
     """max_new_tokens sized from the task and the number of targets.
 
@@ -71,17 +87,18 @@ def analyze(
     *,
     decoding: Decoding | None = None,
     max_new_tokens: int | None = None,
+    cancel: threading.Event | None = None,
 ) -> AnalysisResult:
     """Run one request on ``image`` (RGB, original size).
 
     ``request`` is chat text or an already parsed Intent; ``state`` is the
     previous Intent of the conversation, used to resolve refinements.
     ``max_new_tokens`` (e.g. from settings) overrides the automatic budget;
-    ``decoding.max_new_tokens`` overrides both.
+    ``decoding.max_new_tokens`` overrides both. ``cancel``: see generate.
     Raises UserInputError when the request does not ask the model to run.
     """
     intent = to_intent(request, state)
-    generation = generate(image, intent, model, decoding, max_new_tokens)
+    generation = generate(image, intent, model, decoding, max_new_tokens, None, cancel)
     return build_result(image.size, generation, model)
 
 
@@ -112,6 +129,7 @@ def generate(
     decoding: Decoding | None = None,
     max_new_tokens: int | None = None,
     on_text: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> Generation:
     """The only stage that runs the language model.
 
@@ -119,6 +137,8 @@ def generate(
     With ``intent.region`` the model sees only that part of ``image``
     (``Generation.crop_px``); build_result puts the answer back on the photo.
     Raises UserInputError when the region lies outside the photo.
+    Setting ``cancel`` stops the model at its next token (the engine then
+    raises RequestCancelledError).
     """
     crop_px = None
     if intent.region is not None:
@@ -136,6 +156,8 @@ def generate(
     kwargs = decoding.generate_kwargs(budget)
     if on_text is not None:
         kwargs["on_text"] = on_text
+    if cancel is not None:
+        kwargs["cancel"] = cancel
     start = time.perf_counter()
     raw = model.generate(image, intent.prompt, **kwargs)
     elapsed = time.perf_counter() - start

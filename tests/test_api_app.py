@@ -220,3 +220,53 @@ async def test_full_queue_answers_503_with_retry_after() -> None:
     assert second.status_code == 503
     assert second.json()["error"]["code"] == "busy"
     assert int(second.headers["Retry-After"]) >= 1
+
+
+async def test_one_client_over_its_queue_share_gets_429_others_still_get_in() -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    class SlowModel(FakeModel):
+        def generate(self, image, prompt, **decoding):
+            started.set()
+            release.wait(10)
+            return super().generate(image, prompt, **decoding)
+
+    model = SlowModel().enqueue("a cow").enqueue("a cow")
+    queue = ModelQueue(max_pending=8, timeout_s=30, per_client=1)
+    app = FastAPI()
+    install_api(
+        app,
+        manager=FakeManager(model),
+        queue=queue,
+        settings=Settings(rate_limit_per_min=1000),
+    )
+
+    def client_at(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 5000))
+        return httpx.AsyncClient(transport=transport, base_url="http://api.test")
+
+    def post(client: httpx.AsyncClient):
+        return client.post(
+            "/segment",
+            data={"prompt": "caption en"},
+            files={"image_file": ("a.png", _png((32, 32)), "image/png")},
+        )
+
+    async with client_at("10.0.0.1") as greedy, client_at("10.0.0.2") as other:
+        first = asyncio.create_task(post(greedy))
+        await asyncio.to_thread(started.wait, 10)
+        refused = await post(greedy)  # its one place is taken
+        second = asyncio.create_task(post(other))  # another client: admitted
+        while queue.stats()["waiting"]["api"] == 0:
+            await asyncio.sleep(0.01)
+        health = (await other.get("/health")).json()
+        release.set()
+        assert (await first).status_code == 200
+        assert (await second).status_code == 200
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "queue_full"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert health["queue"]["waiting"] == {"chat": 0, "api": 1}
+    assert health["queue"]["running"] == {"chat": 0, "api": 1}
+    assert all(isinstance(call["cancel"], threading.Event) for call in model.calls)

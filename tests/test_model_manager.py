@@ -452,3 +452,33 @@ def test_on_text_streams_the_same_answer(tiny_model_dir, synthetic_vae_path, tmp
     assert streamed == plain
     assert len(pieces) >= 1
     assert "".join(pieces).strip() == str(plain)
+
+
+class SetAfter(threading.Event):
+    """A cancel event that reads as set from its ``checks``+1-th look on."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.looks, self.checks = 0, checks
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return self.looks > self.checks
+
+
+def test_cancel_stops_generation_at_the_next_token(manager) -> None:
+    from core.engine.base import GenerationParams
+
+    params = GenerationParams(max_new_tokens=12)
+    # The stopping criterion looks once per new token: set on the 3rd look.
+    out = manager._generate(IMAGE, "detect cat", params, None, SetAfter(2))
+    assert out.num_tokens == 3  # 12 without the cancel (see the budget test)
+
+
+def test_cancelled_before_the_run_raises_without_running(manager) -> None:
+    from core.errors import RequestCancelledError
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(RequestCancelledError, match="cancelled"):
+        manager.generate(IMAGE, "detect cat", max_new_tokens=4, cancel=cancel)

@@ -346,3 +346,31 @@ def test_get_model_manager_chooses_the_engine(monkeypatch, tmp_path):
 
 def test_local_backend_status_reports_local(settings):
     assert model_manager.create_engine(settings).status.backend == "local"
+
+
+def test_a_cancellable_request_streams_and_stops_at_the_next_piece(
+    engine, server, make_backend
+):
+    import threading
+
+    from core.errors import RequestCancelledError
+
+    backend = make_backend(server.url)
+    cancel = threading.Event()
+    # Unwatched but cancellable (an API request): streamed, same answer.
+    answer = backend.generate(
+        gradient(), "detect shoe", max_new_tokens=60, cancel=cancel
+    )
+    assert engine.requests[-1]["stream"] is True
+    assert answer == SHOE_DETECT
+    pieces: list[str] = []
+
+    def on_text(piece: str) -> None:
+        pieces.append(piece)
+        cancel.set()  # Stop pressed while the first piece shows
+
+    with pytest.raises(RequestCancelledError):
+        backend.generate(
+            gradient(), "caption en", max_new_tokens=60, on_text=on_text, cancel=cancel
+        )
+    assert len(pieces) == 1  # the stream was closed at the next piece

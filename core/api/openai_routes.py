@@ -181,7 +181,7 @@ async def _answer(
     else:
         data = await ctx.fetch(url)
     image = await ctx.load(data)
-    result = await ctx.run(image, intent, decoding)
+    result = await ctx.run(image, intent, decoding, request=request)
     text = reply_markdown(result, f"image {parsed.image_number}")
     if overlay == "none" or not result.detections:
         return text

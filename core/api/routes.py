@@ -174,6 +174,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 "vae_loaded": status.vae_loaded,
                 "backend": status.backend,
                 "queue_depth": ctx.queue.depth,
+                "queue": ctx.queue.stats(),
             }
         )
 
@@ -224,7 +225,9 @@ def build_router(ctx: ApiContext) -> APIRouter:
         image = await ctx.load(
             upload[1] if upload is not None else await ctx.fetch(url)
         )
-        result = await ctx.run(image, intent, Decoding(), tiles, engine=engine)
+        result = await ctx.run(
+            image, intent, Decoding(), tiles, engine=engine, request=request
+        )
         masks = await asyncio.to_thread(segment_masks, result)
         image_b64 = await asyncio.to_thread(png_b64, image)
         body = {"image": image_b64, "masks": masks, "message": legacy_message(masks)}
@@ -244,7 +247,9 @@ def build_router(ctx: ApiContext) -> APIRouter:
         engine = ctx.engine_for(body.get("model_id"))
         intent = free_prompt_intent(prompt)
         image = await ctx.load(decode_base64(body.get("base64Image"), max_upload))
-        result = await ctx.run(image, intent, Decoding(), engine=engine)
+        result = await ctx.run(
+            image, intent, Decoding(), engine=engine, request=request
+        )
         include = frozenset({"mask_rle"})
         objects = await asyncio.to_thread(
             lambda: [detection_json(d, include) for d in result.detections]
@@ -286,6 +291,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 keep_image=overlays,
                 tiles=tiles,
                 engine=engine,
+                request=request,
             )
             items.append(item)
             if error is not None:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import re
+import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,17 +22,19 @@ from core.api.fetch import ENABLE_HINT, UrlPolicy, UrlRefusedError, fetch_image_
 from core.api.request import MB, detection_json, mask_png_b64
 from core.batch import INTERNAL_ERROR, BatchItem
 from core.config import Settings
-from core.engine.queue import ModelQueue
+from core.engine.queue import API, ModelQueue
 from core.engine.registry import EngineRegistry
 from core.errors import (
     AppError,
     ModelLoadingError,
     ModelUnavailableError,
+    RequestCancelledError,
     UserInputError,
 )
 from core.images import load_image
 from core.intent.parse import parse_intent
 from core.intent.text import run_intent
+from core.pipeline import CancellableModel
 from core.ratelimit import RateLimiter, check_api_key
 from core.render import render_overlay, to_png_bytes
 from core.tiling import TileSpec, analyze_tiled, tile_grid
@@ -72,11 +77,15 @@ class ApiContext:
 
     def admit(self, request: Request) -> None:
         """Auth (401), then the rate limit (429), before the body is read."""
+        self.limiter.hit(self.client_of(request))
+
+    def client_of(self, request: Request) -> str:
+        """Who is asking, for rate limits and queue turns: the API key's id, or
+        the client address (proxy headers are not trusted). 401 on a bad key."""
         key_id = check_api_key(
             request.headers.get("authorization"), self.settings.api_key
         )
-        client = request.client.host if request.client else "unknown"
-        self.limiter.hit(key_id or f"ip:{client}")
+        return key_id or f"ip:{request.client.host if request.client else 'unknown'}"
 
     async def fetch(self, url: str) -> bytes:
         """Bytes at a client's image_url, under the SSRF policy (403 when off)."""
@@ -106,9 +115,13 @@ class ApiContext:
         decoding: Decoding,
         tiles: TileSpec = "off",
         engine: Any = None,
+        *,
+        request: Request | None = None,
     ) -> AnalysisResult:
-        """``engine`` (default: the first model) through the shared queue; 503
-        while it is not ready.
+        """``engine`` (default: the first model) through the shared queue in
+        ``request``'s client's turn; 503 while it is not ready. When the client
+        hangs up, its job leaves the queue (or stops at the next token) and
+        RequestCancelledError is raised.
 
         ``tiles`` also runs detect/segment on overlapping tiles (core.tiling).
         """
@@ -123,15 +136,22 @@ class ApiContext:
                 "The model is still loading; try again shortly.",
                 retry_after_s=LOADING_RETRY_S,
             )
-        return await self.queue.submit(
+        cancel = threading.Event()
+        work = self.queue.submit(
             analyze_tiled,
             image,
             intent,
-            engine,
+            CancellableModel(engine, cancel),
             tile_grid(tiles, image.size),
             decoding=decoding,
             max_new_tokens=self.settings.max_new_tokens,
+            cancel=cancel,  # the queue's: set when the caller stops waiting
+            client=self.client_of(request) if request is not None else "internal",
+            kind=API,
         )
+        if request is None:
+            return await work
+        return await until_disconnected(request, work)
 
     async def analyze_upload(
         self,
@@ -143,6 +163,7 @@ class ApiContext:
         keep_image: bool = False,
         tiles: TileSpec = "off",
         engine: Any = None,
+        request: Request | None = None,
     ) -> tuple[BatchItem, AppError | None]:
         """One image of a multi-image request: its BatchItem, and its error.
 
@@ -157,7 +178,9 @@ class ApiContext:
         try:
             image = await self.load(data)
             loaded = time.perf_counter()
-            result = await self.run(image, intent, decoding, tiles, engine=engine)
+            result = await self.run(
+                image, intent, decoding, tiles, engine=engine, request=request
+            )
             timings = {
                 "load_image": loaded - start,
                 "queue_and_model": time.perf_counter() - loaded,
@@ -180,6 +203,32 @@ class ApiContext:
         size = image.size if image is not None else None
         seconds = time.perf_counter() - start
         return BatchItem(name, size, None, error.message, error.code, seconds), error
+
+
+async def until_disconnected(request: Request, work: Awaitable[AnalysisResult]):
+    """``work``'s result, unless the client hangs up first: then ``work`` is
+    cancelled (its queued job dropped) and RequestCancelledError raised."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AppError):
+                await task  # the queue drops the job before this returns
+    if not task.cancelled():
+        return task.result()
+    logger.info("%s %s: client hung up, request cancelled", request.method, request.url)
+    raise RequestCancelledError("The client closed the connection; not answered.")
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client hangs up (the body is already read by now, so
+    the next ASGI message is the disconnect)."""
+    while (await request.receive()).get("type") != "http.disconnect":
+        pass  # a late body chunk: keep listening
 
 
 def upload_name(filename: str | None) -> str:

@@ -21,13 +21,14 @@ import numpy as np
 from PIL import Image
 
 from core.config import Settings
-from core.errors import ModelUnavailableError
+from core.errors import ModelUnavailableError, RequestCancelledError
 from core.tokens import IMAGE_TOKEN
 from core.types import GeneratedText
 
 logger = logging.getLogger(__name__)
 
 NOT_LOADED = "The model is still loading; try again in a moment."
+CANCELLED = "The request was cancelled before its answer was finished."
 
 
 @dataclass(frozen=True)
@@ -261,13 +262,15 @@ class Engine(ABC):
         top_k: int | None = None,
         temperature: float | None = None,
         on_text: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> GeneratedText:
         """Answer ``prompt`` about one image; blocks the calling thread.
 
         Returns the new tokens decoded with special tokens skipped
         (``<locDDDD>``/``<segDDD>`` stay), whitespace stripped, with
         ``truncated`` and ``num_tokens``. ``on_text``, when given, receives the
-        answer piece by piece (on this thread).
+        answer piece by piece (on this thread). Once ``cancel`` is set the
+        backend stops at its next token and RequestCancelledError is raised.
         Raises ModelUnavailableError while the model is not ready, ValueError
         for invalid generation parameters.
         """
@@ -281,7 +284,13 @@ class Engine(ABC):
             temperature=temperature,
         )
         image = image if image.mode == "RGB" else image.convert("RGB")
-        return self._generate(image, guard_prompt(prompt), params, on_text)
+        if cancel is not None and cancel.is_set():
+            raise RequestCancelledError(CANCELLED)
+        text = self._generate(image, guard_prompt(prompt), params, on_text, cancel)
+        if cancel is not None and cancel.is_set():
+            logger.info("generation cancelled after %d token(s)", text.num_tokens)
+            raise RequestCancelledError(CANCELLED)
+        return text
 
     def _not_ready_message(self) -> str:
         return NOT_LOADED
@@ -293,8 +302,10 @@ class Engine(ABC):
         prompt: str,
         params: GenerationParams,
         on_text: Callable[[str], None] | None,
+        cancel: threading.Event | None = None,
     ) -> GeneratedText:
-        """Run the model; ``prompt`` is guarded, ``image`` is RGB."""
+        """Run the model; ``prompt`` is guarded, ``image`` is RGB. Stop at the
+        next token once ``cancel`` is set (return what there is)."""
 
     def decode_masks(self, seg_indices: Any) -> np.ndarray:
         """int [N, 16] codes in 0..127 -> float32 [N, 64, 64] logits (> 0 inside).

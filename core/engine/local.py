@@ -122,6 +122,7 @@ class ModelManager(Engine):
         prompt: str,
         params: GenerationParams,
         on_text: Callable[[str], None] | None,
+        cancel: threading.Event | None = None,
     ) -> GeneratedText:
         decoding: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
@@ -130,6 +131,8 @@ class ModelManager(Engine):
         }
         if on_text is not None:
             decoding["streamer"] = _callback_streamer(self.processor.tokenizer, on_text)
+        if cancel is not None:
+            decoding["stopping_criteria"] = _cancel_criteria(cancel)
         return self._run(image, prompt, decoding, use_cache=True)
 
     def _run(
@@ -196,3 +199,19 @@ def _callback_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
                 on_text(text)
 
     return CallbackStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
+def _cancel_criteria(cancel: threading.Event) -> Any:
+    """A StoppingCriteriaList that ends generation once ``cancel`` is set
+    (checked after every new token)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class CancelCriteria(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            stop = cancel.is_set()
+            return torch.full(
+                (input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device
+            )
+
+    return StoppingCriteriaList([CancelCriteria()])

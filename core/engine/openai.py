@@ -169,25 +169,29 @@ class OpenAIBackend(Engine):
         prompt: str,
         params: GenerationParams,
         on_text: Callable[[str], None] | None,
+        cancel: threading.Event | None = None,
     ) -> GeneratedText:
         """One chat completion; thread-safe, runs concurrently.
 
         loc/seg tokens are rebuilt from the token ids; ``truncated`` when the
-        engine stopped at ``max_new_tokens`` (finish_reason "length").
+        engine stopped at ``max_new_tokens`` (finish_reason "length"). A
+        streamed answer is closed at the next piece once ``cancel`` is set
+        (the engine then stops generating it): with ``cancel`` the answer is
+        always streamed.
         """
         body = chat_request(
             self._model_id,
             image_to_data_url(image),
             prompt,
             params,
-            stream=on_text is not None,
+            stream=on_text is not None or cancel is not None,
         )
-        if on_text is None:
+        if on_text is None and cancel is None:
             completion = self._wire(
                 parse_completion, self._call("POST", "/v1/chat/completions", body)
             )
         else:
-            completion = self._stream(body, on_text)
+            completion = self._stream(body, on_text or _no_text, cancel)
         text = rebuild_text(completion.text, completion.token_ids, self.token_ids)
         return GeneratedText(
             text,
@@ -196,7 +200,10 @@ class OpenAIBackend(Engine):
         )
 
     def _stream(
-        self, body: dict[str, Any], on_text: Callable[[str], None]
+        self,
+        body: dict[str, Any],
+        on_text: Callable[[str], None],
+        cancel: threading.Event | None = None,
     ) -> Completion:
         reader = StreamReader()
         with engine_errors(self.root, self.settings.backend_timeout_s):
@@ -210,6 +217,8 @@ class OpenAIBackend(Engine):
                 if not kind.startswith("text/event-stream"):
                     return self._unstreamed(response, kind, on_text)
                 for line in response.iter_lines():
+                    if cancel is not None and cancel.is_set():
+                        return reader.completion  # closing the stream stops it
                     piece = self._wire(reader.feed, line)
                     if piece:
                         on_text(piece)
@@ -250,3 +259,7 @@ class OpenAIBackend(Engine):
             return parse(value)
         except WireError as exc:
             raise malformed(self.root, str(exc)) from exc
+
+
+def _no_text(piece: str) -> None:
+    """on_text for a stream that nobody watches (streamed only to be stoppable)."""

@@ -327,9 +327,10 @@ MAX_ATTEMPTS = 60
 
 
 async def test_fifty_concurrent_requests_get_an_answer_or_busy(server, record_property):
-    """50 at once through a queue of QUEUE_MAX: 200 or 503 + Retry-After, none lost.
+    """50 at once from one client through a queue of QUEUE_MAX: 200, or 429
+    (past QUEUE_PER_CLIENT) / 503 with Retry-After, none lost.
 
-    Then each client retries its 503s in a bounded loop, waiting Retry-After
+    Then each request is retried in a bounded loop, waiting Retry-After
     (capped at 1 s): every one of the 50 ends with its answer.
     """
     files = {"image_file": ("a.png", inputs.png((32, 32)), "image/png")}
@@ -343,9 +344,9 @@ async def test_fifty_concurrent_requests_get_an_answer_or_busy(server, record_pr
             )
             if attempt == 1:
                 first.append(response)
-            if response.status_code != 503:
+            if response.status_code not in (429, 503):
                 return response, attempt
-            assert response.json()["error"]["code"] == "busy"
+            assert response.json()["error"]["code"] in ("busy", "queue_full")
             await asyncio.sleep(min(1.0, int(response.headers["Retry-After"])))
         return response, MAX_ATTEMPTS
 
@@ -364,10 +365,11 @@ async def test_fifty_concurrent_requests_get_an_answer_or_busy(server, record_pr
     }
     record_property("load", summary)
     print(f"\nload: 50 concurrent /segment, QUEUE_MAX={QUEUE_MAX}: {summary}")
-    assert sum(first_counts.values()) == 50 and set(first_counts) <= {200, 503}
-    assert first_counts[200] >= 1 and first_counts[503] >= 1  # the bound was hit
+    assert sum(first_counts.values()) == 50
+    assert set(first_counts) <= {200, 429, 503}
+    assert first_counts[200] >= 1 and first_counts[429] >= 1  # the bound was hit
     for response in first:
-        if response.status_code == 503:
+        if response.status_code != 200:
             assert int(response.headers["Retry-After"]) >= 1
     assert final_counts == Counter({200: 50})  # none lost
     assert all("masks" in r.json() for r, _ in finals)

@@ -182,6 +182,7 @@ class ChatClient:
         @self.sio.on("stream_token")
         async def _stream_token(token: dict[str, Any]) -> None:
             self.streams.setdefault(token["id"], []).append(token["token"])
+            self._changed.set()
 
         @self.sio.on("element")
         async def _element(element: dict[str, Any]) -> None:

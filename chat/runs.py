@@ -1,0 +1,57 @@
+"""The chat's requests in flight, per session: Stop and disconnect cancel them.
+
+Chainlit's Stop cancels only the session's latest task, and a disconnect
+cancels nothing; every message task is registered here so that both end all
+of the session's requests. A cancelled task leaves the model queue before
+its turn, or stops the model at the next token (core.engine.queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import chainlit as cl
+
+logger = logging.getLogger(__name__)
+
+RUNS_KEY = "runs"
+
+
+@contextlib.contextmanager
+def tracked() -> Iterator[None]:
+    """Register the current task (one chat message being answered)."""
+    task = asyncio.current_task()
+    runs: set[asyncio.Task] = cl.user_session.get(RUNS_KEY) or set()
+    cl.user_session.set(RUNS_KEY, runs)
+    if task is not None:
+        runs.add(task)
+    try:
+        yield
+    finally:
+        runs.discard(task)
+
+
+def cancel_runs(reason: str) -> int:
+    """Cancel every request of this session still being answered; how many."""
+    runs: set[asyncio.Task] = cl.user_session.get(RUNS_KEY) or set()
+    current = asyncio.current_task()
+    cancelled = 0
+    for task in list(runs):
+        if task is not current and not task.done():
+            task.cancel()
+            cancelled += 1
+    if cancelled:
+        logger.info("%s: cancelled %d chat request(s)", reason, cancelled)
+    return cancelled
+
+
+def chat_client() -> str:
+    """The chat user, for queue turns: the logged-in user, else this session."""
+    session = cl.context.session
+    user = getattr(session, "user", None)
+    if user is not None and getattr(user, "identifier", None):
+        return f"user:{user.identifier}"
+    return f"session:{session.id}"
