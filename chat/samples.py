@@ -34,11 +34,14 @@ class Sample:
 CHELSEA = "Chelsea the cat, by Stefan van der Walt (CC0)"
 ASTRONAUT = "astronaut Eileen Collins, NASA (public domain)"
 COFFEE = "coffee cup, by Rachel Michetti (CC0)"
+MARK = " (sample photo)"  # only a starter sends it: typed requests never match
 SAMPLES = (
-    Sample("Segment the cat", "segment the cat", "chelsea", CHELSEA),
-    Sample("Detect person and flag", "detect person ; flag", "astronaut", ASTRONAUT),
-    Sample("Caption a photo", "caption this", "coffee", COFFEE),
-    Sample("Ask about a photo", "what is in the cup?", "coffee", COFFEE),
+    Sample("Segment the cat", "segment the cat" + MARK, "chelsea", CHELSEA),
+    Sample(
+        "Detect person and flag", "detect person ; flag" + MARK, "astronaut", ASTRONAUT
+    ),
+    Sample("Caption a photo", "caption this" + MARK, "coffee", COFFEE),
+    Sample("Ask about a photo", "what is in the cup?" + MARK, "coffee", COFFEE),
 )
 
 
@@ -72,14 +75,16 @@ def write_sample(sample: Sample, folder: Path) -> Path:
 async def attach_sample(message: cl.Message, has_images: bool) -> Sample | None:
     """Attach a starter's photo to ``message`` when the chat has none yet.
 
-    Only a message that is exactly a starter's text, with no upload of its
-    own, in a chat without photos; the photo then goes through the normal
-    upload checks. Returns the sample attached, or None.
+    Only a message that is exactly a starter's text (it ends with MARK, which
+    is taken off), with no upload of its own, in a chat without photos; the
+    photo then goes through the normal upload checks. Returns the sample
+    attached, or None.
     """
-    if has_images or message.elements:
-        return None
     sample = sample_for(message.content or "")
     if sample is None:
+        return None
+    message.content = sample.message.removesuffix(MARK)  # the request itself
+    if has_images or message.elements:
         return None
     folder = Path(cl.context.session.files_dir) / "samples"
     path = await asyncio.to_thread(write_sample, sample, folder)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.samples import SAMPLES, sample_for, sample_rgb, write_sample
+from chat.samples import MARK, SAMPLES, sample_for, sample_rgb, write_sample
 from core.images import load_image
 from core.intent.parse import parse_intent
 
@@ -21,15 +21,17 @@ def test_each_starter_photo_ships_and_passes_the_upload_checks(sample, tmp_path)
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.label for s in SAMPLES])
 def test_each_starter_message_runs_the_model(sample):
-    intent = parse_intent(sample.message)
+    intent = parse_intent(sample.message.removesuffix(MARK))
     assert intent.action == "run" and intent.prompt
+    assert "sample" not in intent.prompt
 
 
 @pytest.mark.parametrize(
     ("text", "photo"),
     [
-        ("segment the cat", "chelsea"),  # case: exactly a starter
-        ("  Segment   the CAT ", "chelsea"),  # case: case and spaces
+        ("segment the cat (sample photo)", "chelsea"),  # case: exactly a starter
+        ("  Segment   the CAT (sample photo) ", "chelsea"),  # case: case and spaces
+        ("segment the cat", None),  # case: typed before attaching a photo
         ("segment the dog", None),  # case: typed, not a starter
         ("", None),  # case: empty
     ],

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chat.samples import SAMPLES
 from tests.recorded import REPLAY_DOG, REPLAY_RECORDING
 from tests.support import api_inputs as inputs
 from tests.support.chat_client import ChatClient, start_server
@@ -120,7 +121,7 @@ async def test_a_starter_brings_its_sample_photo(gated) -> None:
     client = ChatClient(server.url)
     await client.connect()
     try:
-        messages = await client.send("segment the cat", timeout_s=240)  # no photo
+        messages = await client.send(SAMPLES[0].message, timeout_s=240)  # no photo
     finally:
         await client.close()
     texts = [m["output"] for m in messages]
