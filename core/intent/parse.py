@@ -15,6 +15,8 @@ from dataclasses import replace
 
 from core.intent import text as t
 from core.intent import vocab as v
+from core.intent.language import detect_language
+from core.intent.refer import referring_targets
 from core.intent.region import CLEAR, PICK, split_region
 from core.types import GROUNDED_TASKS, Intent, Region
 
@@ -167,16 +169,18 @@ def _new_request(
                 return intent
             break
     first = rest.split()[0]
+    question = re.sub(
+        r"^(?:(?:now|ok|okay|so|then|and|also)\b[\s,]*)+",
+        "",
+        text_q,
+        flags=re.IGNORECASE,
+    ).lstrip(" ,;:-")  # a trailing ";" is the Greek question mark
     if first in v.QUESTION_STARTERS or first == "describe" or text_q.endswith("?"):
-        question = re.sub(
-            r"^(?:(?:now|ok|okay|so|then|and|also)\b[\s,]*)+",
-            "",
-            text_q,
-            flags=re.IGNORECASE,
-        ).strip(" ,;:-")
         return t.run_intent(
-            "answer", lang=lang or v.DEFAULT_LANGUAGE, question=question
+            "answer", lang=lang or detect_language(question), question=question
         )
+    if (written := detect_language(question, min_confidence=0.9)) != "en":
+        return t.run_intent("answer", lang=lang or written, question=question)
     targets = t.split_targets(rest)
     if targets and len(targets) <= 3:
         names = " ; ".join(targets)
@@ -208,12 +212,17 @@ def _grounded(
             if not phrase
             else MSG_NO_PREVIOUS
         )
-    targets = t.split_targets(phrase)
+    targets = t.split_targets(phrase) if where else referring_targets(phrase)
     if targets is None:
         return None
-    if any(name in v.VAGUE_TARGETS for name in targets) or not targets:
+    if not targets or any(_vague(name) for name in targets):
         return _clarify(MSG_VAGUE)
     return t.run_intent(task, targets)
+
+
+def _vague(name: str) -> bool:
+    """ "everything", "all objects on the left": no object named."""
+    return name in v.VAGUE_TARGETS or name.split()[0] in v.VAGUE_TARGETS
 
 
 def _switch(prev: Intent | None, task: str) -> Intent:
@@ -232,7 +241,7 @@ def _matches(target: str, wanted: str) -> bool:
 def _remove(prev: Intent | None, phrase: str) -> Intent:
     if prev is None or not _grounded_prev(prev):
         return _clarify(MSG_NO_PREVIOUS)
-    unwanted = t.split_targets(phrase.strip(t.PUNCT_ENDS)) or ()
+    unwanted = referring_targets(phrase.strip(t.PUNCT_ENDS)) or ()
     if not unwanted:
         return _clarify(
             f"Remove what? The current request is: {', '.join(prev.targets)}."
@@ -277,7 +286,7 @@ def _only(prev: Intent | None, phrase: str) -> Intent:
                 + "?"
             )
         return t.run_intent(prev.task, (options[0],), refinement="only")
-    targets = t.split_targets(" ".join(words))
+    targets = referring_targets(" ".join(words))
     if not targets:
         return _clarify(MSG_UNCLEAR)
     return t.run_intent(prev.task, targets, refinement="only")
@@ -294,7 +303,7 @@ def _add(
     else:
         if phrase.split()[0] in v.QUESTION_STARTERS or v.OCR.search(phrase):
             return _new_request(low, phrase, text_q, prev, lang)
-    targets = t.split_targets(phrase.strip(t.PUNCT_ENDS))
+    targets = referring_targets(phrase.strip(t.PUNCT_ENDS))
     if not targets:
         return _clarify(MSG_UNCLEAR)
     if task is None:
@@ -302,7 +311,7 @@ def _add(
             return _clarify(MSG_NO_PREVIOUS)
         names = " ; ".join(targets)
         return _clarify(f"Boxes or masks? Say “detect {names}” or “segment {names}”.")
-    if any(name in v.VAGUE_TARGETS for name in targets):
+    if any(_vague(name) for name in targets):
         return _clarify(MSG_VAGUE)
     old = prev.targets if _grounded_prev(prev) and prev is not None else ()
     return t.run_intent(task, tuple(dict.fromkeys((*old, *targets))), refinement="add")
