@@ -16,6 +16,7 @@ from dataclasses import replace
 from core.intent import text as t
 from core.intent import vocab as v
 from core.intent.language import detect_language
+from core.intent.objects import parse_view
 from core.intent.refer import referring_targets
 from core.intent.region import CLEAR, PICK, split_region
 from core.types import GROUNDED_TASKS, Intent, Region
@@ -65,7 +66,8 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
     ``action == "run"``; other actions ("clarify", "help", "undo", "select")
     carry an empty prompt and, for "clarify" and "help", a ``message``;
     "export" asks for the downloads of the current result (image_ref "all":
-    of every image analysed in the chat).
+    of every image analysed in the chat); "view" redraws the last result
+    (``intent.view``: numbered objects to keep or drop, layers on or off).
     """
     if PICK.match(text):  # the chat shows the photo to drag a rectangle on
         return Intent(task="free", prompt="", action="pick_region")
@@ -111,7 +113,7 @@ def _parse(text: str, previous: Intent | None) -> Intent:
     if intent is None:
         lang, text_q = t.extract_language(text_q)
         intent = _interpret(text_q, prev, lang, ref, select)
-    if ref is not None and intent.action in ("run", "select"):
+    if ref is not None and intent.action in ("run", "select", "view"):
         intent = replace(intent, image_ref=ref)
     logger.debug("intent %r -> %s %r", text, intent.action, intent.prompt)
     return intent
@@ -126,6 +128,8 @@ def _interpret(
 ) -> Intent:
     low = t.strip_polite(text_q.lower().strip(t.PUNCT_ENDS))
     rest = " ".join(v.IMAGE_PHRASE.sub(" ", low).split()).strip(t.PUNCT_ENDS)
+    if rest and (view := parse_view(rest, prev)) is not None:
+        return view
     if not rest:
         if lang:
             return _language_change(prev, lang)
