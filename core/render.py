@@ -33,8 +33,8 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (170, 110, 40),  # brown
     (128, 0, 0),  # maroon
 )
-# The nearest (RGB distance) coloured square emoji of each PALETTE entry: the box table's
-# swatch (chat markdown cannot colour text; the number tells equal squares apart).
+# The nearest (RGB distance) coloured square emoji of each PALETTE entry: the box
+# table's swatch (chat markdown cannot colour text; numbers tell equal ones apart).
 SWATCHES: tuple[str, ...] = (
     "\U0001f7e5",  # red
     "\U0001f7e9",  # green
