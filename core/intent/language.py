@@ -2,9 +2,10 @@
 
 Uses py3langid (a maintained fork of langid.py that ships its own naive Bayes
 model, ~4.5 MB) restricted to the languages PaliGemma 2 answers in
-(``vocab.LANGUAGES``). The model is loaded on first use (about 1 s, once per
-process; see bench/intent_language.py), so importing this module and starting
-the app stay fast. Short or ambiguous text falls back to English: a wrong
+(``vocab.LANGUAGES``). The model is loaded on first use (1-3 s on a 2-core
+CPU, once per process; then ~0.1 ms a question: ``python -m
+bench.intent_language``), so importing this module and starting the app stay
+fast; the chat parses in a worker thread so that first load never blocks. Short or ambiguous text falls back to English: a wrong
 language costs the user an unreadable answer, English costs nothing.
 """
 
