@@ -5,8 +5,9 @@ model, ~4.5 MB) restricted to the languages PaliGemma 2 answers in
 (``vocab.LANGUAGES``). The model is loaded on first use (1-3 s on a 2-core
 CPU, once per process; then ~0.1 ms a question: ``python -m
 bench.intent_language``), so importing this module and starting the app stay
-fast; the chat parses in a worker thread so that first load never blocks. Short or ambiguous text falls back to English: a wrong
-language costs the user an unreadable answer, English costs nothing.
+fast; the chat parses in a worker thread so that first load never blocks.
+Short or ambiguous text falls back to English: a wrong language costs the
+user an unreadable answer, English costs nothing.
 """
 
 from __future__ import annotations

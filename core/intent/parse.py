@@ -16,6 +16,14 @@ from dataclasses import replace
 from core.intent import text as t
 from core.intent import vocab as v
 from core.intent.language import detect_language
+from core.intent.messages import (
+    HELP_MESSAGE,
+    MSG_NO_PREVIOUS,
+    MSG_NOTHING_LEFT,
+    MSG_REGION_WHAT,
+    MSG_UNCLEAR,
+    MSG_VAGUE,
+)
 from core.intent.objects import parse_view
 from core.intent.refer import referring_targets
 from core.intent.region import CLEAR, PICK, split_region
@@ -23,38 +31,7 @@ from core.types import GROUNDED_TASKS, Intent, Region
 
 logger = logging.getLogger(__name__)
 
-HELP_MESSAGE = (
-    "Attach a photo (📎 or drag and drop), then tell me what to do:\n"
-    "- **detect dog ; bike** or *find the cars and people*: boxes\n"
-    "- **segment the left wheel** or *cut out the cat*: masks\n"
-    "- *caption in German*, *describe in detail*, *read the text*\n"
-    "- any question, e.g. *how many dogs are there?*\n"
-    "Then refine: *also the bike*, *only the left one*, *remove the dog*, "
-    "*now as boxes*, *masks instead*, *in Spanish*, *on image 2*, "
-    "*in all images*, *again*, *undo*. *export* (or *export all*) gives the "
-    "masks, COCO and YOLO files."
-)
-MSG_UNCLEAR = (
-    "Tell me what to look for, e.g. “detect dog ; bike”, “segment the cat”, "
-    "“caption in German”, “read the text”, or ask “how many dogs are there?”. "
-    "Type “help” for more."
-)
-MSG_NO_PREVIOUS = (
-    "There is nothing to refine yet. Start with e.g. “detect dog” or "
-    "“segment the cat”, then say “also the bike” or “now as boxes”."
-)
-MSG_VAGUE = (
-    "PaliGemma needs the names of things, e.g. “detect person ; car ; dog”. "
-    "For an overview of the whole photo say “caption” or “describe”."
-)
-MSG_REGION_WHAT = (
-    "What should I look for there? E.g. “zoom into the top left and detect "
-    "bottles” or “region 100,200 to 600,700: segment the cat”."
-)
-MSG_NOTHING_LEFT = (
-    "That would leave nothing to look for. Name something else, "
-    "e.g. “detect dog”, or say “undo”."
-)
+__all__ = ["HELP_MESSAGE", "parse_intent"]
 
 
 def parse_intent(text: str, previous: Intent | None = None) -> Intent:

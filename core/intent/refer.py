@@ -14,29 +14,34 @@ import re
 from core.intent import text as t
 from core.intent import vocab as v
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Words that make a phrase a referring expression rather than a bare name.
-RELATIVES = v._words("who whom whose which that where")
-PREPOSITIONS = v._words(
+RELATIVES = _words("who whom whose which that where")
+PREPOSITIONS = _words(
     """
     on in at with without near next behind under over above below beside besides
     between from by to into onto inside outside across along around against among
     beneath underneath beyond toward towards through atop holding wearing
     """
 )
-AUXILIARIES = v._words("is are was were has have had being")
+AUXILIARIES = _words("is are was were has have had being")
 # A phrase starting with one of these after a verb is a question, not a target:
 # "find out why...", "show me what is written", "see if there is a dog".
-QUESTION_LEADS = v._words(
+QUESTION_LEADS = _words(
     "what why how when where if whether who whom which whose is are do does did "
     "can could would will should there out"
 )
-PERSONAL = v._words("i you we me us")
+PERSONAL = _words("i you we me us")
 MAX_WORDS = 20  # longer than any sensible description of one object
 # A new object starts at ", the"/"and the"/"; a" (but not inside "between").
 _NEW_OBJECT = re.compile(
     r"\s*(?:;|,\s*(?:and|or)?|\band\b|\bor\b|&)\s*(?=\b(?:the|all|both|an?)\b)"
 )
-_ARTICLE_LEADS = v._words("the a an all both")
+_ARTICLE_LEADS = _words("the a an all both")
 
 
 def is_referring(phrase: str) -> bool:
