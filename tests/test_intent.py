@@ -382,6 +382,11 @@ REFERRING = [
     ("detect the first person in line", "detect first person in line"),  # first in line
     ("segment the last car of the train", "segment last car of the train"),  # last of
     ("segment the man running", "segment man running"),  # bare participle
+    ("segment the cat sitting", "segment cat sitting"),  # participle at the end
+    (
+        "find the small old rusty red vintage pickup truck",
+        "detect small old rusty red vintage pickup truck",
+    ),  # seven words, no modifier
     (
         "find the woman who is holding a baby",
         "detect woman who is holding a baby",
