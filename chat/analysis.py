@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import chainlit as cl
@@ -190,14 +191,19 @@ async def send_result(
     result: AnalysisResult,
     options: ChatOptions,
     message: cl.Message | None = None,
+    hidden: tuple[int, ...] = (),
 ) -> None:
-    """Send the reply; a ``message`` that streamed the answer is completed."""
+    """Send the reply; a ``message`` that streamed the answer is completed.
+
+    ``hidden``: 1-based numbers of objects left out of the overlay, the table
+    and the downloads (the others keep their numbers and colours).
+    """
     elements: list = []
     if result.intent.task in GROUNDED_TASKS:
         elements = await asyncio.to_thread(
-            _result_files, services, record, result, options
+            _result_files, services, record, result, options, hidden
         )
-    content = reply_markdown(result, record.name)
+    content = reply_markdown(result, record.name, hidden)
     if message is not None and message.streaming:
         message.content = content
         await message.send()  # ends the stream with the full reply
@@ -210,10 +216,11 @@ def _result_files(
     record: ImageRecord,
     result: AnalysisResult,
     options: ChatOptions,
+    hidden: tuple[int, ...] = (),
 ) -> list:
     """Overlay (shown inline) and downloads of one result, as Chainlit elements."""
-    item = ExportItem(record.name, record.size_wh, result.detections)
-    overlay = overlay_image(services, record, result, options)
+    item = ExportItem(record.name, record.size_wh, visible(result, hidden).detections)
+    overlay = overlay_image(services, record, result, options, hidden)
     return as_elements(write_result_downloads(Path(record.path), item, overlay))
 
 
@@ -232,6 +239,7 @@ def overlay_image(
     record: ImageRecord,
     result: AnalysisResult,
     options: ChatOptions,
+    hidden: tuple[int, ...] = (),
 ) -> Image.Image:
     """The stored photo with ``result`` drawn as the chat options ask (RGB)."""
     return render_overlay(
@@ -240,7 +248,16 @@ def overlay_image(
         opacity=options.opacity,
         show_labels=options.show_labels,
         show_boxes=options.show_boxes,
+        hidden=hidden,
     )
+
+
+def visible(result: AnalysisResult, hidden: tuple[int, ...]) -> AnalysisResult:
+    """``result`` without the objects whose 1-based number is in ``hidden``."""
+    if not hidden:
+        return result
+    kept = tuple(d for n, d in enumerate(result.detections, 1) if n not in hidden)
+    return replace(result, detections=kept)
 
 
 def open_stored(path: str, max_pixels: int) -> Image.Image:

@@ -14,8 +14,10 @@ from chat.analysis import (
     replay_turn,
     say,
     send_result,
+    visible,
 )
 from chat.options import ChatOptions
+from chat.redraw import redraw
 from chat.region import pick_region
 from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord
@@ -23,7 +25,7 @@ from core.errors import AppError
 from core.export.downloads import write_export_all
 from core.export.formats import ExportItem
 from core.images import load_image
-from core.intent.parse import HELP_MESSAGE, parse_intent
+from core.intent import HELP_MESSAGE, parse_requests
 from core.render import to_png_bytes
 from core.types import GROUNDED_TASKS, Intent
 
@@ -32,6 +34,8 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
     """Keep the message's photos, then answer its text (or a pending request)."""
     conversation: Conversation = cl.user_session.get("conversation")
     added = await ingest_uploads(services, message, conversation)
+    if len(added) > 1:  # plain requests now run on each photo of this message
+        conversation.set_group(added)
     text = (message.content or "").strip()
     if not text:
         pending: Intent | None = cl.user_session.get("pending")
@@ -51,7 +55,13 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
             f"under {max_chars:,}."
         )
         return
-    intent = parse_intent(text, conversation.last_intent())
+    # In a thread: the first question loads the language identifier (~1 s).
+    intents = await asyncio.to_thread(parse_requests, text, conversation.last_intent())
+    if len(intents) > 1 and conversation.has_images:  # "... image 1 and ... image 2"
+        for intent in intents:
+            await _run(services, conversation, intent)
+        return
+    intent = intents[0]
     if intent.action in ("clarify", "help"):
         await say(intent.message or HELP_MESSAGE)
     elif not conversation.has_images:
@@ -69,6 +79,8 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
         await _guard(_select(conversation, intent))
     elif intent.action == "pick_region":
         await _guard(pick_region(conversation))
+    elif intent.action == "view":
+        await _guard(redraw(services, conversation, intent))
     else:
         await _run(services, conversation, intent)
 
@@ -137,14 +149,15 @@ async def _undo(services: ChatServices, conversation: Conversation) -> None:
     if turn is None:
         await say("Undone: back to the plain photo. What should I look for?")
         return
-    record = conversation.resolve(None)
+    record = next(r for r in conversation.images if r.id == turn.image_id)
     try:
         result = await replay_turn(services, turn, record)
     except AppError as exc:
         await say(f"⚠️ {exc.message}")
         return
     await say("Undone: this is the previous answer again.")
-    await send_result(services, record, result, cl.user_session.get("options"))
+    options = cl.user_session.get("options")
+    await send_result(services, record, result, options, hidden=turn.hidden)
 
 
 async def _export(
@@ -154,12 +167,14 @@ async def _export(
     if intent.image_ref == "all":
         records = list(conversation.images)
     else:
-        records = [conversation.resolve(None)]
+        chosen = conversation.resolve(None)  # the photos of one message: each
+        records = chosen if isinstance(chosen, list) else [chosen]
     results = []
     for record in records:
         turn = conversation.last_turn(record.id)
         if turn is not None and turn.intent.task in GROUNDED_TASKS:
-            results.append((record, await replay_turn(services, turn, record)))
+            result = await replay_turn(services, turn, record)
+            results.append((record, visible(result, turn.hidden)))
     if not results:
         await say(
             "Nothing to export yet: ask me to detect or segment something first, "

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from core.errors import UserInputError
-from core.types import AnalysisResult, Intent, Region
+from core.types import AnalysisResult, Intent, Region, ViewChange
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,13 @@ def intent_from_dict(data: dict[str, Any]) -> Intent:
             values["region"] = Region(region["unit"], tuple(region["box"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"an intent's region is malformed: {region!r}") from exc
+    if isinstance(view := values.get("view"), dict):
+        values["view"] = ViewChange(
+            keep=tuple(int(n) for n in view.get("keep") or ()),
+            drop=tuple(int(n) for n in view.get("drop") or ()),
+            show_all=bool(view.get("show_all")),
+            layers=tuple((str(k), bool(on)) for k, on in view.get("layers") or ()),
+        )
     return Intent(**values)
 
 
@@ -80,12 +87,18 @@ class ResultSummary:
 
 @dataclass(frozen=True)
 class Turn:
-    """One model run on one image; ``index`` counts turns in the session."""
+    """One model run on one image; ``index`` counts turns in the session.
+
+    ``hidden`` holds the 1-based numbers of objects the user hid ("remove 2",
+    "only 1 and 3"): such a redraw is a new turn with the same intent and
+    summary, so "undo" brings the objects back.
+    """
 
     index: int
     image_id: str
     intent: Intent
     summary: ResultSummary
+    hidden: tuple[int, ...] = ()
 
 
 class Conversation:
@@ -97,6 +110,7 @@ class Conversation:
         self._turns: list[Turn] = []
         self._next_image = 1
         self._next_turn = 1
+        self._group: tuple[str, ...] = ()  # ids of photos sent in one message
 
     # Images -----------------------------------------------------------------
 
@@ -132,6 +146,7 @@ class Conversation:
         self._next_image += 1
         self._images.append(record)
         self._active_id = record.id
+        self._group = ()
         logger.debug("added image %s (%s) as #%d", record.id, record.name, record.order)
         return record
 
@@ -146,6 +161,8 @@ class Conversation:
             )
         ref = (image_ref or "").strip()
         if not ref:
+            if len(self.group) > 1:
+                return list(self.group)
             active = self.active_image
             return active if active is not None else self._images[-1]
         low = ref.lower()
@@ -171,8 +188,29 @@ class Conversation:
             f"There is no image named “{ref}”; {self.describe_images()}"
         )
 
+    @property
+    def group(self) -> tuple[ImageRecord, ...]:
+        """Photos sent together in the last message: requests without an image
+        reference run on each of them (until one is selected)."""
+        return tuple(r for r in self._images if r.id in self._group)
+
+    def set_group(self, records: list[ImageRecord]) -> None:
+        """Make the photos of one message the images plain requests apply to."""
+        ids = {r.id for r in records}
+        unknown = ids - set(self._ids())
+        if unknown:
+            raise ValueError(
+                f"unknown image ids {sorted(unknown)}; known: {self._ids()}"
+            )
+        self._group = tuple(r.id for r in self._images if r.id in ids)
+
     def select(self, image_ref: str | None) -> ImageRecord:
         """Make the referenced single image the active one and return it."""
+        if not image_ref and len(self.group) > 1:
+            raise UserInputError(
+                "Pick one image to work on, e.g. “use image 1”; "
+                f"{self.describe_images()}"
+            )
         record = self.resolve(image_ref)
         if isinstance(record, list):
             raise UserInputError(
@@ -180,6 +218,7 @@ class Conversation:
                 f"{self.describe_images()}"
             )
         self._active_id = record.id
+        self._group = ()
         return record
 
     def describe_images(self) -> str:
@@ -199,6 +238,7 @@ class Conversation:
         if isinstance(record, list):
             raise UserInputError("Remove one image at a time, e.g. “remove image 2”.")
         self._images = [r for r in self._images if r.id != record.id]
+        self._group = tuple(i for i in self._group if i != record.id)
         self._renumber()
         self._turns = [t for t in self._turns if t.image_id != record.id]
         if self._active_id == record.id:
@@ -219,6 +259,7 @@ class Conversation:
         """Forget everything; returns the image paths the caller should delete."""
         paths = [r.path for r in self._images]
         self._images, self._turns, self._active_id = [], [], None
+        self._group = ()
         return paths
 
     # Turns ------------------------------------------------------------------
@@ -228,15 +269,24 @@ class Conversation:
         """Turns still in effect, oldest first (undone turns are gone)."""
         return tuple(self._turns)
 
-    def record(self, image_id: str, intent: Intent, summary: ResultSummary) -> Turn:
-        """Remember a model run on ``image_id``; only "run" intents belong here."""
+    def record(
+        self,
+        image_id: str,
+        intent: Intent,
+        summary: ResultSummary,
+        hidden: tuple[int, ...] = (),
+    ) -> Turn:
+        """Remember a model run on ``image_id``; only "run" intents belong here.
+
+        ``hidden``: 1-based object numbers not shown (a redraw of a result).
+        """
         if self._by_id(image_id) is None:
             raise ValueError(f"unknown image id {image_id!r}; known: {self._ids()}")
         if intent.action != "run":
             raise ValueError(
                 f"only intents that ran are recorded, got {intent.action!r}"
             )
-        turn = Turn(self._next_turn, image_id, intent, summary)
+        turn = Turn(self._next_turn, image_id, intent, summary, tuple(hidden))
         self._next_turn += 1
         self._turns.append(turn)
         return turn
@@ -285,9 +335,11 @@ class Conversation:
                     "image_id": t.image_id,
                     "intent": intent_to_dict(t.intent),
                     "summary": asdict(t.summary),
+                    "hidden": list(t.hidden),
                 }
                 for t in self._turns
             ],
+            "group": list(self._group),
             "next_image": self._next_image,
             "next_turn": self._next_turn,
         }
@@ -322,6 +374,7 @@ class Conversation:
                         str(t["image_id"]),
                         intent_from_dict(t["intent"]),
                         ResultSummary(**summary),
+                        tuple(int(n) for n in t.get("hidden") or ()),
                     )
                 )
             chat._next_image = int(data["next_image"])
@@ -333,6 +386,7 @@ class Conversation:
             raise ValueError(f"turns refer to unknown images {sorted(unknown)}")
         active = data.get("active_id")
         chat._active_id = active if active in chat._ids() else None
+        chat._group = tuple(i for i in data.get("group") or () if i in chat._ids())
         chat._renumber()
         return chat
 

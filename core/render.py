@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -33,6 +33,22 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (170, 110, 40),  # brown
     (128, 0, 0),  # maroon
 )
+# The nearest (RGB distance) coloured square emoji of each PALETTE entry: the box
+# table's swatch (chat markdown cannot colour text; numbers tell equal ones apart).
+SWATCHES: tuple[str, ...] = (
+    "\U0001f7e5",  # red
+    "\U0001f7e9",  # green
+    "\U0001f7e6",  # blue
+    "\U0001f7e8",  # yellow
+    "\U0001f7ea",  # purple
+    "\U0001f7e7",  # orange
+    "\U0001f7e6",  # cyan
+    "\U0001f7ea",  # magenta
+    "\U0001f7e9",  # olive
+    "\U0001f7e9",  # teal
+    "\U0001f7eb",  # brown
+    "\U0001f7e5",  # maroon
+)
 _MARKDOWN_SPECIAL = "\\`*_[]<>|"
 
 
@@ -41,10 +57,21 @@ def color_for(index: int) -> tuple[int, int, int]:
     return PALETTE[index % len(PALETTE)]
 
 
+def swatch_for(index: int) -> str:
+    """The coloured square emoji nearest to ``color_for(index)``."""
+    return SWATCHES[index % len(SWATCHES)]
+
+
 def display_label(detection: Detection, index: int) -> str:
     """The label shown to users: the model's label, or "object N" (1-based)."""
     label = " ".join((detection.label or "").split())  # newlines/tabs -> spaces
     return label or f"object {index + 1}"
+
+
+def overlay_label(detection: Detection, index: int) -> str:
+    """The text drawn on the overlay: "#N label", N as in the box table."""
+    label = " ".join((detection.label or "").split())
+    return f"#{index + 1} {label}" if label else f"#{index + 1}"
 
 
 def render_overlay(
@@ -54,6 +81,7 @@ def render_overlay(
     opacity: float = 0.5,
     show_labels: bool = True,
     show_boxes: bool = True,
+    hidden: Collection[int] = (),
 ) -> Image.Image:
     """Draw masks, boxes and labels on a copy of ``image``.
 
@@ -61,9 +89,11 @@ def render_overlay(
         image: the original image, any mode (drawn on as RGB); left unchanged.
         detections: boxes in pixels of ``image``; masks ``(H, W)`` bool or None.
         opacity: mask colour weight in [0, 1]; 0 leaves mask pixels unchanged.
-        show_labels: draw "label" (or "object N") on a filled background at the
-            box's top-left corner.
+        show_labels: draw "#N label" (N the 1-based object number, as in the
+            box table) on a filled background at the box's top-left corner.
         show_boxes: draw box outlines, width scaled to the image size.
+        hidden: 1-based numbers of objects not to draw; the others keep
+            their numbers and colours.
 
     Returns:
         A new RGB image of ``image.size``. Masks are drawn largest first, so a
@@ -75,7 +105,8 @@ def render_overlay(
     for index, detection in enumerate(detections):
         _check_mask(detection.mask, (height, width), index)
     rgb = np.array(image.convert("RGB"), dtype=np.uint8)  # (H, W, 3), a copy
-    order = sorted(range(len(detections)), key=lambda i: -_area(detections[i]))
+    shown = [i for i in range(len(detections)) if i + 1 not in hidden]
+    order = sorted(shown, key=lambda i: -_area(detections[i]))
     _blend_masks(rgb, detections, order, opacity)
     canvas = Image.fromarray(rgb)
     draw = ImageDraw.Draw(canvas)
@@ -170,7 +201,7 @@ def _draw_label(
     corners = _clamped_corners(detection.box_px, size_wh)
     if corners is None:
         return
-    text = display_label(detection, index)
+    text = overlay_label(detection, index)
     left, top, right, bottom = font.getbbox(text)
     pad = max(2, round(font.size / 5)) if hasattr(font, "size") else 2
     label_w, label_h = right - left + 2 * pad, bottom - top + 2 * pad
@@ -207,12 +238,17 @@ def _escape_markdown(text: str) -> str:
     return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIAL else ch for ch in text)
 
 
-def box_table_markdown(detections: Sequence[Detection]) -> str:
+def box_table_markdown(
+    detections: Sequence[Detection], hidden: Collection[int] = ()
+) -> str:
     """A markdown table: #, label, x1, y1, x2, y2, mask area (px).
 
-    Rows are numbered from 1 in list order (the overlay's colour order); the
-    area is "—" for a detection without a mask. Labels are single-lined and
-    markdown-escaped (``|`` becomes ``\\|``). Empty list: "No objects found."
+    Rows are numbered from 1 in list order (the overlay's colour order, the
+    number drawn in its labels); the "#" cell starts with the colour's swatch
+    (``swatch_for``). Rows whose number is in ``hidden`` are left out, the
+    others keep their numbers. The area is "—" for a detection without a mask.
+    Labels are single-lined and markdown-escaped (``|`` becomes ``\\|``).
+    Empty list: "No objects found."
     """
     if not detections:
         return "No objects found."
@@ -221,8 +257,11 @@ def box_table_markdown(detections: Sequence[Detection]) -> str:
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for index, detection in enumerate(detections):
+        if index + 1 in hidden:
+            continue
         x1, y1, x2, y2 = detection.box_px
         area = str(detection.area) if detection.mask is not None else "—"
         label = _escape_markdown(display_label(detection, index))
-        lines.append(f"| {index + 1} | {label} | {x1} | {y1} | {x2} | {y2} | {area} |")
+        number = f"{swatch_for(index)} {index + 1}"
+        lines.append(f"| {number} | {label} | {x1} | {y1} | {x2} | {y2} | {area} |")
     return "\n".join(lines)

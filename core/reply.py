@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from core.intent.region import region_to_pixels
 from core.render import box_table_markdown
 from core.types import GROUNDED_TASKS, AnalysisResult
 
 
-def reply_markdown(result: AnalysisResult, image_name: str) -> str:
-    """Markdown: what ran on which image, the box list or the text answer."""
+def reply_markdown(
+    result: AnalysisResult, image_name: str, hidden: Collection[int] = ()
+) -> str:
+    """Markdown: what ran on which image, the box list or the text answer.
+
+    ``hidden``: 1-based numbers of objects the user hid; their rows are left
+    out and a line says how to bring them back.
+    """
     width, height = result.image_size_wh
     intent = result.intent
     where = ""
@@ -18,7 +26,10 @@ def reply_markdown(result: AnalysisResult, image_name: str) -> str:
     lines = [f"**`{intent.prompt}`** on *{image_name}* ({width}x{height}){where}", ""]
     if intent.task in GROUNDED_TASKS:
         if result.detections:
-            lines.append(box_table_markdown(result.detections))
+            lines.append(box_table_markdown(result.detections, hidden))
+            if shown_hidden := sorted(n for n in hidden if n <= len(result.detections)):
+                numbers = ", ".join(str(n) for n in shown_hidden)
+                lines += ["", f"Hidden: {numbers}. Say *show all* to bring them back."]
         else:
             what = " or ".join(intent.targets) or "anything"
             lines.append(

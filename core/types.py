@@ -73,12 +73,31 @@ class Region:
 
 
 @dataclass(frozen=True)
+class ViewChange:
+    """A redraw of the last result without running the model.
+
+    ``keep`` and ``drop`` are 1-based object numbers as the last reply's table
+    shows them ("only 1 and 3", "remove 2"); ``show_all`` brings back every
+    object; ``layers`` switches drawing on or off: (("boxes", False),) for
+    "hide the boxes", names from ``VIEW_LAYERS``.
+    """
+
+    keep: tuple[int, ...] = ()
+    drop: tuple[int, ...] = ()
+    show_all: bool = False
+    layers: tuple[tuple[str, bool], ...] = ()
+
+
+VIEW_LAYERS = ("boxes", "labels", "masks")
+
+
+@dataclass(frozen=True)
 class Intent:
     """What the user asked for, as the exact prompt the model gets.
 
     ``task`` is one of TASKS; ``prompt`` is exactly the text given to the
     model. ``action`` says what the chat does with it: "run" the model, or
-    answer without it ("clarify", "undo", "help", "select").
+    answer without it ("clarify", "undo", "help", "select", "export", "view").
 
     ``image_ref`` is None for the active image, "1", "2"... (1-based upload
     order), "last", "all", or a file name as typed. ``follows_previous`` is
@@ -96,6 +115,7 @@ class Intent:
     follows_previous: bool = False
     refinement: str | None = None
     region: Region | None = None  # look only at this part of the photo
+    view: ViewChange | None = None  # action "view": redraw, no model
 
 
 TASKS = (

@@ -27,4 +27,5 @@ REPLAY_RECORDING = {
     "<loc0200><loc0550><loc0900><loc0950> dog",
     "detect cat": "<loc0100><loc0100><loc0700><loc0500> cat",
     "detect car": "<loc0300><loc0100><loc0800><loc0900> car",
+    "segment car": f"<loc0300><loc0100><loc0800><loc0900> {REPLAY_SEGS} car",
 }

@@ -238,3 +238,39 @@ def test_summary_from_result() -> None:
     assert summary.raw_text == result.raw_text
     assert summary.labels == ("cat", None)
     assert summary.truncated and summary.answer is None
+
+
+def test_photos_of_one_message_are_the_default_until_one_is_selected(
+    chat: Conversation,
+) -> None:
+    chat.set_group(list(chat.images))
+    assert [r.name for r in chat.resolve(None)] == ["cat.jpg", "car.png"]
+    assert chat.resolve("1").name == "cat.jpg"  # a named image is still one
+    with pytest.raises(UserInputError, match="Pick one image"):
+        chat.select(None)
+    chat.select("1")
+    assert chat.resolve(None).name == "cat.jpg"  # selecting ends the group
+    chat.set_group(list(chat.images))
+    chat.add_image("dog.png", "/tmp/u/3.png", (10, 10))  # a new upload ends it
+    assert chat.resolve(None).name == "dog.png"
+
+
+def test_group_survives_a_snapshot_and_loses_removed_images(chat: Conversation):
+    chat.set_group(list(chat.images))
+    again = Conversation.from_dict(chat.to_dict())
+    assert [r.name for r in again.resolve(None)] == ["cat.jpg", "car.png"]
+    again.remove_image("2")
+    assert again.resolve(None).name == "cat.jpg"
+    with pytest.raises(ValueError, match="unknown image ids"):
+        chat.set_group([ImageRecord("img-9", "x", "/x", (1, 1), 9)])
+
+
+def test_hidden_objects_are_a_turn_of_their_own(chat: Conversation) -> None:
+    car = chat.resolve(None)
+    first = chat.record(car.id, parse_intent("detect cat ; dog"), _summary("x"))
+    redraw = chat.record(car.id, first.intent, first.summary, hidden=(1,))
+    assert chat.last_turn(car.id).hidden == (1,)
+    snapshot = Conversation.from_dict(chat.to_dict())
+    assert snapshot.last_turn(car.id) == redraw
+    assert chat.undo() == first  # "undo" brings hidden objects back
+    assert first.hidden == ()

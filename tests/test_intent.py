@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
+from core.intent.language import supported_codes
 from core.intent.parse import parse_intent
 from core.intent.vocab import LANGUAGE_BY_NAME, LANGUAGES, singularize
 from core.types import TASKS, Intent
@@ -197,7 +200,7 @@ SINGLE_TURN = [
         "answer en how many dogs are on the image?",
         "2",
     ),  # ref
-    ("¿qué es esto?", "run", "answer en ¿qué es esto?", None),  # non-English question
+    ("¿qué es esto?", "run", "answer es ¿qué es esto?", None),  # Spanish question
     ("segment the cat on image 2", "run", "segment cat", "2"),  # image number
     ("detect cat on the second photo", "run", "detect cat", "2"),  # ordinal
     ("segment the cat in photo.JPG", "run", "segment cat", "photo.JPG"),  # file name
@@ -264,6 +267,253 @@ def test_single_turn(
 def test_table_is_big_enough() -> None:
     assert len(SINGLE_TURN) >= 80
     assert len({row[0] for row in SINGLE_TURN}) == len(SINGLE_TURN)  # no duplicates
+
+
+# Referring expressions reach the model unchanged after the verb, less the article.
+# (text, prompt); an empty prompt means "clarify".
+REFERRING = [
+    (
+        "segment the person holding an umbrella",
+        "segment person holding an umbrella",
+    ),  # participle
+    (
+        "segment the second car from the left",
+        "segment second car from the left",
+    ),  # ordinal + from
+    ("find the man who is running", "detect man who is running"),  # relative who
+    (
+        "mask the child sitting next to the dog",
+        "segment child sitting next to the dog",
+    ),  # next to
+    (
+        "can you outline the woman wearing a red hat?",
+        "segment woman wearing a red hat",
+    ),  # polite question
+    (
+        "could you please segment the dog that is sleeping?",
+        "segment dog that is sleeping",
+    ),  # relative that
+    ("detect the cup on the table", "detect cup on the table"),  # on
+    ("segment the car on the right", "segment car on the right"),  # right
+    (
+        "find the third bottle from the right",
+        "detect third bottle from the right",
+    ),  # ordinal right
+    ("segment the leftmost person", "segment leftmost person"),  # superlative
+    ("outline the bird in the tree", "segment bird in the tree"),  # in
+    ("cut out the man with the red shirt", "segment man with the red shirt"),  # with
+    ("detect the dog behind the fence", "detect dog behind the fence"),  # behind
+    ("segment the cat under the table", "segment cat under the table"),  # under
+    ("find the lamp above the sofa", "detect lamp above the sofa"),  # above
+    ("mask the book below the lamp", "segment book below the lamp"),  # below
+    (
+        "segment the woman between the car and the tree",
+        "segment woman between the car and the tree",
+    ),  # between keeps and
+    ("detect the boy riding a bike", "detect boy riding a bike"),  # riding
+    (
+        "segment the girl playing with the ball",
+        "segment girl playing with the ball",
+    ),  # playing with
+    (
+        "find the car parked near the house",
+        "detect car parked near the house",
+    ),  # parked near
+    (
+        "locate the person standing at the door",
+        "detect person standing at the door",
+    ),  # standing at
+    ("highlight the sign that says stop", "detect sign that says stop"),  # says stop
+    (
+        "segment the plate which has a cake on it",
+        "segment plate which has a cake on it",
+    ),  # which has
+    (
+        "segment the tallest building in the background",
+        "segment tallest building in the background",
+    ),  # background
+    ("find the dog whose tail is up", "detect dog whose tail is up"),  # whose
+    (
+        "segment the man holding the cup and the dog",
+        "segment man holding the cup ; dog",
+    ),  # expression + name
+    (
+        "detect the cat on the left and the dog on the right",
+        "detect cat on the left ; dog on the right",
+    ),  # two expressions
+    (
+        "segment the person on the left; the bike",
+        "segment person on the left ; bike",
+    ),  # semicolon
+    ("find the cars on the left", "detect cars on the left"),  # plural kept
+    (
+        "segment the two people sitting on the bench",
+        "segment two people sitting on the bench",
+    ),  # number kept
+    (
+        "please mask the white dog lying on the grass",
+        "segment white dog lying on the grass",
+    ),  # please
+    (
+        "I want to segment the girl in the blue dress",
+        "segment girl in the blue dress",
+    ),  # i want to
+    (
+        "would you outline the man wearing glasses?",
+        "segment man wearing glasses",
+    ),  # wearing no article
+    (
+        "can you find the chair closest to the window?",
+        "detect chair closest to the window",
+    ),  # closest to
+    (
+        "show me the bottle to the left of the glass",
+        "detect bottle to the left of the glass",
+    ),  # to the left of
+    (
+        "draw a box around the car that is parked",
+        "detect car that is parked",
+    ),  # box around + relative
+    (
+        "give me a mask of the horse pulling the cart",
+        "segment horse pulling the cart",
+    ),  # mask of
+    ("segment the bowl with noodles", "segment bowl with noodles"),  # with plural
+    ("detect the first person in line", "detect first person in line"),  # first in line
+    ("segment the last car of the train", "segment last car of the train"),  # last of
+    ("segment the man running", "segment man running"),  # bare participle
+    ("segment the cat sitting", "segment cat sitting"),  # participle at the end
+    (
+        "find the small old rusty red vintage pickup truck",
+        "detect small old rusty red vintage pickup truck",
+    ),  # seven words, no modifier
+    (
+        "find the woman who is holding a baby",
+        "detect woman who is holding a baby",
+    ),  # who is holding
+    ("segment the dog in the photo", "segment dog"),  # image phrase is not a modifier
+    (
+        "Segment The Person Holding An Umbrella!",
+        "segment person holding an umbrella",
+    ),  # case, punctuation
+    ("segment all objects on the left", ""),  # vague
+    ("segment what is on the table", ""),  # a question after the verb
+    ("can you outline the", ""),  # article only: no target
+]
+
+
+@pytest.mark.parametrize(("text", "prompt"), REFERRING)
+def test_referring_expressions(text: str, prompt: str) -> None:
+    intent = parse_intent(text)
+    assert (intent.action, intent.prompt) == ("run" if prompt else "clarify", prompt)
+    if not prompt:
+        assert intent.message and len(intent.message) > 20
+
+
+# Questions in other languages are asked in that language (py3langid decides).
+LANGUAGE_QUESTIONS = [
+    (
+        "¿cuántos perros hay en la foto?",
+        "answer es ¿cuántos perros hay en la foto?",
+    ),  # Spanish
+    ("¿De qué color es el coche?", "answer es ¿De qué color es el coche?"),  # Spanish 2
+    ("Was ist auf dem Bild?", "answer de Was ist auf dem Bild?"),  # German
+    (
+        "Wie viele Hunde sind auf dem Foto?",
+        "answer de Wie viele Hunde sind auf dem Foto?",
+    ),  # German 2
+    ("Combien de chats y a-t-il ?", "answer fr Combien de chats y a-t-il?"),  # French
+    (
+        "De quelle couleur est la voiture ?",
+        "answer fr De quelle couleur est la voiture?",
+    ),  # French 2
+    (
+        "Di che colore è la macchina?",
+        "answer it Di che colore è la macchina?",
+    ),  # Italian
+    ("Quantos cães há na foto?", "answer pt Quantos cães há na foto?"),  # Portuguese
+    ("Hoeveel honden zijn er?", "answer nl Hoeveel honden zijn er?"),  # Dutch
+    ("Ile psów jest na zdjęciu?", "answer pl Ile psów jest na zdjęciu?"),  # Polish
+    ("Скільки собак на фото?", "answer uk Скільки собак на фото?"),  # Ukrainian
+    (
+        "Что находится на этой картинке?",
+        "answer ru Что находится на этой картинке?",
+    ),  # Russian
+    ("Fotoğrafta kaç köpek var?", "answer tr Fotoğrafta kaç köpek var?"),  # Turkish
+    (
+        "كم عدد الكلاب في الصورة؟",
+        "answer ar كم عدد الكلاب في الصورة؟",
+    ),  # Arabic question mark kept
+    ("כמה כלבים יש בתמונה?", "answer he כמה כלבים יש בתמונה?"),  # Hebrew
+    ("तस्वीर में कितने कुत्ते हैं?", "answer hi तस्वीर में कितने कुत्ते हैं?"),  # Hindi
+    ("照片里有几只狗\uff1f", "answer zh 照片里有几只狗?"),  # Chinese, NFKC ?
+    ("写真に犬は何匹いますか\uff1f", "answer ja 写真に犬は何匹いますか?"),  # Japanese
+    ("사진에 개가 몇 마리 있나요?", "answer ko 사진에 개가 몇 마리 있나요?"),  # Korean
+    (
+        "Có bao nhiêu con chó trong ảnh?",
+        "answer vi Có bao nhiêu con chó trong ảnh?",
+    ),  # Vietnamese
+    ("ในภาพมีสุนัขกี่ตัว", "answer th ในภาพมีสุนัขกี่ตัว"),  # Thai, no question mark
+    (
+        "Hur många hundar finns på bilden?",
+        "answer sv Hur många hundar finns på bilden?",
+    ),  # Swedish
+    ("Montako koiraa kuvassa on?", "answer fi Montako koiraa kuvassa on?"),  # Finnish
+    (
+        "Πόσα σκυλιά υπάρχουν στη φωτογραφία;",
+        "answer el Πόσα σκυλιά υπάρχουν στη φωτογραφία;",
+    ),  # Greek
+    ("Hány kutya van a képen?", "answer hu Hány kutya van a képen?"),  # Hungarian
+    (
+        "Kuna mbwa wangapi kwenye picha?",
+        "answer sw Kuna mbwa wangapi kwenye picha?",
+    ),  # Swahili
+    (
+        "Beschreibe das Bild bitte ausführlich",
+        "answer de Beschreibe das Bild bitte ausführlich",
+    ),  # German, no ?
+    ("¿qué ves? answer in English", "answer en ¿qué ves?"),  # explicit language wins
+    (
+        "Was ist das? auf Französisch",
+        "answer de Was ist das? auf Französisch",
+    ),  # unknown name: detected
+    ("who is he?", "answer en who is he?"),  # short English
+    ("sí?", "answer en sí?"),  # too short to tell: English
+    ("is the door open", "answer en is the door open"),  # English stays English
+    (
+        "what is the woman wearing on her head?",
+        "answer en what is the woman wearing on her head?",
+    ),  # English
+]
+
+
+@pytest.mark.parametrize(("text", "prompt"), LANGUAGE_QUESTIONS)
+def test_questions_are_asked_in_their_language(text: str, prompt: str) -> None:
+    intent = parse_intent(text)
+    assert (intent.action, intent.prompt) == ("run", prompt)
+    assert intent.language == prompt.split()[1]
+
+
+def test_tables_cover_the_issue() -> None:
+    assert len(REFERRING) >= 40
+    languages = {prompt.split()[1] for _, prompt in LANGUAGE_QUESTIONS}
+    non_english = [row for row in LANGUAGE_QUESTIONS if row[1].split()[1] != "en"]
+    assert len(non_english) >= 20 and len(languages - {"en"}) >= 10
+
+
+def test_identifier_knows_every_paligemma_language_but_maori() -> None:
+    assert set(LANGUAGES) - set(supported_codes()) == {"mi"}
+
+
+def test_language_model_loads_lazily() -> None:
+    code = (
+        "import sys, core.intent; from core.intent import parse_intent; "
+        "parse_intent('detect dog'); print('py3langid' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import re
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from core.render import (
     color_for,
     display_label,
     render_overlay,
+    swatch_for,
     to_png_bytes,
 )
 from core.types import Detection
@@ -193,10 +195,38 @@ def test_box_table_markdown() -> None:
     lines = box_table_markdown(detections).splitlines()
     assert lines[0] == "| # | label | x1 | y1 | x2 | y2 | mask area (px) |"
     assert lines[1].count("|") == 8
-    assert lines[2] == "| 1 | car \\| red | 10 | 20 | 30 | 25 | 100 |"
-    assert lines[3] == "| 2 | object 2 | 1 | 2 | 3 | 4 | — |"
-    assert lines[4] == "| 3 | two lines\\_\\*x\\* | 5 | 6 | 7 | 8 | — |"
+    assert lines[2] == "| 🟥 1 | car \\| red | 10 | 20 | 30 | 25 | 100 |"
+    assert lines[3] == "| 🟩 2 | object 2 | 1 | 2 | 3 | 4 | — |"
+    assert lines[4] == "| 🟦 3 | two lines\\_\\*x\\* | 5 | 6 | 7 | 8 | — |"
     assert len(lines) == 5
+    kept = box_table_markdown(detections, hidden={2}).splitlines()
+    assert [line.split(" | ")[0] for line in kept[2:]] == ["| 🟥 1", "| 🟦 3"]
+
+
+# The colour each square emoji shows (Unicode's reference RGB, approximately).
+EMOJI_RGB = {
+    "🟥": (221, 46, 68),
+    "🟧": (244, 144, 12),
+    "🟨": (253, 203, 88),
+    "🟩": (120, 177, 89),
+    "🟦": (85, 172, 238),
+    "🟪": (170, 142, 214),
+    "🟫": (193, 105, 79),
+}
+
+
+def test_each_swatch_is_the_nearest_square_to_its_colour() -> None:
+    for index, color in enumerate(PALETTE):
+        nearest = min(EMOJI_RGB, key=lambda e: math.dist(EMOJI_RGB[e], color))
+        assert swatch_for(index) == nearest, (index, color)
+
+
+def test_hidden_objects_are_not_drawn_and_others_keep_their_colour() -> None:
+    left = Detection("a", (10, 10, 40, 40), rect_mask((100, 100), (10, 10, 40, 40)))
+    right = Detection("b", (60, 60, 90, 90), rect_mask((100, 100), (60, 60, 90, 90)))
+    out = np.asarray(render_overlay(grey(), [left, right], opacity=1.0, hidden={1}))
+    assert tuple(out[25, 25]) == tuple(grey().getpixel((25, 25)))  # 1 hidden
+    assert tuple(out[75, 75]) == PALETTE[1]  # 2 keeps its colour
 
 
 def test_box_table_markdown_empty() -> None:

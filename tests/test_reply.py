@@ -29,7 +29,7 @@ def test_grounded_reply_names_prompt_image_and_lists_boxes():
         result(SEGMENT, [Detection("cat", (10, 10, 30, 20), mask)]), "pets.jpg"
     )
     assert text.startswith("**`segment cat ; dog`** on *pets.jpg* (640x480)")
-    assert "| 1 | cat | 10 | 10 | 30 | 20 | 200 |" in text
+    assert "| 🟥 1 | cat | 10 | 10 | 30 | 20 | 200 |" in text
     assert "cut at" not in text
 
 

@@ -15,43 +15,23 @@ from dataclasses import replace
 
 from core.intent import text as t
 from core.intent import vocab as v
+from core.intent.language import detect_language
+from core.intent.messages import (
+    HELP_MESSAGE,
+    MSG_NO_PREVIOUS,
+    MSG_NOTHING_LEFT,
+    MSG_REGION_WHAT,
+    MSG_UNCLEAR,
+    MSG_VAGUE,
+)
+from core.intent.objects import parse_view
+from core.intent.refer import referring_targets
 from core.intent.region import CLEAR, PICK, split_region
 from core.types import GROUNDED_TASKS, Intent, Region
 
 logger = logging.getLogger(__name__)
 
-HELP_MESSAGE = (
-    "Attach a photo (📎 or drag and drop), then tell me what to do:\n"
-    "- **detect dog ; bike** or *find the cars and people*: boxes\n"
-    "- **segment the left wheel** or *cut out the cat*: masks\n"
-    "- *caption in German*, *describe in detail*, *read the text*\n"
-    "- any question, e.g. *how many dogs are there?*\n"
-    "Then refine: *also the bike*, *only the left one*, *remove the dog*, "
-    "*now as boxes*, *masks instead*, *in Spanish*, *on image 2*, "
-    "*in all images*, *again*, *undo*. *export* (or *export all*) gives the "
-    "masks, COCO and YOLO files."
-)
-MSG_UNCLEAR = (
-    "Tell me what to look for, e.g. “detect dog ; bike”, “segment the cat”, "
-    "“caption in German”, “read the text”, or ask “how many dogs are there?”. "
-    "Type “help” for more."
-)
-MSG_NO_PREVIOUS = (
-    "There is nothing to refine yet. Start with e.g. “detect dog” or "
-    "“segment the cat”, then say “also the bike” or “now as boxes”."
-)
-MSG_VAGUE = (
-    "PaliGemma needs the names of things, e.g. “detect person ; car ; dog”. "
-    "For an overview of the whole photo say “caption” or “describe”."
-)
-MSG_REGION_WHAT = (
-    "What should I look for there? E.g. “zoom into the top left and detect "
-    "bottles” or “region 100,200 to 600,700: segment the cat”."
-)
-MSG_NOTHING_LEFT = (
-    "That would leave nothing to look for. Name something else, "
-    "e.g. “detect dog”, or say “undo”."
-)
+__all__ = ["HELP_MESSAGE", "parse_intent"]
 
 
 def parse_intent(text: str, previous: Intent | None = None) -> Intent:
@@ -63,7 +43,8 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
     ``action == "run"``; other actions ("clarify", "help", "undo", "select")
     carry an empty prompt and, for "clarify" and "help", a ``message``;
     "export" asks for the downloads of the current result (image_ref "all":
-    of every image analysed in the chat).
+    of every image analysed in the chat); "view" redraws the last result
+    (``intent.view``: numbered objects to keep or drop, layers on or off).
     """
     if PICK.match(text):  # the chat shows the photo to drag a rectangle on
         return Intent(task="free", prompt="", action="pick_region")
@@ -109,7 +90,7 @@ def _parse(text: str, previous: Intent | None) -> Intent:
     if intent is None:
         lang, text_q = t.extract_language(text_q)
         intent = _interpret(text_q, prev, lang, ref, select)
-    if ref is not None and intent.action in ("run", "select"):
+    if ref is not None and intent.action in ("run", "select", "view"):
         intent = replace(intent, image_ref=ref)
     logger.debug("intent %r -> %s %r", text, intent.action, intent.prompt)
     return intent
@@ -124,6 +105,8 @@ def _interpret(
 ) -> Intent:
     low = t.strip_polite(text_q.lower().strip(t.PUNCT_ENDS))
     rest = " ".join(v.IMAGE_PHRASE.sub(" ", low).split()).strip(t.PUNCT_ENDS)
+    if rest and (view := parse_view(rest, prev)) is not None:
+        return view
     if not rest:
         if lang:
             return _language_change(prev, lang)
@@ -167,16 +150,18 @@ def _new_request(
                 return intent
             break
     first = rest.split()[0]
+    question = re.sub(
+        r"^(?:(?:now|ok|okay|so|then|and|also)\b[\s,]*)+",
+        "",
+        text_q,
+        flags=re.IGNORECASE,
+    ).lstrip(" ,;:-")  # a trailing ";" is the Greek question mark
     if first in v.QUESTION_STARTERS or first == "describe" or text_q.endswith("?"):
-        question = re.sub(
-            r"^(?:(?:now|ok|okay|so|then|and|also)\b[\s,]*)+",
-            "",
-            text_q,
-            flags=re.IGNORECASE,
-        ).strip(" ,;:-")
         return t.run_intent(
-            "answer", lang=lang or v.DEFAULT_LANGUAGE, question=question
+            "answer", lang=lang or detect_language(question), question=question
         )
+    if (written := detect_language(question, min_confidence=0.9)) != "en":
+        return t.run_intent("answer", lang=lang or written, question=question)
     targets = t.split_targets(rest)
     if targets and len(targets) <= 3:
         names = " ; ".join(targets)
@@ -208,12 +193,17 @@ def _grounded(
             if not phrase
             else MSG_NO_PREVIOUS
         )
-    targets = t.split_targets(phrase)
+    targets = t.split_targets(phrase) if where else referring_targets(phrase)
     if targets is None:
         return None
-    if any(name in v.VAGUE_TARGETS for name in targets) or not targets:
+    if not targets or any(_vague(name) for name in targets):
         return _clarify(MSG_VAGUE)
     return t.run_intent(task, targets)
+
+
+def _vague(name: str) -> bool:
+    """ "everything", "all objects on the left": no object named."""
+    return name in v.VAGUE_TARGETS or name.split()[0] in v.VAGUE_TARGETS
 
 
 def _switch(prev: Intent | None, task: str) -> Intent:
@@ -232,7 +222,7 @@ def _matches(target: str, wanted: str) -> bool:
 def _remove(prev: Intent | None, phrase: str) -> Intent:
     if prev is None or not _grounded_prev(prev):
         return _clarify(MSG_NO_PREVIOUS)
-    unwanted = t.split_targets(phrase.strip(t.PUNCT_ENDS)) or ()
+    unwanted = referring_targets(phrase.strip(t.PUNCT_ENDS)) or ()
     if not unwanted:
         return _clarify(
             f"Remove what? The current request is: {', '.join(prev.targets)}."
@@ -277,7 +267,7 @@ def _only(prev: Intent | None, phrase: str) -> Intent:
                 + "?"
             )
         return t.run_intent(prev.task, (options[0],), refinement="only")
-    targets = t.split_targets(" ".join(words))
+    targets = referring_targets(" ".join(words))
     if not targets:
         return _clarify(MSG_UNCLEAR)
     return t.run_intent(prev.task, targets, refinement="only")
@@ -294,7 +284,7 @@ def _add(
     else:
         if phrase.split()[0] in v.QUESTION_STARTERS or v.OCR.search(phrase):
             return _new_request(low, phrase, text_q, prev, lang)
-    targets = t.split_targets(phrase.strip(t.PUNCT_ENDS))
+    targets = referring_targets(phrase.strip(t.PUNCT_ENDS))
     if not targets:
         return _clarify(MSG_UNCLEAR)
     if task is None:
@@ -302,7 +292,7 @@ def _add(
             return _clarify(MSG_NO_PREVIOUS)
         names = " ; ".join(targets)
         return _clarify(f"Boxes or masks? Say “detect {names}” or “segment {names}”.")
-    if any(name in v.VAGUE_TARGETS for name in targets):
+    if any(_vague(name) for name in targets):
         return _clarify(MSG_VAGUE)
     old = prev.targets if _grounded_prev(prev) and prev is not None else ()
     return t.run_intent(task, tuple(dict.fromkeys((*old, *targets))), refinement="add")

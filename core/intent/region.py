@@ -55,7 +55,8 @@ _BY_PIXELS = re.compile(
 )
 PICK = re.compile(
     r"^\s*(?:(?:let\s+me|i\s+want\s+to|can\s+i)\s+)?(?:draw|select|pick|mark|choose)"
-    r"\s+(?:a|an|the)?\s*(?:region|area|box|rectangle|part)\b",
+    r"\s+(?:a|an|the)?\s*(?:region|area|box|rectangle|part)\b"
+    r"(?!\s+(?:around|of|on|for|over)\b)",  # "draw a box around the car": detect
     re.IGNORECASE,
 )
 _HAS_REGION_WORD = re.compile(r"\b(?:region|area|box|crop|rectangle|zoom)", re.I)

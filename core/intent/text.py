@@ -126,24 +126,26 @@ def strip_polite(low: str) -> str:
     return low
 
 
-def split_targets(phrase: str) -> tuple[str, ...] | None:
+def split_targets(phrase: str, strict: bool = True) -> tuple[str, ...] | None:
     """ "the cars, people and bikes" -> ("car", "person", "bike").
 
     Lowercase input. Drops articles, numbers and punctuation, singularises
     the head noun. Returns None when the phrase reads like a question rather
-    than object names ("this photo taken", "the cat sitting").
+    than object names ("this photo taken", "the cat sitting"); with
+    ``strict=False`` (the phrase follows a detect/segment verb) only names
+    longer than 12 words are refused.
     """
     out: list[str] = []
     for part in _SPLIT.split(v.IMAGE_PHRASE.sub(" ", phrase)):
         words = [w.strip("'-_") for w in re.findall(r"[\w'-]+", part)]
         words = [w for w in words if w]
-        if any(w in v.NON_TARGET_WORDS for w in words):
+        if strict and any(w in v.NON_TARGET_WORDS for w in words):
             return None
         while words and (words[0] in v.DETERMINERS or words[0].isdigit()):
             words.pop(0)
         if not words:
             continue
-        if len(words) > 6:
+        if len(words) > (6 if strict else 12):
             return None
         head = words.index("of") - 1 if "of" in words[1:] else len(words) - 1
         words[head] = v.singularize(words[head])

@@ -21,6 +21,7 @@ from playwright.sync_api import Page
 
 from core.geometry import box_to_pixels
 from core.intent.parse import parse_intent
+from core.render import swatch_for
 from core.tokens import parse_objects
 from tests.support.browser import (
     ASSISTANT,
@@ -164,7 +165,8 @@ def _expected_rows(raw_text: str, shown: list[list[str]]) -> list[list[str]]:
         area = shown[index][-1] if index < len(shown) else "?"
         assert area.isdigit(), f"mask area must be a pixel count, got {area!r}"
         box = box_to_pixels(obj.box, IMAGE_WH)
-        rows.append([str(index + 1), obj.label, *map(str, box), area])
+        number = f"{swatch_for(index)} {index + 1}"  # the overlay colour's square
+        rows.append([number, obj.label, *map(str, box), area])
     return rows
 
 

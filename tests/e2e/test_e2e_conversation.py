@@ -1,9 +1,12 @@
 """A whole conversation over the real Chainlit server: uploads, refinements,
 switching images, undo. Runs on a replaying model (exact answers) and on the
-tiny random PaliGemma 2 (real generate path; answers are random)."""
+tiny random PaliGemma 2 (real generate path; answers are random). Several
+photos in one message, "image 1 and image 2" and redraws by object number
+run on the replaying model only (they assert exact objects)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 
@@ -41,22 +44,34 @@ UPLOADS = {
 @pytest.fixture(scope="module", params=["replay", "tiny"])
 def server(request, tiny_model_dir, synthetic_vae_path, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"server-{request.param}")
-    if request.param == "replay":
+    model_id = str(tiny_model_dir) if request.param == "tiny" else None
+    with serve(folder, synthetic_vae_path, model_id) as process:
+        yield request.param, process
+
+
+@pytest.fixture(scope="module")
+def replay_server(synthetic_vae_path, tmp_path_factory):
+    with serve(tmp_path_factory.mktemp("server-multi"), synthetic_vae_path) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def serve(folder, vae_path, model_id=None):
+    """A ready server on the replay recording (or on ``model_id``)."""
+    if model_id is None:
         recording = folder / "recording.json"
         recording.write_text(json.dumps(REPLAY_RECORDING))
         model_id = f"replay:{recording}"
-    else:
-        model_id = str(tiny_model_dir)
     env = {
         "MODEL_ID": model_id,
-        "VAE_PATH": str(synthetic_vae_path),
+        "VAE_PATH": str(vae_path),
         "DATA_DIR": str(folder / "data"),
         "HF_HUB_OFFLINE": "1",
     }
     process = start_server(env, folder / "server.log")
     try:
         process.wait_ready()
-        yield request.param, process
+        yield process
     finally:
         process.stop()
 
@@ -117,10 +132,88 @@ async def test_request_before_the_photo_runs_when_it_arrives(server):
     client = ChatClient(process.url)
     await client.connect()
     try:
-        (reply,) = await client.send("segment the cat")
+        # Not a starter's exact text: those bring a sample photo (chat/samples.py).
+        (reply,) = await client.send("cut out the cat")
         assert "Attach a photo first" in reply["output"]
         replies = await client.send("", [("cat.png", UPLOADS["cat.png"])])
         assert generating_inputs(client) == ["segment cat"]
         assert "`segment cat`" in replies[-1]["output"]
+    finally:
+        await client.close()
+
+
+def table_rows(answer: str) -> list[tuple[str, str]]:
+    """(swatch and number, label) of each box-table row of a reply."""
+    rows = [line for line in answer.splitlines() if line.startswith("| ")]
+    return [tuple(row.split(" | ")[:2]) for row in rows[1:]]
+
+
+def results(replies: list[dict]) -> list[dict]:
+    """The replies that carry a model result (they name the prompt in bold)."""
+    return [r for r in replies if r["output"].startswith("**`")]
+
+
+async def test_two_photos_in_one_message_and_one_request_per_image(replay_server):
+    client = ChatClient(replay_server.url)
+    await client.connect()
+    try:
+        photos = [(name, UPLOADS[name]) for name in ("cat.png", "car.png")]
+        replies = await client.send("detect the cat", photos)
+        assert generating_inputs(client) == ["detect cat", "detect cat"]
+        answers = [r["output"] for r in results(replies)]
+        assert ["cat.png" in answers[0], "car.png" in answers[1]] == [True, True]
+        assert any("Image 2 of 2: *car.png*" in r["output"] for r in replies)
+        for reply in results(replies):
+            kinds = [e["type"] for e in client.elements_for(reply["id"])]
+            assert kinds.count("image") == 1  # one overlay per photo
+
+        replies = await client.send("also the dog")  # still both photos
+        assert generating_inputs(client)[2:] == ["detect cat ; dog"] * 2
+        assert len(results(replies)) == 2
+
+        replies = await client.send("segment the cat in image 1 and the car in image 2")
+        assert generating_inputs(client)[4:] == ["segment cat", "segment car"]
+        first, second = (r["output"] for r in results(replies))
+        assert "`segment cat`** on *cat.png*" in first
+        assert "`segment car`** on *car.png*" in second
+        assert table_rows(second) == [("| 🟥 1", "car")]
+    finally:
+        await client.close()
+
+
+async def test_objects_by_number_redraw_without_the_model(replay_server):
+    client = ChatClient(replay_server.url)
+    await client.connect()
+    try:
+        generated = replay_server.log().count("replayed ")
+        replies = await client.send(
+            "segment the cat and the dog", [("cat.png", UPLOADS["cat.png"])]
+        )
+        assert table_rows(replies[-1]["output"]) == [
+            ("| 🟥 1", "cat"),
+            ("| 🟩 2", "dog"),
+        ]
+        assert replay_server.log().count("replayed ") == generated + 1
+        runs = generating_inputs(client)
+        assert runs == ["segment cat ; dog"]
+
+        redraws = [
+            ("only 2", [("| 🟩 2", "dog")]),
+            ("hide the boxes", [("| 🟩 2", "dog")]),
+            ("show all", [("| 🟥 1", "cat"), ("| 🟩 2", "dog")]),
+            ("remove 1", [("| 🟩 2", "dog")]),
+            ("undo", [("| 🟥 1", "cat"), ("| 🟩 2", "dog")]),  # back to "show all"
+        ]
+        for text, rows in redraws:
+            replies = await client.send(text)
+            answer = replies[-1]["output"]
+            assert table_rows(answer) == rows, (text, answer)
+            overlays = [e for e in client.elements_for(replies[-1]["id"])]
+            assert [e["type"] for e in overlays].count("image") == 1, text
+        assert generating_inputs(client) == runs  # no "generating" step since
+        assert replay_server.log().count("replayed ") == generated + 1  # no generate
+
+        (reply,) = await client.send("only 1 and 3")
+        assert "There is no object 3" in reply["output"]
     finally:
         await client.close()
