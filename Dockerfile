@@ -24,12 +24,16 @@ ARG TORCH_VARIANT=cpu
 LABEL org.opencontainers.image.title="paligemma-chat" \
       org.opencontainers.image.description="Chat and REST API for PaliGemma 2 detection and segmentation" \
       paligemma-chat.torch-variant="${TORCH_VARIANT}"
+# The code and the venv belong to root and are read-only for the app user;
+# it may write only /data (history, downloads) and Chainlit's uploads folder
+# (CHAINLIT_APP_ROOT/.files, the app root linking to the read-only config).
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin app \
- && mkdir -p /data/hf /data/app \
- && chown -R app:app /data
+ && mkdir -p /data/hf /data/app /srv/chainlit/.files \
+ && chown -R app:app /data /srv/chainlit
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY --chown=app:app . /app
+COPY . /app
+RUN ln -s /app/.chainlit /app/chainlit.md /app/public /srv/chainlit/
 # HF_HOME: model downloads live on the /data volume, so a restart does not
 # download again. HF_TOKEN_PATH: huggingface_hub reads the token from this file
 # when HF_TOKEN is not set (mount it as a Docker secret named hf_token).
@@ -38,6 +42,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOST=0.0.0.0 \
     PORT=8010 \
     DATA_DIR=/data/app \
+    CHAINLIT_APP_ROOT=/srv/chainlit \
     HF_HOME=/data/hf \
     HF_TOKEN_PATH=/run/secrets/hf_token
 VOLUME ["/data"]

@@ -7,7 +7,6 @@ every ``@cl.*`` handler.
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 import chainlit as cl
@@ -24,8 +23,10 @@ from core.config import Settings
 from core.conversation import Conversation
 from core.engine import get_engines
 from core.engine.queue import ModelQueue
+from core.persist.login import Login
 from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
+from core.security.auth import warn_if_exposed
 from logging_config import setup_logging
 
 SETTINGS = Settings.from_env()
@@ -33,9 +34,10 @@ setup_logging(SETTINGS.log_level)
 
 # Before Chainlit checks for a login secret (right after importing this file).
 PERSIST = Persistence.from_settings(SETTINGS)
-if PERSIST.enabled:
+LOGIN = None
+if PERSIST.login:  # AUTH_USERS: login on whatever PERSIST says
     os.environ["CHAINLIT_AUTH_SECRET"] = PERSIST.auth_secret
-    CHECKER = PERSIST.checker()
+    LOGIN = Login.from_persistence(PERSIST, SETTINGS)
 
 ENGINES = get_engines(SETTINGS)  # every model of MODELS; the first is the default
 MANAGER = ENGINES.default
@@ -57,13 +59,24 @@ SERVICES = ChatServices(
 
 @cl.on_app_startup
 async def on_app_startup() -> None:
-    from chainlit.config import FILES_DIRECTORY
+    from chainlit.config import FILES_DIRECTORY, config
     from chainlit.server import app
 
     from core.api.routes import install_api
 
     FILES_DIRECTORY.mkdir(parents=True, exist_ok=True)  # uploads 500 without it
-    install_api(app, manager=MANAGER, queue=QUEUE, settings=SETTINGS, engines=ENGINES)
+    tokens = LOGIN.tokens if LOGIN else None
+    install_api(
+        app,
+        manager=MANAGER,
+        queue=QUEUE,
+        settings=SETTINGS,
+        engines=ENGINES,
+        tokens=tokens,
+    )
+    if LOGIN:
+        LOGIN.install(app)
+    warn_if_exposed(config.run.host, PERSIST.login, bool(SETTINGS.api_key))
     await PERSIST.start(app, get_data_layer())
     if SETTINGS.load_on_start:
         ENGINES.start_background_load()
@@ -75,19 +88,14 @@ def data_layer():
     return PERSIST.make_data_layer()
 
 
-async def password_auth(username: str, password: str) -> cl.User | None:
-    if await asyncio.to_thread(CHECKER.check, username, password):
-        return cl.User(identifier=username.strip(), metadata={"provider": "password"})
-    return None
-
-
 async def on_chat_resume(thread: ThreadDict) -> None:
     """A reloaded or reopened thread: its images, active image, turns, options."""
     await restore_state(PERSIST, thread, ENGINES.choices())
 
 
-if PERSIST.enabled:  # registered only then: either one turns Chainlit's login on
-    cl.password_auth_callback(password_auth)
+if LOGIN:  # registered only then: it turns Chainlit's login on
+    cl.password_auth_callback(LOGIN.password_auth)
+if PERSIST.enabled:
     cl.on_chat_resume(on_chat_resume)
 
 

@@ -13,7 +13,7 @@ import chainlit as cl
 from chat.analysis import replay_turn, send_result
 from chat.options import ChatOptions
 from chat.services import ChatServices
-from chat.session import send_chat_settings
+from chat.session import client_key, send_chat_settings
 from core.conversation import Conversation, ImageRecord, Turn
 from core.errors import UserInputError
 from core.types import GROUNDED_TASKS, Intent, ViewChange
@@ -40,6 +40,8 @@ async def redraw(
         await send_chat_settings(options)
     if hidden != turn.hidden:
         turn = conversation.record(record.id, turn.intent, turn.summary, hidden)
+    # the masks are decoded again: one hit, like undo (RateLimitedError past it)
+    services.limiter.hit(client_key(cl.context.session))
     result = await replay_turn(services, turn, record)
     await send_result(services, record, result, options, hidden=turn.hidden)
 

@@ -20,12 +20,15 @@ from chat.options import ChatOptions
 from chat.redraw import redraw
 from chat.region import pick_region
 from chat.services import ChatServices
+from chat.session import client_key
 from core.conversation import Conversation, ImageRecord
 from core.errors import AppError
 from core.export.downloads import write_export_all
 from core.export.formats import ExportItem
 from core.images import load_image
 from core.intent import HELP_MESSAGE, parse_requests
+from core.pipeline import token_budget
+from core.ratelimit import work_cost
 from core.render import to_png_bytes
 from core.types import GROUNDED_TASKS, Intent
 
@@ -89,12 +92,12 @@ async def _run(
     services: ChatServices, conversation: Conversation, intent: Intent
 ) -> None:
     try:
-        services.limiter.hit(cl.context.session.id)
         targets = conversation.resolve(intent.image_ref)
+        records = targets if isinstance(targets, list) else [targets]
+        charge(services, len(records), intent)  # "in all images": one per image
     except AppError as exc:
         await say(exc.message)
         return
-    records = targets if isinstance(targets, list) else [targets]
     for number, record in enumerate(records, start=1):
         if len(records) > 1:
             await say(f"Image {number} of {len(records)}: *{record.name}*")
@@ -134,6 +137,22 @@ async def ingest_uploads(
     return added
 
 
+def charge(services: ChatServices, images: int, intent: Intent | None = None) -> None:
+    """Count this work against the chat's rate limit (RateLimitedError past it):
+    one hit per image and per TOKENS_PER_HIT of the token budget, for the
+    logged-in user or else the client's address, not the client-chosen
+    session id."""
+    budget = None
+    if intent is not None:
+        options: ChatOptions = cl.user_session.get("options") or ChatOptions()
+        budget = (
+            options.max_new_tokens
+            or services.settings.max_new_tokens
+            or token_budget(intent)
+        )
+    services.limiter.hit(client_key(cl.context.session), work_cost(images, budget))
+
+
 def _free_name(folder: Path, number: int) -> Path:
     while (folder / f"{number:03d}.png").exists():  # a resumed thread's older ones
         number += 1
@@ -151,6 +170,7 @@ async def _undo(services: ChatServices, conversation: Conversation) -> None:
         return
     record = next(r for r in conversation.images if r.id == turn.image_id)
     try:
+        charge(services, 1)  # the previous answer's masks are decoded again
         result = await replay_turn(services, turn, record)
     except AppError as exc:
         await say(f"⚠️ {exc.message}")
@@ -169,12 +189,14 @@ async def _export(
     else:
         chosen = conversation.resolve(None)  # the photos of one message: each
         records = chosen if isinstance(chosen, list) else [chosen]
+    turns = [(record, conversation.last_turn(record.id)) for record in records]
+    turns = [(r, t) for r, t in turns if t and t.intent.task in GROUNDED_TASKS]
+    if turns:
+        charge(services, len(turns))  # every exported image is decoded again
     results = []
-    for record in records:
-        turn = conversation.last_turn(record.id)
-        if turn is not None and turn.intent.task in GROUNDED_TASKS:
-            result = await replay_turn(services, turn, record)
-            results.append((record, visible(result, turn.hidden)))
+    for record, turn in turns:
+        result = await replay_turn(services, turn, record)
+        results.append((record, visible(result, turn.hidden)))
     if not results:
         await say(
             "Nothing to export yet: ask me to detect or segment something first, "

@@ -17,7 +17,8 @@ class ChatServices:
     """Built once by chainlit_app.py at import; read by the chat helpers.
 
     ``queue`` is the one fair queue in front of ``manager`` (shared with the REST
-    API); ``limiter`` counts chat requests per Chainlit session id.
+    API); ``limiter`` counts chat work per logged-in user or client address
+    (``chat.replies.charge``), never per the client-chosen session id.
     ``engines`` holds every model of MODELS (``manager`` is its default);
     None: ``manager`` alone.
     """

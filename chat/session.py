@@ -24,6 +24,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_OPTIONS = ChatOptions()
 
 
+def client_key(session) -> str:
+    """Who a chat session's work counts for: ``user:<name>`` when logged in,
+    else ``ip:<address>`` (the socket's peer; the session id is the client's
+    own choice, so it is never the key)."""
+    user = getattr(session, "user", None)
+    if user is not None:
+        return f"user:{user.identifier}"
+    scope = (getattr(session, "environ", None) or {}).get("asgi.scope") or {}
+    client = scope.get("client")
+    return f"ip:{client[0]}" if client else "ip:unknown"
+
+
 def model_select(options: ChatOptions, models: dict[str, str]) -> list[Select]:
     """The model dropdown (label -> id of each loaded checkpoint, as the
     big_vision demo offers mix-224 / mix-448); none with a single model."""

@@ -52,7 +52,7 @@ class Settings:
     vae_path: str | None = None  # VAE_PATH; None: download once into data_dir
     hf_token: str | None = None  # HF_TOKEN
     max_new_tokens: int | None = None  # MAX_NEW_TOKENS; None: sized per request
-    host: str = "0.0.0.0"  # HOST
+    host: str = "127.0.0.1"  # HOST: loopback only unless set (Docker: 0.0.0.0)
     port: int = 8010  # PORT
     log_level: str = "INFO"  # LOG_LEVEL
     data_dir: str = str(Path.home() / ".cache" / "paligemma-chat")  # DATA_DIR
@@ -79,6 +79,8 @@ class Settings:
     persist: str = "auto"  # PERSIST: auto (on with AUTH_USERS) | on | off
     database_url: str | None = None  # DATABASE_URL; None: sqlite DATA_DIR/chat.db
     auth_secret: str | None = None  # CHAINLIT_AUTH_SECRET; None: DATA_DIR/auth-secret
+    session_hours: float = 24.0  # SESSION_HOURS: login lifetime, no renewal
+    login_rate_limit: int = 10  # LOGIN_RATE_LIMIT: /login tries/min per IP and name
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -119,6 +121,15 @@ class Settings:
             )
         if self.persist not in ("auto", "on", "off"):
             raise ValueError(f"PERSIST must be auto, on or off, got {self.persist!r}")
+        if not 0 < self.session_hours <= 24 * 90:
+            raise ValueError(
+                f"SESSION_HOURS must be > 0 and <= 2160 (90 days), "
+                f"got {self.session_hours}"
+            )
+        if self.login_rate_limit < 1:
+            raise ValueError(
+                f"LOGIN_RATE_LIMIT must be >= 1, got {self.login_rate_limit}"
+            )
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"MODELS lists a checkpoint twice: {list(self.models)}")
         if self.models and self.model_id and self.model_id not in self.models:
@@ -205,4 +216,6 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("persist", "PERSIST", str.lower),
     ("database_url", "DATABASE_URL", str),
     ("auth_secret", "CHAINLIT_AUTH_SECRET", str),
+    ("session_hours", "SESSION_HOURS", float),
+    ("login_rate_limit", "LOGIN_RATE_LIMIT", int),
 )

@@ -20,6 +20,15 @@ from core.errors import RateLimitedError, UnauthorizedError
 
 logger = logging.getLogger(__name__)
 
+TOKENS_PER_HIT = 256  # a token budget counts one rate-limit hit per 256 tokens
+
+
+def work_cost(images: int, max_new_tokens: int | None = None) -> int:
+    """Rate-limit hits of a request: one per image, times one per started
+    TOKENS_PER_HIT of the requested token budget (None: sized, one)."""
+    per_image = max(1, math.ceil((max_new_tokens or 0) / TOKENS_PER_HIT))
+    return max(1, images) * per_image
+
 
 def check_api_key(authorization: str | None, api_key: str | None) -> str | None:
     """The client identity for a valid ``Authorization: Bearer <key>`` header.
@@ -50,11 +59,13 @@ class RateLimiter:
         self._item = RateLimitItemPerMinute(max(1, per_minute))
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
-    def hit(self, client_id: str) -> None:
-        """Count a request of ``client_id``; RateLimitedError past the limit."""
+    def hit(self, client_id: str, cost: int = 1) -> None:
+        """Count ``cost`` units of work of ``client_id`` (one image, one token
+        budget); RateLimitedError past the limit, counting nothing then."""
+        self.check_cost(cost)
         if self.per_minute == 0:
             return
-        if self._limiter.hit(self._item, client_id):
+        if self._limiter.hit(self._item, client_id, cost=cost):
             return
         stats = self._limiter.get_window_stats(self._item, client_id)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
@@ -64,3 +75,15 @@ class RateLimiter:
             f"(RATE_LIMIT). Try again in {retry_after} s.",
             retry_after_s=retry_after,
         )
+
+    def check_cost(self, cost: int) -> None:
+        """RateLimitedError when ``cost`` alone is over the limit: such work
+        would never be admitted, so say what to change instead of "wait"."""
+        if 0 < self.per_minute < cost:
+            raise RateLimitedError(
+                f"This request counts {cost} toward the rate limit (one per image "
+                f"and per {TOKENS_PER_HIT} tokens of its budget), more than the "
+                f"{self.per_minute} per minute allowed (RATE_LIMIT): send fewer "
+                "images or ask for fewer new tokens.",
+                retry_after_s=60,
+            )

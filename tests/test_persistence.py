@@ -115,28 +115,40 @@ def test_auth_secret_is_generated_once_and_kept(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("env", "enabled", "expectation"),
+    ("env", "enabled", "login", "expectation"),
     [
-        ({}, False, does_not_raise()),  # default: as before, no login
-        ({"AUTH_USERS": f"alice:{ALICE}"}, True, does_not_raise()),  # auto -> on
-        ({"AUTH_USERS": f"alice:{ALICE}", "PERSIST": "off"}, False, does_not_raise()),
-        ({"PERSIST": "on"}, None, pytest.raises(ValueError, match="AUTH_USERS")),
-        ({"PERSIST": "maybe"}, None, pytest.raises(ValueError, match="PERSIST")),
-        ({"AUTH_USERS": "alice:pw"}, None, pytest.raises(ValueError, match="alice")),
+        ({}, False, False, does_not_raise()),  # default: as before, no login
+        ({"AUTH_USERS": f"alice:{ALICE}"}, True, True, does_not_raise()),  # auto
+        (
+            {"AUTH_USERS": f"alice:{ALICE}", "PERSIST": "off"},
+            False,
+            True,
+            does_not_raise(),
+        ),  # AUTH_USERS turns login on without history
+        ({"PERSIST": "on"}, None, None, pytest.raises(ValueError, match="AUTH_USERS")),
+        ({"PERSIST": "maybe"}, None, None, pytest.raises(ValueError, match="PERSIST")),
+        (
+            {"AUTH_USERS": "alice:pw"},
+            None,
+            None,
+            pytest.raises(ValueError, match="alice"),
+        ),
         (
             {"AUTH_USERS": f"alice:{ALICE}", "DATABASE_URL": "mysql://h/db"},
+            None,
             None,
             pytest.raises(ValueError, match="DATABASE_URL"),
         ),  # unsupported database
     ],
 )
-def test_persistence_switch(tmp_path, env, enabled, expectation):
+def test_persistence_switch(tmp_path, env, enabled, login, expectation):
     with expectation:
         settings = Settings.from_env({"DATA_DIR": str(tmp_path), **env})
         persist = Persistence.from_settings(settings)
         assert persist.enabled is enabled
+        assert persist.login is login
         assert (persist.make_data_layer() is not None) is enabled
-        assert (tmp_path / "auth-secret").exists() is enabled
+        assert (tmp_path / "auth-secret").exists() is login
 
 
 @pytest.mark.parametrize(
@@ -238,10 +250,12 @@ def test_media_headers(name, media_type, attachment):
 
 
 def test_hash_password_cli(monkeypatch, capsys):
-    monkeypatch.setattr("sys.stdin", io.StringIO("pa55 word\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("pa55 word long\n"))
     assert main(["hash-password", "carol"]) == 0
     entry = capsys.readouterr().out.strip()
     users = parse_users([entry])
-    assert list(users) == ["carol"] and verify_password("pa55 word", users["carol"])
+    assert list(users) == ["carol"] and verify_password(
+        "pa55 word long", users["carol"]
+    )
     assert main(["hash-password", "bad name"]) == 2
     assert "A-Za-z" in capsys.readouterr().err

@@ -117,7 +117,7 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
 
     @router.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
-        ctx.admit(request)
+        client_id = ctx.admit(request)
         raw = await read_body(request, max_body)
         try:
             body = json.loads(raw)
@@ -138,6 +138,8 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
         decoding = _decoding(
             body.get("max_tokens") or body.get("max_completion_tokens")
         )
+        if parsed.intent.action == "run":  # one image, its token budget
+            ctx.charge(client_id, 1, parsed.intent, decoding)
         answer = _answer(ctx, store, request, parsed, decoding, overlay)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if body.get("stream") is True:

@@ -63,6 +63,7 @@ from core.config import Settings
 from core.engine.queue import ModelQueue
 from core.errors import AppError, ModelUnavailableError, UserInputError
 from core.ratelimit import RateLimiter
+from core.security.auth import SessionTokens
 from core.tiling import parse_tiles
 from core.types import Decoding
 
@@ -111,19 +112,23 @@ def install_api(
     queue: ModelQueue,
     settings: Settings,
     engines: Any = None,
+    tokens: SessionTokens | None = None,
 ) -> None:
     """Add the API routes to ``app`` in front of Chainlit's catch-all GET route.
 
     ``manager`` (the default engine), ``engines`` (every served model, an
     EngineRegistry; default ``manager`` alone) and ``queue`` are the chat's
     own, so the API and the chat never run the model at the same time.
-    Idempotent.
+    With ``tokens`` (AUTH_USERS), a logged-in user's login token admits as
+    well as the API key. Idempotent.
     """
     if getattr(app.state, "paligemma_api", False):
         return
     app.state.paligemma_api = True
     limiter = RateLimiter(settings.rate_limit_per_min)
-    context = ApiContext(manager, queue, settings, limiter, engines=engines)
+    context = ApiContext(
+        manager, queue, settings, limiter, engines=engines, tokens=tokens
+    )
     router = build_router(context)
     before = len(app.router.routes)
     app.include_router(router)
@@ -209,7 +214,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
     @router.post("/segment")
     @router.post("/segment/")  # the older service's documented path
     async def segment(request: Request) -> JSONResponse:
-        ctx.admit(request)
+        client_id = ctx.admit(request)
         form = await read_form(request, max_upload, max_files=1)
         prompt = clean_prompt(form_text(form, "prompt"), settings.max_prompt_chars)
         engine = ctx.engine_for(form_text(form, "model_id"))
@@ -222,6 +227,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             )
         intent = intent_for(prompt)
         tiles = parse_tiles(form_text(form, "tiles"))
+        ctx.charge(client_id, 1, intent, Decoding(), tiles)
         image = await ctx.load(
             upload[1] if upload is not None else await ctx.fetch(url)
         )
@@ -235,7 +241,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     @router.post("/process")
     async def process(request: Request) -> JSONResponse:
-        ctx.admit(request)
+        client_id = ctx.admit(request)
         await read_body(request, max_upload * 4 // 3 + 64 * 1024)  # base64 is 4/3
         try:
             body = await request.json()
@@ -246,6 +252,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         prompt = clean_prompt(body.get("prompt"), settings.max_prompt_chars)
         engine = ctx.engine_for(body.get("model_id"))
         intent = free_prompt_intent(prompt)
+        ctx.charge(client_id, 1, intent, Decoding())
         image = await ctx.load(decode_base64(body.get("base64Image"), max_upload))
         result = await ctx.run(
             image, intent, Decoding(), engine=engine, request=request
@@ -258,7 +265,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     @router.post("/v1/analyze")
     async def analyze(request: Request) -> Response:
-        ctx.admit(request)
+        client_id = ctx.admit(request)
         limit = settings.max_images_per_request
         too_many = (
             f"Send at most {limit} images per request (MAX_IMAGES_PER_REQUEST); "
@@ -280,6 +287,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 "Attach one or more image files (multipart) in the field 'images'."
             )
         intent = intent_for(prompt)
+        ctx.charge(client_id, len(files), intent, decoding, tiles)  # every item
         overlays = "overlay" in include and fmt in ("json", "zip")
         items, errors = [], []
         for upload in files:

@@ -34,15 +34,17 @@ from core.errors import (
 from core.images import load_image
 from core.intent.parse import parse_intent
 from core.intent.text import run_intent
-from core.pipeline import CancellableModel
-from core.ratelimit import RateLimiter, check_api_key
+from core.pipeline import CancellableModel, token_budget
+from core.ratelimit import RateLimiter, work_cost
 from core.render import render_overlay, to_png_bytes
+from core.security.auth import SessionTokens, api_identity
 from core.tiling import TileSpec, analyze_tiled, tile_grid
 from core.types import AnalysisResult, Decoding, Intent
 
 logger = logging.getLogger(__name__)
 
 LOADING_RETRY_S = 10
+AUTH_COOKIE = "access_token"  # Chainlit's login cookie
 
 
 @dataclass
@@ -54,6 +56,7 @@ class ApiContext:
     queue: ModelQueue
     settings: Settings
     limiter: RateLimiter
+    tokens: SessionTokens | None = None  # AUTH_USERS: a user's login admits
     started: float = field(default_factory=time.time)
     engines: EngineRegistry | None = None
 
@@ -75,17 +78,48 @@ class ApiContext:
             )
         return self.engines.get(model_id.strip() if model_id else None)
 
-    def admit(self, request: Request) -> None:
-        """Auth (401), then the rate limit (429), before the body is read."""
-        self.limiter.hit(self.client_of(request))
+    def admit(self, request: Request) -> str:
+        """Auth (401), then one hit of the rate limit (429), before the body is
+        read. Returns the client id the limit counts for (``charge``)."""
+        client_id = self.client_of(request)
+        self.limiter.hit(client_id)
+        return client_id
 
     def client_of(self, request: Request) -> str:
-        """Who is asking, for rate limits and queue turns: the API key's id, or
-        the client address (proxy headers are not trusted). 401 on a bad key."""
-        key_id = check_api_key(
-            request.headers.get("authorization"), self.settings.api_key
+        """Who is asking, for rate limits and queue turns: the API key's id, a
+        logged-in user (``user:<name>``, with AUTH_USERS), or the client
+        address (proxy headers are not trusted). 401 on bad credentials."""
+        identity = api_identity(
+            request.headers.get("authorization"),
+            request.cookies.get(AUTH_COOKIE),
+            self.settings.api_key,
+            self.tokens,
         )
-        return key_id or f"ip:{request.client.host if request.client else 'unknown'}"
+        return identity or f"ip:{request.client.host if request.client else 'unknown'}"
+
+    def charge(
+        self,
+        client_id: str,
+        images: int,
+        intent: Intent,
+        decoding: Decoding,
+        tiles: TileSpec = "off",
+    ) -> None:
+        """The rest of a request's cost once its size is known: one hit per
+        image and per TOKENS_PER_HIT of the token budget the pipeline will use,
+        less the one ``admit`` took (429 past the limit)."""
+        budget = (
+            decoding.max_new_tokens
+            or self.settings.max_new_tokens
+            or token_budget(intent)
+        )
+        # an NxM grid runs the model N*M times per image; "auto" is decided
+        # per image after decoding, so it counts once here
+        runs = tiles[0] * tiles[1] if isinstance(tiles, tuple) else 1
+        cost = work_cost(images * runs, budget)
+        self.limiter.check_cost(cost)
+        if cost > 1:
+            self.limiter.hit(client_id, cost=cost - 1)
 
     async def fetch(self, url: str) -> bytes:
         """Bytes at a client's image_url, under the SSRF policy (403 when off)."""

@@ -24,6 +24,7 @@ SCHEME = "pbkdf2_sha256"
 ITERATIONS = 600_000  # OWASP 2023 guidance for PBKDF2-HMAC-SHA256
 MIN_ITERATIONS = 100_000
 SALT_BYTES = 16
+MIN_PASSWORD_CHARS = 12  # hash-password refuses shorter ones
 SECRET_FILE = "auth-secret"
 _USER_NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
 

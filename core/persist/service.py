@@ -1,6 +1,8 @@
 """Persisted chat history and login, wired from Settings.
 
-On when users are configured (AUTH_USERS, PERSIST=auto) or PERSIST=on:
+Login is on whenever AUTH_USERS is set, whatever PERSIST says (see
+core.persist.login: revocable, rate limited). History is on when users are
+configured (AUTH_USERS, PERSIST=auto) or PERSIST=on:
 - Chainlit's SQLAlchemy data layer on ``DATA_DIR/chat.db`` (SQLite, tables
   created on first start) or on DATABASE_URL (SQLite or PostgreSQL);
 - element files (photos, overlays, downloads) in ``DATA_DIR/files`` behind
@@ -30,6 +32,7 @@ from typing import Any
 from core.config import Settings
 from core.conversation import Conversation, intent_from_dict, intent_to_dict
 from core.persist.auth import (
+    MIN_PASSWORD_CHARS,
     PasswordChecker,
     check_user_name,
     ensure_auth_secret,
@@ -38,6 +41,7 @@ from core.persist.auth import (
 )
 from core.persist.db import AppDataLayer, async_database_url, thread_folder
 from core.persist.storage import LocalStorageClient, install_file_route
+from core.security.auth import SessionTokens
 from core.types import Intent
 
 logger = logging.getLogger(__name__)
@@ -76,6 +80,9 @@ class Persistence:
         if not enabled:
             if settings.database_url:
                 logger.warning("DATABASE_URL is ignored: set AUTH_USERS to persist")
+            if users:  # PERSIST=off: login without history
+                secret = ensure_auth_secret(data_dir, settings.auth_secret)
+                return cls(False, data_dir, auth_secret=secret, users=users)
             return cls(False, data_dir)
         if not users:
             raise ValueError(
@@ -90,6 +97,15 @@ class Persistence:
             ensure_auth_secret(data_dir, settings.auth_secret),
             users,
         )
+
+    @property
+    def login(self) -> bool:
+        """Chainlit's password login is on (AUTH_USERS set), history or not."""
+        return bool(self.users)
+
+    def session_tokens(self, lifetime_s: float) -> SessionTokens:
+        """The checker of login tokens for these users (login must be on)."""
+        return SessionTokens(self.users, self.auth_secret, lifetime_s)
 
     @property
     def threads_root(self) -> Path:
@@ -177,7 +193,8 @@ class Persistence:
 def main(argv: list[str] | None = None) -> int:
     """``python -m core.persist hash-password [NAME]``: print an AUTH_USERS
     entry (``NAME:hash``, or the bare hash without NAME). The password is read
-    without echo, twice, or from stdin when it is not a terminal."""
+    without echo, twice, or from stdin when it is not a terminal; passwords
+    under MIN_PASSWORD_CHARS characters are refused."""
     parser = argparse.ArgumentParser(prog="python -m core.persist")
     commands = parser.add_subparsers(dest="command", required=True)
     make = commands.add_parser("hash-password", help="make an AUTH_USERS entry")
@@ -195,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     else:
         password = sys.stdin.readline().rstrip("\n")
+    if len(password) < MIN_PASSWORD_CHARS:
+        sys.stderr.write(
+            f"Passwords need at least {MIN_PASSWORD_CHARS} characters, got "
+            f"{len(password)}; a few words make a long one easy to remember. "
+            "Nothing written.\n"
+        )
+        return 2
     try:
         encoded = hash_password(password)
     except ValueError as exc:

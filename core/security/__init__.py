@@ -1,0 +1,1 @@
+"""Security checks shared by the chat and the REST API (no chainlit imports)."""

@@ -1,0 +1,105 @@
+"""What the tests/security/test_auth_* modules share: a replay-model server on
+loopback, logins, and a chat client that sends a cookie or a client address."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from tests.recorded import REPLAY_RECORDING
+from tests.support.chat_client import ChatClient, ServerProcess, start_server
+
+
+def replay_env(folder: Path, synthetic_vae_path: Path, **extra: str) -> dict[str, str]:
+    """Server settings: the replay model (fast, exact answers), data in ``folder``."""
+    recording = folder / "recording.json"
+    recording.write_text(json.dumps(REPLAY_RECORDING))
+    return {
+        "MODEL_ID": f"replay:{recording}",
+        "VAE_PATH": str(synthetic_vae_path),
+        "DATA_DIR": str(folder / "data"),
+        "HF_HUB_OFFLINE": "1",
+        **extra,
+    }
+
+
+def run_server(env: dict[str, str], log: Path) -> ServerProcess:
+    server = start_server(env, log)
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def login(url: str, name: str, password: str, address: str | None = None):
+    """POST /login; ``address`` is sent as X-Forwarded-For, which uvicorn
+    trusts from 127.0.0.1 only (a reverse proxy on this machine)."""
+    headers = {"X-Forwarded-For": address} if address else None
+    return httpx.post(
+        f"{url}/login",
+        data={"username": name, "password": password},
+        headers=headers,
+        timeout=60,
+    )
+
+
+def png(color: str = "orange") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class TabClient(ChatClient):
+    """A browser tab: optional login cookie and client address (X-Forwarded-For)."""
+
+    def __init__(
+        self, url: str, token: str | None = None, address: str | None = None
+    ) -> None:
+        super().__init__(url, session_id=str(uuid.uuid4()))
+        self.headers: dict[str, str] = {}
+        self.cookies = {"access_token": token} if token else {}
+        if token:
+            self.headers["Cookie"] = f"access_token={token}"
+        if address:
+            self.headers["X-Forwarded-For"] = address
+
+    async def connect(self) -> None:
+        await self.sio.connect(
+            self.url,
+            socketio_path="/ws/socket.io",
+            transports=["websocket"],
+            headers=self.headers,
+            auth={
+                "sessionId": self.session_id,
+                "clientType": "webapp",
+                "threadId": self.thread_id,
+            },
+        )
+        await self.sio.emit("connection_successful")
+        await self.wait_for(lambda: self.tasks_ended >= 2, timeout_s=60)
+
+    async def upload(self, name: str, data: bytes, mime: str = "image/png") -> str:
+        async with httpx.AsyncClient(
+            base_url=self.url, headers=self.http_headers, cookies=self.cookies
+        ) as http:
+            response = await http.post(
+                "/project/file",
+                params={"session_id": self.session_id},
+                files={"file": (name, data, mime)},
+            )
+        response.raise_for_status()
+        return response.json()["id"]
+
+    @property
+    def http_headers(self) -> dict[str, str]:
+        return {k: v for k, v in self.headers.items() if k != "Cookie"}
+
+    def outputs(self) -> list[str]:
+        return [m.get("output", "") for m in self.assistant_messages()]
