@@ -26,10 +26,12 @@ from core.engine import get_engines
 from core.engine.queue import ModelQueue
 from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
+from core.security import install_web_security, redact
 from logging_config import setup_logging
 
 SETTINGS = Settings.from_env()
 setup_logging(SETTINGS.log_level)
+install_web_security(SETTINGS)  # before Chainlit serves: docs/security.md
 
 # Before Chainlit checks for a login secret (right after importing this file).
 PERSIST = Persistence.from_settings(SETTINGS)
@@ -103,7 +105,7 @@ async def on_chat_start() -> None:
     await send_chat_settings(DEFAULT_OPTIONS, ENGINES.choices())
     for _, engine in ENGINES.engines():  # e.g. a checkpoint refused for memory
         if engine.status.state == "failed":
-            await cl.Message(content=f"⚠️ {engine.status.error}").send()
+            await cl.Message(content=f"⚠️ {redact(engine.status.error)}").send()
 
 
 @cl.on_settings_update
