@@ -18,6 +18,7 @@ from chat.options import ChatOptions
 from chat.replies import handle_message
 from chat.runs import cancel_runs, tracked
 from chat.samples import attach_sample, starters
+from chat.security import install_web_security
 from chat.services import ChatServices
 from chat.session import DEFAULT_OPTIONS, restore_state, save_state, send_chat_settings
 from core.config import Settings
@@ -26,7 +27,7 @@ from core.engine import get_engines
 from core.engine.queue import ModelQueue
 from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
-from core.security import install_web_security, redact
+from core.security import redact
 from logging_config import setup_logging
 
 SETTINGS = Settings.from_env()

@@ -48,26 +48,13 @@ def folder_inside(root: Path, name: str) -> Path:
     return folder
 
 
-def guard_session_folders() -> None:
-    """Make Chainlit's ``files_dir`` refuse ids that leave the files root.
-
-    Every create (``persist_file``) and remove (``delete``) in Chainlit goes
-    through ``BaseSession.files_dir``; a non-UUID id raises there instead.
-    """
-    from chainlit.session import BaseSession
-
-    if getattr(BaseSession.files_dir, "_guarded", False):
-        return
-
-    def files_dir(session: Any) -> Path:
-        from chainlit.config import FILES_DIRECTORY
-
-        if not is_canonical_uuid(session.id):
-            raise ValueError(f"session id {session.id!r} refused: {SESSION_ID_HINT}")
-        return folder_inside(Path(FILES_DIRECTORY), session.id)
-
-    files_dir._guarded = True  # type: ignore[attr-defined]
-    BaseSession.files_dir = property(files_dir)  # type: ignore[assignment]
+def session_folder(files_root: Path, session_id: object) -> Path:
+    """The files folder of a session: only for a canonical UUID, and only as a
+    direct child of ``files_root``. Raises ValueError before anything is
+    created or removed (chat.security makes Chainlit's ``files_dir`` use it)."""
+    if not is_canonical_uuid(session_id):
+        raise ValueError(f"session id {session_id!r} refused: {SESSION_ID_HINT}")
+    return folder_inside(files_root, str(session_id))
 
 
 ConnectHandler = Callable[[str, dict, Any], Awaitable[Any]]

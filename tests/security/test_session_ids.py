@@ -124,7 +124,7 @@ def test_session_folder_must_be_a_direct_child_of_the_files_root(tmp_path):
 def test_chainlit_files_dir_refuses_a_path_id_before_any_create_or_remove(tmp_path):
     from chainlit.session import BaseSession
 
-    from core.security.sessions import guard_session_folders
+    from chat.security import guard_session_folders
 
     guard_session_folders()
     session = BaseSession.__new__(BaseSession)  # no socket: only the id matters
