@@ -132,13 +132,13 @@ class Settings:
                 f"MODEL_ID {self.model_id!r} is not in MODELS {list(self.models)}: "
                 "leave MODEL_ID out (the first of MODELS is the default) or list it"
             )
+        _check_web_security(self)
 
     @property
     def model_ids(self) -> tuple[str | None, ...]:
         """The checkpoints to serve, default first: MODELS, else (MODEL_ID,);
         None means default_model_id(device)."""
         return self.models or (self.model_id,)
-        _check_web_security(self)
 
     @property
     def model_workers(self) -> int:
