@@ -17,6 +17,7 @@ from chat.options import ChatOptions
 from chat.replies import handle_message
 from chat.runs import cancel_runs, tracked
 from chat.samples import attach_sample, starters
+from chat.security import install_web_security
 from chat.services import ChatServices
 from chat.session import DEFAULT_OPTIONS, restore_state, save_state, send_chat_settings
 from core.config import Settings
@@ -26,11 +27,13 @@ from core.engine.queue import ModelQueue
 from core.persist.login import Login
 from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
+from core.security import redact
 from core.security.auth import warn_if_exposed
 from logging_config import setup_logging
 
 SETTINGS = Settings.from_env()
 setup_logging(SETTINGS.log_level)
+install_web_security(SETTINGS)  # before Chainlit serves: docs/security.md
 
 # Before Chainlit checks for a login secret (right after importing this file).
 PERSIST = Persistence.from_settings(SETTINGS)
@@ -111,7 +114,7 @@ async def on_chat_start() -> None:
     await send_chat_settings(DEFAULT_OPTIONS, ENGINES.choices())
     for _, engine in ENGINES.engines():  # e.g. a checkpoint refused for memory
         if engine.status.state == "failed":
-            await cl.Message(content=f"⚠️ {engine.status.error}").send()
+            await cl.Message(content=f"⚠️ {redact(engine.status.error)}").send()
 
 
 @cl.on_settings_update

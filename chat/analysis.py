@@ -24,14 +24,16 @@ from core.images import load_image
 from core.pipeline import Generation, build_result, generate
 from core.render import render_overlay
 from core.reply import reply_markdown
+from core.security import code_block_safe, escape_markdown, redact
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent
 
 CHAT_PER_SESSION = 2  # one person's requests waiting or running at once
 
 
 async def say(text: str) -> None:
-    """Send ``text`` (markdown) as a new chat message."""
-    await cl.Message(content=text).send()
+    """Send ``text`` (markdown) as a new chat message, without local paths or
+    URL credentials (core.security.redact)."""
+    await cl.Message(content=redact(text)).send()
 
 
 async def analyze_and_reply(
@@ -59,13 +61,15 @@ async def analyze_and_reply(
     try:
         engine = await ready_engine(services, options.model)
         async with cl.Step(name="reading image", type="tool") as step:
-            step.input = record.name
+            step.input = code_block_safe(record.name)  # shown as a code block
             image = await asyncio.to_thread(
                 open_stored, record.path, services.settings.max_image_pixels
             )
             step.output = f"{image.width}x{image.height} RGB"
-        async with cl.Step(name="generating", type="llm", show_input="text") as step:
-            step.input = intent.prompt
+        async with cl.Step(
+            name="generating", type="llm", show_input="text", language="text"
+        ) as step:  # prompt and raw answer shown exactly, as code blocks
+            step.input = code_block_safe(intent.prompt)
             generation = await services.queue.submit(
                 generate,
                 image,
@@ -81,7 +85,7 @@ async def analyze_and_reply(
                 cancel=stop,
                 on_position=show_position,
             )
-            step.output = generation.raw_text or "(empty answer)"
+            step.output = code_block_safe(generation.raw_text) or "(empty answer)"
         if waiting.content:
             await waiting.remove()
         result = await finish(services, generation, image.size, engine)
@@ -95,7 +99,7 @@ async def analyze_and_reply(
     except AppError as exc:
         if waiting.content:
             await waiting.remove()
-        await say(f"⚠️ {exc.message}")
+        await say(f"⚠️ {escape_markdown(exc.message)}")
         return
     except asyncio.CancelledError:  # Stop or disconnect: the queue dropped it
         if waiting.content:
@@ -144,7 +148,7 @@ class StreamPump:
 
     async def _pump(self) -> None:
         while (piece := await self._pieces.get()) is not None:
-            await self.message.stream_token(piece)
+            await self.message.stream_token(escape_markdown(piece))
 
 
 async def finish(

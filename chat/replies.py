@@ -30,12 +30,20 @@ from core.intent import HELP_MESSAGE, parse_requests
 from core.pipeline import token_budget
 from core.ratelimit import work_cost
 from core.render import to_png_bytes
+from core.security import escape_markdown, inline_code
 from core.types import GROUNDED_TASKS, Intent
 
 
 async def handle_message(services: ChatServices, message: cl.Message) -> None:
     """Keep the message's photos, then answer its text (or a pending request)."""
     conversation: Conversation = cl.user_session.get("conversation")
+    files, limit = len(message.elements or []), services.settings.max_files_per_message
+    if files > limit:  # the browser enforces it too; other clients may not
+        await say(
+            f"That message carries {files} files; send at most {limit} per message "
+            "(MAX_FILES_PER_MESSAGE). Nothing was kept: send them in smaller groups."
+        )
+        return
     added = await ingest_uploads(services, message, conversation)
     if len(added) > 1:  # plain requests now run on each photo of this message
         conversation.set_group(added)
@@ -46,7 +54,7 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
             cl.user_session.set("pending", None)
             await _run(services, conversation, pending)
         elif added:
-            names = ", ".join(record.name for record in added)
+            names = ", ".join(escape_markdown(record.name) for record in added)
             await say(f"Got {names}. What should I look for?")
         elif not message.elements:
             await say(HELP_MESSAGE)
@@ -65,14 +73,16 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
             await _run(services, conversation, intent)
         return
     intent = intents[0]
-    if intent.action in ("clarify", "help"):
+    if intent.action == "clarify" and intent.message:  # may quote the user's words
+        await say(escape_markdown(intent.message))
+    elif intent.action in ("clarify", "help"):
         await say(intent.message or HELP_MESSAGE)
     elif not conversation.has_images:
         if intent.action == "run":
             cl.user_session.set("pending", intent)
         await say(
             "Attach a photo first (📎 or drag and drop) and I'll run "
-            f"`{intent.prompt or text}` on it; send the photo with no text."
+            f"{inline_code(intent.prompt or text)} on it; send the photo with no text."
         )
     elif intent.action == "undo":
         await _undo(services, conversation)
@@ -96,11 +106,12 @@ async def _run(
         records = targets if isinstance(targets, list) else [targets]
         charge(services, len(records), intent)  # "in all images": one per image
     except AppError as exc:
-        await say(exc.message)
+        await say(escape_markdown(exc.message))
         return
     for number, record in enumerate(records, start=1):
         if len(records) > 1:
-            await say(f"Image {number} of {len(records)}: *{record.name}*")
+            name = escape_markdown(record.name)
+            await say(f"Image {number} of {len(records)}: *{name}*")
         await analyze_and_reply(services, conversation, record, intent)
 
 
@@ -128,7 +139,7 @@ async def ingest_uploads(
                 max_bytes=settings.max_upload_mb * 1024 * 1024,
             )
         except AppError as exc:
-            await say(f"**{name}**: {exc.message}")
+            await say(f"**{escape_markdown(name)}**: {escape_markdown(exc.message)}")
             continue
         images_dir.mkdir(parents=True, exist_ok=True)
         stored = _free_name(images_dir, len(conversation.images) + 1)
@@ -163,7 +174,7 @@ async def _undo(services: ChatServices, conversation: Conversation) -> None:
     try:
         turn = conversation.undo()
     except AppError as exc:
-        await say(exc.message)
+        await say(escape_markdown(exc.message))
         return
     if turn is None:
         await say("Undone: back to the plain photo. What should I look for?")
@@ -173,7 +184,7 @@ async def _undo(services: ChatServices, conversation: Conversation) -> None:
         charge(services, 1)  # the previous answer's masks are decoded again
         result = await replay_turn(services, turn, record)
     except AppError as exc:
-        await say(f"⚠️ {exc.message}")
+        await say(f"⚠️ {escape_markdown(exc.message)}")
         return
     await say("Undone: this is the previous answer again.")
     options = cl.user_session.get("options")
@@ -205,7 +216,7 @@ async def _export(
         return
     options = cl.user_session.get("options")
     elements = await asyncio.to_thread(_export_files, services, results, options)
-    names = ", ".join(f"*{record.name}*" for record, _ in results)
+    names = ", ".join(f"*{escape_markdown(record.name)}*" for record, _ in results)
     objects = sum(len(result.detections) for _, result in results)
     await cl.Message(
         content=f"Exports of {len(results)} image(s) ({names}), {objects} object(s): "
@@ -230,11 +241,12 @@ def _export_files(services: ChatServices, results: list, options: ChatOptions) -
 
 async def _select(conversation: Conversation, intent: Intent) -> None:
     record = conversation.select(intent.image_ref)
-    await say(f"Now working on image {record.order}: *{record.name}*.")
+    name = escape_markdown(record.name)
+    await say(f"Now working on image {record.order}: *{name}*.")
 
 
 async def _guard(coroutine) -> None:
     try:
         await coroutine
     except AppError as exc:
-        await say(exc.message)
+        await say(escape_markdown(exc.message))

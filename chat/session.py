@@ -17,6 +17,7 @@ from chat.options import (
 )
 from core.conversation import Conversation
 from core.persist.service import ChatState, Persistence
+from core.security import redact
 from core.types import DECODING_PRESETS
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ async def restore_state(
         logger.exception("could not restore thread %s", thread["id"])
         state = ChatState(Conversation(), DEFAULT_OPTIONS.to_dict())
         await cl.Message(
-            content=f"⚠️ This chat's photos could not be restored ({exc})."
+            content=f"⚠️ This chat's photos could not be restored ({redact(exc)})."
         ).send()
     cl.user_session.set("conversation", state.conversation)
     options = ChatOptions.from_values(state.options)

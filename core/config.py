@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL_CPU = "google/paligemma2-3b-mix-224"
@@ -16,6 +16,7 @@ VAE_REPO_ID = "big-vision/paligemma-hf"
 VAE_FILENAME = "vae-oid.npz"
 VAE_SHA256 = "5586010257b8536dddefab65e7755077f21d5672d5674dacf911f73ae95a4447"
 LICENSE_URL = "https://huggingface.co/google/paligemma2-3b-mix-224"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # ALLOWED_HOSTS default
 
 
 def default_model_id(device: str) -> str:
@@ -50,7 +51,7 @@ class Settings:
     device: str = "auto"  # DEVICE: auto | cpu | cuda
     dtype: str = "auto"  # DTYPE: auto | float32 | bfloat16 | float16
     vae_path: str | None = None  # VAE_PATH; None: download once into data_dir
-    hf_token: str | None = None  # HF_TOKEN
+    hf_token: str | None = field(default=None, repr=False)  # HF_TOKEN
     max_new_tokens: int | None = None  # MAX_NEW_TOKENS; None: sized per request
     host: str = "127.0.0.1"  # HOST: loopback only unless set (Docker: 0.0.0.0)
     port: int = 8010  # PORT
@@ -64,7 +65,7 @@ class Settings:
     queue_max: int = 16  # QUEUE_MAX: requests waiting or running before "busy"
     request_timeout_s: float = 900.0  # REQUEST_TIMEOUT_S: wait for one request
     queue_per_client: int = 4  # QUEUE_PER_CLIENT: one API client's queued requests
-    api_key: str | None = None  # API_KEY: when set, REST routes need Bearer <key>
+    api_key: str | None = field(default=None, repr=False)  # API_KEY: Bearer <key>
     allow_image_url: bool = False  # ALLOW_IMAGE_URL: let /segment fetch image_url
     image_url_allowlist: tuple[str, ...] = ()  # IMAGE_URL_ALLOWLIST: hosts, "*."
     image_url_max_mb: int = 10  # IMAGE_URL_MAX_MB: largest fetched image
@@ -72,15 +73,20 @@ class Settings:
     max_images_per_request: int = 16  # MAX_IMAGES_PER_REQUEST: /v1/analyze files
     quantization: str = "none"  # QUANTIZATION: none | int8 | int4 (CUDA only)
     backend: str = "local"  # BACKEND: local (transformers) | openai (vLLM server)
-    backend_url: str | None = None  # BACKEND_URL: engine base URL (BACKEND=openai)
-    backend_api_key: str | None = None  # BACKEND_API_KEY: Bearer key of the engine
+    backend_url: str | None = field(default=None, repr=False)  # BACKEND_URL (openai)
+    backend_api_key: str | None = field(default=None, repr=False)  # BACKEND_API_KEY
     backend_timeout_s: float = 120.0  # BACKEND_TIMEOUT_S: one engine request
-    auth_users: tuple[str, ...] = ()  # AUTH_USERS: name:pbkdf2 hash, comma separated
+    auth_users: tuple[str, ...] = field(default=(), repr=False)  # AUTH_USERS
     persist: str = "auto"  # PERSIST: auto (on with AUTH_USERS) | on | off
-    database_url: str | None = None  # DATABASE_URL; None: sqlite DATA_DIR/chat.db
-    auth_secret: str | None = None  # CHAINLIT_AUTH_SECRET; None: DATA_DIR/auth-secret
+    database_url: str | None = field(default=None, repr=False)  # DATABASE_URL
+    auth_secret: str | None = field(default=None, repr=False)  # CHAINLIT_AUTH_SECRET
     session_hours: float = 24.0  # SESSION_HOURS: login lifetime, no renewal
     login_rate_limit: int = 10  # LOGIN_RATE_LIMIT: /login tries/min per IP and name
+    # Web security (docs/security.md)
+    allowed_hosts: tuple[str, ...] = LOCAL_HOSTS  # ALLOWED_HOSTS: Host header names
+    allowed_origins: tuple[str, ...] = ()  # ALLOWED_ORIGINS: extra browser origins
+    max_files_per_message: int = 10  # MAX_FILES_PER_MESSAGE: chat uploads at once
+    image_url_ports: tuple[int, ...] = (80, 443)  # IMAGE_URL_PORTS (allowlist "*")
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -137,6 +143,7 @@ class Settings:
                 f"MODEL_ID {self.model_id!r} is not in MODELS {list(self.models)}: "
                 "leave MODEL_ID out (the first of MODELS is the default) or list it"
             )
+        _check_web_security(self)
 
     @property
     def model_ids(self) -> tuple[str | None, ...]:
@@ -176,6 +183,34 @@ class Settings:
         if values.get("hf_token") == "":
             values.pop("hf_token")
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _check_web_security(settings: Settings) -> None:
+    if "*" in settings.allowed_origins:
+        raise ValueError(
+            "ALLOWED_ORIGINS must list origins such as https://app.example.com, "
+            "got '*': a wildcard would let any site use a visitor's login"
+        )
+    for origin in settings.allowed_origins:
+        if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+            raise ValueError(
+                "ALLOWED_ORIGINS entries must be scheme://host[:port] without a "
+                f"path, e.g. https://app.example.com, got {origin!r}"
+            )
+    if not settings.allowed_hosts:
+        raise ValueError("ALLOWED_HOSTS must name at least one host (or '*')")
+    if settings.max_files_per_message < 1:
+        raise ValueError(
+            f"MAX_FILES_PER_MESSAGE must be >= 1, got {settings.max_files_per_message}"
+        )
+    if not all(1 <= port <= 65535 for port in settings.image_url_ports):
+        raise ValueError(
+            f"IMAGE_URL_PORTS must be ports in 1..65535, got {settings.image_url_ports}"
+        )
+
+
+def _ports(value: str) -> tuple[int, ...]:
+    return tuple(int(item) for item in _list(value))
 
 
 _AUTO_NONE = {"model_id", "max_new_tokens", "vae_path"}
@@ -218,4 +253,12 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("auth_secret", "CHAINLIT_AUTH_SECRET", str),
     ("session_hours", "SESSION_HOURS", float),
     ("login_rate_limit", "LOGIN_RATE_LIMIT", int),
+    ("allowed_hosts", "ALLOWED_HOSTS", _list),
+    (
+        "allowed_origins",
+        "ALLOWED_ORIGINS",
+        lambda v: tuple(o.rstrip("/") for o in _list(v)),
+    ),
+    ("max_files_per_message", "MAX_FILES_PER_MESSAGE", int),
+    ("image_url_ports", "IMAGE_URL_PORTS", _ports),
 )

@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from core.security.markdown import escape_markdown
 from core.types import Detection
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ SWATCHES: tuple[str, ...] = (
     "\U0001f7eb",  # brown
     "\U0001f7e5",  # maroon
 )
-_MARKDOWN_SPECIAL = "\\`*_[]<>|"
 
 
 def color_for(index: int) -> tuple[int, int, int]:
@@ -234,10 +234,6 @@ def to_png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _escape_markdown(text: str) -> str:
-    return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIAL else ch for ch in text)
-
-
 def box_table_markdown(
     detections: Sequence[Detection], hidden: Collection[int] = ()
 ) -> str:
@@ -247,7 +243,8 @@ def box_table_markdown(
     number drawn in its labels); the "#" cell starts with the colour's swatch
     (``swatch_for``). Rows whose number is in ``hidden`` are left out, the
     others keep their numbers. The area is "—" for a detection without a mask.
-    Labels are single-lined and markdown-escaped (``|`` becomes ``\\|``).
+    Labels are single-lined and inert markdown (core.security.markdown:
+    ``|`` becomes ``\\|``, no links).
     Empty list: "No objects found."
     """
     if not detections:
@@ -261,7 +258,7 @@ def box_table_markdown(
             continue
         x1, y1, x2, y2 = detection.box_px
         area = str(detection.area) if detection.mask is not None else "—"
-        label = _escape_markdown(display_label(detection, index))
+        label = escape_markdown(display_label(detection, index))
         number = f"{swatch_for(index)} {index + 1}"
         lines.append(f"| {number} | {label} | {x1} | {y1} | {x2} | {y2} | {area} |")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ from collections.abc import Collection
 
 from core.intent.region import region_to_pixels
 from core.render import box_table_markdown
+from core.security.markdown import escape_markdown, inline_code
 from core.types import GROUNDED_TASKS, AnalysisResult
 
 
@@ -23,7 +24,9 @@ def reply_markdown(
     if intent.region is not None:
         x1, y1, x2, y2 = region_to_pixels(intent.region, (width, height))
         where = f", in the region {x1},{y1} to {x2},{y2}"
-    lines = [f"**`{intent.prompt}`** on *{image_name}* ({width}x{height}){where}", ""]
+    name = escape_markdown(image_name)
+    prompt = inline_code(intent.prompt)
+    lines = [f"**{prompt}** on *{name}* ({width}x{height}){where}", ""]
     if intent.task in GROUNDED_TASKS:
         if result.detections:
             lines.append(box_table_markdown(result.detections, hidden))
@@ -31,13 +34,17 @@ def reply_markdown(
                 numbers = ", ".join(str(n) for n in shown_hidden)
                 lines += ["", f"Hidden: {numbers}. Say *show all* to bring them back."]
         else:
-            what = " or ".join(intent.targets) or "anything"
+            what = escape_markdown(" or ".join(intent.targets) or "anything")
             lines.append(
                 f"No {what} found. Try another word for it, or ask "
                 '"what\'s in this picture?" to see what the model recognises.'
             )
     else:
-        lines.append(result.answer or "(the model gave an empty answer)")
+        lines.append(
+            escape_markdown(result.answer)
+            if result.answer
+            else "(the model gave an empty answer)"
+        )
     if result.truncated:
         missing = (
             "some objects may be missing"

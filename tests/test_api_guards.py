@@ -245,7 +245,7 @@ async def test_fetch_refuses_metadata_address_when_allowlisted(origin: str) -> N
     [
         ("/loop", UrlFetchError, "redirected more than"),  # case: redirect loop
         ("/big", PayloadTooLargeError, "larger than"),  # case: size cap
-        ("/missing", UrlFetchError, "HTTP 404"),  # case: upstream 404
+        ("/missing", UrlFetchError, "Could not fetch an image"),  # case: 404, generic
     ],
 )
 async def test_fetch_failures(origin: str, path: str, error: type, message: str):

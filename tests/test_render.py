@@ -197,7 +197,7 @@ def test_box_table_markdown() -> None:
     assert lines[1].count("|") == 8
     assert lines[2] == "| 🟥 1 | car \\| red | 10 | 20 | 30 | 25 | 100 |"
     assert lines[3] == "| 🟩 2 | object 2 | 1 | 2 | 3 | 4 | — |"
-    assert lines[4] == "| 🟦 3 | two lines\\_\\*x\\* | 5 | 6 | 7 | 8 | — |"
+    assert lines[4] == "| 🟦 3 | two lines_\\*x\\* | 5 | 6 | 7 | 8 | — |"
     assert len(lines) == 5
     kept = box_table_markdown(detections, hidden={2}).splitlines()
     assert [line.split(" | ")[0] for line in kept[2:]] == ["| 🟥 1", "| 🟦 3"]

@@ -7,7 +7,10 @@ Rules, checked on the first URL and again on every redirect hop:
   and IPv4-mapped/6to4/Teredo wrappers of those are refused;
 - the connection goes to the checked address itself (pinned, with Host and
   TLS SNI set to the name), so DNS cannot answer differently the second time;
-- size and total time are capped; proxies from the environment are ignored.
+- size and total time are capped; proxies from the environment are ignored;
+- with the allowlist ``*`` only ports IMAGE_URL_PORTS (80, 443) may be named;
+- once connected, every failure is one generic message: no upstream status or
+  bytes reach the client (no port scanning or banner reading through us).
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ def address_refusal(ip: IPAddress) -> str | None:
         return "not a public address (unspecified or multicast)"
     if ip.is_link_local:
         return "a link-local address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return "a site-local address (fec0::/10, deprecated but routable inside)"
     if ip.is_private:
         return "a private address"
     if ip.is_reserved or not ip.is_global:
@@ -89,6 +94,7 @@ class UrlPolicy:
     max_bytes: int
     timeout_s: float
     max_redirects: int = 3
+    ports: tuple[int, ...] = (80, 443)  # the only ones with the allowlist "*"
     resolve: Callable[[str, int], list[str]] = field(default=resolve_host)
     refusal: Callable[[IPAddress], str | None] = field(default=address_refusal)
 
@@ -119,6 +125,11 @@ async def check_url(url: str, policy: UrlPolicy) -> _Target:
             f"The host {host!r} is not in this server's IMAGE_URL_ALLOWLIST."
         )
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if "*" in policy.allowlist and port not in policy.ports:
+        raise UrlRefusedError(
+            f"image_url may only use port(s) {', '.join(map(str, policy.ports))} "
+            f"on this server (IMAGE_URL_PORTS), got {port}."
+        )
     try:
         addresses = await asyncio.to_thread(policy.resolve, host, port)
     except (OSError, UnicodeError) as exc:
@@ -184,9 +195,8 @@ async def _get_one(
                     raise UrlFetchError("image_url redirected without a Location.")
                 return location
             if response.status_code != 200:
-                raise UrlFetchError(
-                    f"image_url answered HTTP {response.status_code}, expected 200."
-                )
+                logger.warning("image_url %s answered %d", url, response.status_code)
+                raise _unusable()
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > policy.max_bytes:
                 raise _too_large(policy.max_bytes)
@@ -198,7 +208,16 @@ async def _get_one(
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.HTTPError as exc:
-        raise UrlFetchError(f"Could not fetch image_url ({exc}).") from exc
+        logger.warning("image_url %s failed: %s", url, exc)
+        raise _unusable() from exc
+
+
+def _unusable() -> UrlFetchError:
+    """The one message for any failure after connecting (status, reset, TLS)."""
+    return UrlFetchError(
+        "Could not fetch an image from image_url; check that the URL serves the "
+        "image publicly, or upload the file as image_file instead."
+    )
 
 
 def _too_large(max_bytes: int) -> PayloadTooLargeError:

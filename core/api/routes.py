@@ -63,11 +63,17 @@ from core.config import Settings
 from core.engine.queue import ModelQueue
 from core.errors import AppError, ModelUnavailableError, UserInputError
 from core.ratelimit import RateLimiter
+from core.security import redact
 from core.security.auth import SessionTokens
 from core.tiling import parse_tiles
 from core.types import Decoding
 
 logger = logging.getLogger(__name__)
+
+
+def redact_or_none(text: str | None) -> str | None:
+    """``text`` without credentials or local folders (core.security.redact)."""
+    return None if text is None else redact(text)
 
 
 def error_response(exc: AppError) -> JSONResponse:
@@ -76,7 +82,7 @@ def error_response(exc: AppError) -> JSONResponse:
     retry_after = getattr(exc, "retry_after_s", None)
     if retry_after is not None:
         headers["Retry-After"] = str(int(retry_after))
-    body = {"error": {"code": exc.code, "message": exc.message}}
+    body = {"error": {"code": exc.code, "message": redact(exc.message)}}
     return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 
@@ -161,17 +167,17 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 "uptime": uptime_text(uptime_s),
                 "uptime_s": round(uptime_s, 3),
                 "started_at": datetime.fromtimestamp(ctx.started, UTC).isoformat(),
-                "model_path": status.model_id,
+                "model_path": redact_or_none(status.model_id),
                 "endpoints": ENDPOINTS,
                 "models": [
                     {
-                        "id": model_id,
+                        "id": redact_or_none(model_id),  # local paths: last part
                         "state": engine.status.state,
-                        "error": engine.status.error,
+                        "error": redact_or_none(engine.status.error),
                     }
                     for model_id, engine in ctx.engines.engines()
                 ],
-                "model_id": status.model_id,
+                "model_id": redact_or_none(status.model_id),
                 "model_state": status.state,
                 "device": status.device,
                 "dtype": status.dtype,
@@ -193,7 +199,8 @@ def build_router(ctx: ApiContext) -> APIRouter:
         ]
         if status.state == "ready" and status.model_loaded and status.vae_loaded:
             if not loading:
-                return JSONResponse({"status": "ready", "model_id": status.model_id})
+                model_id = redact(status.model_id)  # a local path: its last part only
+                return JSONResponse({"status": "ready", "model_id": model_id})
             return error_response(
                 ModelLoadingError(
                     f"Not ready: still loading {', '.join(loading)}.",
@@ -245,6 +252,8 @@ def build_router(ctx: ApiContext) -> APIRouter:
         await read_body(request, max_upload * 4 // 3 + 64 * 1024)  # base64 is 4/3
         try:
             body = await request.json()
+        except RecursionError as exc:  # json nests one Python frame per level
+            raise UserInputError("The JSON body is nested too deeply.") from exc
         except ValueError as exc:
             raise UserInputError(f"The body must be JSON ({exc}).") from exc
         if not isinstance(body, dict):

@@ -130,6 +130,7 @@ class ApiContext:
             allowlist=settings.image_url_allowlist,
             max_bytes=settings.image_url_max_mb * MB,
             timeout_s=settings.image_url_timeout_s,
+            ports=settings.image_url_ports,
         )
         return await fetch_image_url(url, policy)
 

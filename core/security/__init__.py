@@ -1,1 +1,32 @@
-"""Security checks shared by the chat and the REST API (no chainlit imports)."""
+"""Web security: ASGI middlewares, origin/host policy, session-id checks,
+markdown escaping and redaction. Framework-free; chat.security installs them on
+Chainlit's app and socket server. See docs/security.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.security.markdown import code_block_safe, escape_markdown, inline_code
+from core.security.redact import redact
+from core.security.sessions import is_canonical_uuid
+
+__all__ = [
+    "code_block_safe",
+    "escape_markdown",
+    "inline_code",
+    "is_canonical_uuid",
+    "private_data_dir",
+    "redact",
+]
+
+OWNER_ONLY_UMASK = 0o077  # files rw-------, folders rwx------
+
+
+def private_data_dir(data_dir: str) -> None:
+    """New files owner-only from now on; DATA_DIR itself rwx------."""
+    os.umask(OWNER_ONLY_UMASK)
+    folder = Path(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from chat.samples import SAMPLES
+from core.security import redact
 from tests.recorded import REPLAY_DOG, REPLAY_RECORDING
 from tests.support import api_inputs as inputs
 from tests.support.chat_client import ChatClient, start_server
@@ -213,6 +214,6 @@ def test_api_model_id_chooses_the_model(two_models) -> None:
     )
     assert unknown.status_code == 403
     assert unknown.json()["error"]["code"] == "model_not_allowed"
-    assert [m["id"] for m in health["models"]] == ids
+    assert [m["id"] for m in health["models"]] == [redact(i) for i in ids]
     assert {m["state"] for m in health["models"]} == {"ready"}
     assert [m["error"] for m in health["models"]] == [None, None]

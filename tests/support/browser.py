@@ -159,9 +159,13 @@ def expand_step(page: Page, name: str) -> Locator:
 def read_step(page: Page, name: str) -> tuple[str, str]:
     """(input, output) text of the last step called ``name``, as shown when open.
 
-    Chainlit renders the input as a code block and the output as markdown.
+    Chainlit renders the input as a code block, and the output too when the
+    step has a ``language`` (the "generating" step: raw model text, exact and
+    inert; see core.security.markdown.code_block_safe).
     """
     region = expand_step(page, name)
-    shown_input = region.locator("pre code").first.inner_text().strip()
-    shown_output = region.locator('[role="article"]').last.inner_text().strip()
+    blocks = region.locator("pre code")
+    blocks.nth(1).wait_for()  # the output's block renders after the input's
+    shown_input = blocks.first.inner_text().strip()
+    shown_output = blocks.nth(1).inner_text().strip()
     return shown_input, shown_output
