@@ -91,15 +91,16 @@ for line in open(f"{copy}/results.txt", encoding="utf-8"):
         continue
     name, status = match.group(1), match.group(2).strip()
     counts[status] = counts.get(status, 0) + 1
-    if status == "survived":
+    if status in ("survived", "no tests"):
         survivors.append(name)
-ran = sum(v for k, v in counts.items() if k in ("killed", "survived", "timeout"))
+# "no tests": no test even runs that code, so nothing could kill the mutant.
+ran = sum(counts.get(k, 0) for k in ("killed", "survived", "timeout", "no tests"))
 killed = counts.get("killed", 0) + counts.get("timeout", 0)
 score = round(100 * killed / ran, 1) if ran else None
 print(json.dumps({"module": module, "sample_every": sample, **counts,
                   "score": score, "scratch": copy}))
 for name in survivors:
-    print("  survived:", name)
+    print("  survived:", name)  # includes "no tests"
 PY
     )
 done
