@@ -67,6 +67,8 @@ only_mutate = ["$pattern"]
 also_copy = ["chat", "scripts", "logging_config.py", "chainlit_app.py"]
 pytest_add_cli_args = ["-q", "-p", "no:cacheprovider", "-x"]
 pytest_add_cli_args_test_selection = [$test_args]
+# Log calls are not mutated: their wording is not behaviour (docs/testing.md).
+do_not_mutate_patterns = ['^\\s*logger\\.']
 EOF
     (
         cd "$copy"
