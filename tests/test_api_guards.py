@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import ipaddress
 import threading
+import time
 from contextlib import nullcontext as does_not_raise
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -418,3 +419,16 @@ def test_parse_format(text, expectation, expected) -> None:
 def test_parse_polygons(text, fmt, expectation, expected) -> None:
     with expectation:
         assert parse_polygons(text, fmt) is expected
+
+
+def test_retry_after_counts_down_with_the_window(monkeypatch) -> None:
+    import core.ratelimit
+
+    limiter = RateLimiter(1)
+    limiter.hit("ip:a")
+    later = time.time() + 45  # the same window, 45 s on
+    monkeypatch.setattr(core.ratelimit.time, "time", lambda: later)
+    with pytest.raises(RateLimitedError) as caught:
+        limiter.hit("ip:a")
+    assert 14 <= caught.value.retry_after_s <= 16
+    assert f"Try again in {caught.value.retry_after_s} s" in caught.value.message

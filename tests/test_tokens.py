@@ -52,7 +52,7 @@ SEGS2 = tuple(127 - i for i in range(16))
             [("dog", BOX2, None)],
         ),  # an empty box is skipped, the objects after it are kept
         (f"{L} {S[:-8]}<seg128> cat", [("cat", BOX, None)]),  # seg 128: no mask
-        (f"{L} {S[:-8]}<seg127> cat", [("cat", BOX, SEGS[:-1] + (127,))]),  # max seg
+        (f"{L} {S[:-8]}<seg127> cat", [("cat", BOX, (*SEGS[:-1], 127))]),  # max seg
     ],
 )
 def test_parse_objects(text, expected):

@@ -26,7 +26,7 @@ def _parse(spec: str) -> dict[str, list[str]]:
 _TABLE = _parse(os.environ.get("FAKE_DNS", ""))
 
 
-def _fake_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):  # noqa: A002
+def _fake_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
     name = host.decode() if isinstance(host, bytes) else str(host or "")
     name = name.lower().rstrip(".")
     if name.endswith(".invalid"):
@@ -36,9 +36,13 @@ def _fake_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):  # noqa: 
     answers = []
     for address in _TABLE[name]:
         inet = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sockaddr = (address, int(port or 0), 0, 0) if inet == socket.AF_INET6 else (
-            address,
-            int(port or 0),
+        sockaddr = (
+            (address, int(port or 0), 0, 0)
+            if inet == socket.AF_INET6
+            else (
+                address,
+                int(port or 0),
+            )
         )
         answers.append((inet, type or socket.SOCK_STREAM, proto or 6, "", sockaddr))
     return answers
