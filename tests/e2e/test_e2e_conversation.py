@@ -63,7 +63,8 @@ def generating_inputs(client: ChatClient) -> list[str]:
 def table(answer: str) -> list[list[str]]:
     """The box table's rows: [#, label, x1, y1, x2, y2, mask area]."""
     rows = [line.strip("| ").split(" | ") for line in answer.splitlines()]
-    return [row for row in rows if len(row) == 7][1:]  # without the header
+    rows = [row for row in rows if len(row) == 7][1:]  # without the header
+    return [[row[0].split()[-1], *row[1:]] for row in rows]  # "🟥 1" -> "1"
 
 
 def expected_rows(prompt: str, size_wh: tuple[int, int]) -> list[list[str]]:

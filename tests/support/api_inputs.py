@@ -326,7 +326,7 @@ BAD_INPUTS = [
         },
         403,
         "model_not_allowed",
-        "is not allowed on this server",
+        "is not served here",
     ),
     (
         "url disabled",
