@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import chainlit as cl
 from chainlit.input_widget import Select, Slider, Switch
@@ -17,7 +18,7 @@ from chat.options import (
 )
 from core.conversation import Conversation
 from core.persist.service import ChatState, Persistence
-from core.security import redact
+from core.security import escape_markdown, redact
 from core.types import DECODING_PRESETS
 
 logger = logging.getLogger(__name__)
@@ -104,19 +105,32 @@ async def save_state(persist: Persistence) -> None:
 async def restore_state(
     persist: Persistence, thread: ThreadDict, models: dict[str, str] | None = None
 ) -> None:
-    """A reloaded or reopened thread: its images, active image, turns, options."""
+    """A reloaded or reopened thread: its images, active image, turns, options.
+
+    Never fails the resume: what could not be restored is said in the chat and
+    the thread goes on with the rest (or fresh).
+    """
     try:
         state = await asyncio.to_thread(
             persist.load_state, thread["id"], DEFAULT_OPTIONS.to_dict()
         )
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         logger.exception("could not restore thread %s", thread["id"])
-        state = ChatState(Conversation(), DEFAULT_OPTIONS.to_dict())
-        await cl.Message(
-            content=f"⚠️ This chat's photos could not be restored ({redact(exc)})."
-        ).send()
+        lost = (f"its saved state ({redact(exc)})",)
+        state = ChatState(Conversation(), DEFAULT_OPTIONS.to_dict(), problems=lost)
     cl.user_session.set("conversation", state.conversation)
     options = ChatOptions.from_values(state.options)
     cl.user_session.set("options", options)
     cl.user_session.set("pending", state.pending)
+    if state.problems:
+        await cl.Message(content=restore_notice(state.problems)).send()
     await send_chat_settings(options, models)
+
+
+def restore_notice(problems: Sequence[str]) -> str:
+    """The chat message naming what a resumed thread lost."""
+    lost = "; ".join(escape_markdown(p) for p in problems)
+    return (
+        f"⚠️ Part of this chat could not be restored: {lost}. The chat goes on: "
+        "attach a photo again to continue working on it."
+    )

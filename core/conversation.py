@@ -33,10 +33,17 @@ def intent_to_dict(intent: Intent) -> dict[str, Any]:
 def intent_from_dict(data: dict[str, Any]) -> Intent:
     """Inverse of ``intent_to_dict``; unknown keys are ignored, ``task`` and
     ``prompt`` are required."""
+    if not isinstance(data, dict):
+        raise ValueError(f"an intent must be an object, got {type(data).__name__}")
     known = {f.name for f in fields(Intent)}
     missing = {"task", "prompt"} - data.keys()
     if missing:
         raise ValueError(f"an intent needs {sorted(missing)}, got keys {sorted(data)}")
+    for key in ("task", "prompt"):
+        if not isinstance(data[key], str):
+            raise ValueError(
+                f"an intent's {key} must be a string, got {data[key]!r:.60}"
+            )
     values = {k: v for k, v in data.items() if k in known}
     values["targets"] = tuple(values.get("targets") or ())
     region = values.get("region")

@@ -29,3 +29,18 @@ REPLAY_RECORDING = {
     "detect car": "<loc0300><loc0100><loc0800><loc0900> car",
     "segment car": f"<loc0300><loc0100><loc0800><loc0900> {REPLAY_SEGS} car",
 }
+
+# Answers for the REST API and CLI end-to-end tests (replay model): every
+# grounded prompt those tests send, with seg tokens where the task segments,
+# so masks, COCO annotations, YOLO polygons and areas really exist.
+REPLAY_CAR = f"<loc0300><loc0100><loc0800><loc0900> {REPLAY_SEGS} car"
+REPLAY_BIKE = "<loc0400><loc0050><loc0950><loc0600> bike"
+CAPTION_EN = "a cat and a dog on a grey floor"
+API_RECORDING = {
+    **REPLAY_RECORDING,
+    "detect dog ; bike": "<loc0200><loc0550><loc0900><loc0950> dog ; " + REPLAY_BIKE,
+    "segment car": f"{REPLAY_CAR} ; <loc0050><loc0600><loc0400><loc1000> "
+    f"{REPLAY_SEGS} car",
+    "caption en": CAPTION_EN,
+    "answer ar \u0645\u0627 \u0644\u0648\u0646 X": "\u0623\u062d\u0645\u0631",
+}

@@ -193,10 +193,11 @@ async def test_ready_and_segment_while_not_ready(state, error, status, code) -> 
 
 
 async def test_full_queue_answers_503_with_retry_after() -> None:
-    release = threading.Event()
+    release, entered = threading.Event(), threading.Event()
 
     class SlowModel(FakeModel):
         def generate(self, image, prompt, **decoding):
+            entered.set()
             release.wait(10)
             return super().generate(image, prompt, **decoding)
 
@@ -212,8 +213,7 @@ async def test_full_queue_answers_503_with_retry_after() -> None:
             )
 
         first = asyncio.create_task(post())
-        while queue.depth == 0:
-            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(entered.wait, 10)  # the first is running
         second = await post()
         release.set()
         assert (await first).status_code == 200

@@ -249,17 +249,27 @@ async def test_bad_format_options_are_400_before_the_model_runs(
 
 
 @pytest.mark.parametrize(
-    ("fmt", "polygons"),
+    ("fmt", "polygons", "content_type", "download"),
     [
-        (" ZIP ", "false"),  # case: case and spaces ignored, polygons off
-        ("coco", "no"),  # case: explicit no
-        ("json", "0"),  # case: json with polygons off is fine
+        (" ZIP ", "false", "application/zip", "paligemma-masks.zip"),  # case: spaces
+        ("Coco", "no", "application/json", "paligemma.coco.json"),  # case: explicit no
+        ("YOLO", "", "application/zip", "paligemma-yolo.zip"),  # case: upper case
+        ("json", "0", "application/json", None),  # case: json, polygons off
     ],
 )
-async def test_format_spellings_accepted(decoder, fmt, polygons) -> None:
+async def test_format_spellings_accepted(
+    decoder, fmt, polygons, content_type, download
+) -> None:
     response = await _post(decoder, format=fmt, polygons=polygons)
     assert response.status_code == 200, response.text
     assert response.headers["x-failed-items"] == "1"
+    assert response.headers["content-type"] == content_type
+    disposition = response.headers.get("content-disposition")
+    assert disposition == (download and f'attachment; filename="{download}"')
+    if fmt == "json":
+        assert "results" in response.json()  # not a COCO file
+    elif "coco" in fmt.lower():
+        assert {"images", "annotations", "categories"} <= set(response.json())
 
 
 @pytest.mark.parametrize("fmt", ["json", "coco", "yolo", "zip"])

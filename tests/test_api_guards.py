@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import ipaddress
 import threading
+import time
 from contextlib import nullcontext as does_not_raise
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -312,35 +314,55 @@ def test_decode_base64(text, expectation) -> None:
 
 
 @pytest.mark.parametrize(
-    ("header", "expectation"),
+    ("header", "message"),
     [
-        ("Bearer s3cret-key", does_not_raise()),  # case: valid
-        ("bearer s3cret-key", does_not_raise()),  # case: scheme case-insensitive
-        ("Bearer wrong", pytest.raises(UnauthorizedError)),  # case: wrong key
-        ("Bearer s3cret-ke", pytest.raises(UnauthorizedError)),  # case: prefix
-        ("Basic s3cret-key", pytest.raises(UnauthorizedError)),  # case: scheme
-        ("Bearer ", pytest.raises(UnauthorizedError)),  # case: empty token
-        (None, pytest.raises(UnauthorizedError)),  # case: no header
+        ("Bearer s3cret-key", None),  # case: valid
+        ("bearer s3cret-key", None),  # case: scheme case-insensitive
+        ("Bearer  s3cret-key ", None),  # case: spaces around the token
+        ("Bearer wrong", "The API key is not valid."),  # case: wrong key
+        ("Bearer s3cret-ke", "The API key is not valid."),  # case: prefix
+        ("Bearer s3cret-key x", "The API key is not valid."),  # case: extra word
+        ("Basic s3cret-key", "'Authorization: Bearer <key>'"),  # case: scheme
+        ("Bearer ", "send the header 'Authorization: Bearer <key>'"),  # case: empty
+        (None, "This API needs an API key"),  # case: no header
     ],
 )
-def test_check_api_key(header: str | None, expectation) -> None:
-    with expectation:
+def test_check_api_key(header: str | None, message: str | None) -> None:
+    if message is None:
         identity = check_api_key(header, "s3cret-key")
-        assert identity.startswith("key:") and "s3cret" not in identity
+        expected = hashlib.sha256(b"s3cret-key").hexdigest()[:12]
+        assert identity == f"key:{expected}"  # short, not the key itself
+        return
+    with pytest.raises(UnauthorizedError) as caught:
+        check_api_key(header, "s3cret-key")
+    assert message in caught.value.message
 
 
 def test_no_api_key_configured_means_open() -> None:
     assert check_api_key(None, None) is None
+    assert check_api_key("Bearer anything", "") is None
 
 
-def test_rate_limiter_refuses_past_the_limit_per_client() -> None:
-    limiter = RateLimiter(3)
-    for _ in range(3):
+@pytest.mark.parametrize("limit", [1, 3])
+def test_rate_limiter_refuses_past_the_limit_per_client(limit: int) -> None:
+    limiter = RateLimiter(limit)
+    for _ in range(limit):
         limiter.hit("ip:a")
     with pytest.raises(RateLimitedError) as caught:
         limiter.hit("ip:a")
-    assert 1 <= caught.value.retry_after_s <= 60
+    assert 58 <= caught.value.retry_after_s <= 60  # the window just started
+    assert f"the limit is {limit} per minute (RATE_LIMIT)" in caught.value.message
+    assert f"Try again in {caught.value.retry_after_s} s" in caught.value.message
     limiter.hit("ip:b")  # another client has its own window
+
+
+def test_rate_limit_zero_is_off_and_negative_is_refused() -> None:
+    limiter = RateLimiter(0)
+    for _ in range(100):
+        limiter.hit("ip:a")
+    assert limiter.per_minute == 0
+    with pytest.raises(ValueError, match="RATE_LIMIT must be >= 0, got -1"):
+        RateLimiter(-1)
 
 
 @pytest.mark.parametrize(
@@ -397,3 +419,16 @@ def test_parse_format(text, expectation, expected) -> None:
 def test_parse_polygons(text, fmt, expectation, expected) -> None:
     with expectation:
         assert parse_polygons(text, fmt) is expected
+
+
+def test_retry_after_counts_down_with_the_window(monkeypatch) -> None:
+    import core.ratelimit
+
+    limiter = RateLimiter(1)
+    limiter.hit("ip:a")
+    later = time.time() + 45  # the same window, 45 s on
+    monkeypatch.setattr(core.ratelimit.time, "time", lambda: later)
+    with pytest.raises(RateLimitedError) as caught:
+        limiter.hit("ip:a")
+    assert 14 <= caught.value.retry_after_s <= 16
+    assert f"Try again in {caught.value.retry_after_s} s" in caught.value.message

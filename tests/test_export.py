@@ -201,17 +201,71 @@ def test_coco_loads_in_pycocotools_and_masks_decode_bit_for_bit(tmp_path) -> Non
     ]
 
 
-def test_coco_eval_of_the_export_against_itself_is_perfect(tmp_path) -> None:
-    # iscrowd 0 with RLE: COCOeval must match, not ignore, every object.
-    item = item_of([disc(), ring(), random_blobs((77, 61), 6)], ["a", "b", "a"])
-    gt = write_and_load(tmp_path, to_coco([item]))
-    results = [{**ann, "score": 1.0} for ann in gt.loadAnns(gt.getAnnIds())]
+def _independent_ground_truth(masks, labels, size_wh) -> dict:
+    """COCO ground truth written with pycocotools alone, from the source masks."""
+    names = list(dict.fromkeys(labels))
+    annotations = []
+    for index, (mask, label) in enumerate(zip(masks, labels, strict=True), 1):
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        annotations.append(
+            {
+                "id": index,
+                "image_id": 7,
+                "category_id": names.index(label) + 1,
+                "segmentation": {**rle, "counts": rle["counts"].decode()},
+                "area": float(mask_utils.area(rle)),
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                "iscrowd": 0,
+            }
+        )
+    return {
+        "images": [
+            {
+                "id": 7,
+                "file_name": "photo.jpg",
+                "width": size_wh[0],
+                "height": size_wh[1],
+            }
+        ],
+        "categories": [{"id": i, "name": n} for i, n in enumerate(names, 1)],
+        "annotations": annotations,
+    }
+
+
+def _mask_ap(tmp_path, ground_truth: dict, export: dict) -> float:
+    """COCOeval segm AP@[.5:.95] of the export's annotations as predictions,
+    matched to the ground truth by file name and category name."""
+    gt = write_and_load(tmp_path, ground_truth)
+    image_ids = {i["file_name"]: i["id"] for i in ground_truth["images"]}
+    category_ids = {c["name"]: c["id"] for c in ground_truth["categories"]}
+    exported_images = {i["id"]: i["file_name"] for i in export["images"]}
+    exported_names = {c["id"]: c["name"] for c in export["categories"]}
+    results = [
+        {
+            "image_id": image_ids[exported_images[ann["image_id"]]],
+            "category_id": category_ids[exported_names[ann["category_id"]]],
+            "segmentation": ann["segmentation"],
+            "score": 1.0,
+        }
+        for ann in export["annotations"]
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator = COCOeval(gt, gt.loadRes(results), iouType="segm")
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    assert evaluator.stats[0] == pytest.approx(1.0)  # AP@[.5:.95]
+    return evaluator.stats[0]
+
+
+def test_coco_eval_of_the_export_against_independent_ground_truth(tmp_path) -> None:
+    masks = [disc(), ring(), random_blobs((77, 61), 6)]
+    labels = ["a", "b", "a"]
+    truth = _independent_ground_truth(masks, labels, (77, 61))
+    export = to_coco([item_of(masks, labels)])
+    assert _mask_ap(tmp_path, truth, export) == pytest.approx(1.0)  # AP@[.5:.95]
+    # The same metric sees a wrong export: masks shifted by 12 pixels.
+    shifted = [np.roll(mask, 12, axis=1) for mask in masks]
+    assert _mask_ap(tmp_path, truth, to_coco([item_of(shifted, labels)])) < 0.5
 
 
 @pytest.mark.parametrize(
@@ -519,13 +573,16 @@ def test_zero_images_give_a_zip_with_the_json(tmp_path) -> None:
 
 
 def test_image_named_like_a_top_level_file_gets_its_own_folder():
+    names = ["annotations.coco.json.png", "errors.json.png", "classes.txt.png"]
     items = [
-        ExportItem("annotations.coco.json.png", (4, 4)),
-        ExportItem("errors.json.png", (4, 4)),
-        ExportItem("classes.txt.png", (4, 4)),
+        ExportItem(name, (8, 6), item_of([rectangle((8, 6), (1, 1, 5, 4))]).detections)
+        for name in names
     ]
     with zipfile.ZipFile(io.BytesIO(masks_zip(items))) as archive:
-        names = archive.namelist()
-    folders = {name.split("/")[0] for name in names if "/" in name}
+        members = archive.namelist()
+        coco = json.loads(archive.read("annotations.coco.json"))
+    folders = {name.split("/")[0] for name in members if "/" in name} - {"labels"}
+    assert len(folders) == 3  # one mask folder per image, none shadowing a file
     assert folders.isdisjoint({"annotations.coco.json", "errors.json", "classes.txt"})
-    assert "annotations.coco.json" in names
+    assert [i["file_name"] for i in coco["images"]] == names  # the real COCO file
+    assert len([m for m in members if m.endswith("_obj.png")]) == 3

@@ -70,3 +70,28 @@ def test_mask_placement_edge_cases(logits_shape, box_px, expectation):
 
 def test_mask_to_xyxy_empty():
     assert mask_to_xyxy(np.zeros((5, 5), bool)) is None
+
+
+def test_mask_to_xyxy_is_tight_with_exclusive_ends():
+    mask = np.zeros((10, 12), bool)
+    mask[2:5, 3:9] = True  # rows 2..4, columns 3..8
+    assert mask_to_xyxy(mask) == (3, 2, 9, 5)
+
+
+@pytest.mark.parametrize(
+    ("box_px", "pixels"),
+    [
+        ((5, 5, 6, 9), 4),  # case: one pixel wide box still gets its mask
+        ((5, 5, 9, 6), 4),  # case: one pixel high
+        ((5, 5, 9, 5), 0),  # case: zero height: empty, no error
+        ((5, 5, 5, 9), 0),  # case: zero width
+    ],
+)
+def test_thin_and_empty_boxes(box_px, pixels):
+    full = mask_logits_to_full(np.ones((64, 64), np.float32), box_px, (16, 16))
+    assert full.shape == (16, 16) and int(full.sum()) == pixels
+
+
+def test_logits_of_exactly_zero_are_background():
+    zero = mask_logits_to_full(np.zeros((64, 64), np.float32), (0, 0, 8, 8), (8, 8))
+    assert not zero.any()  # threshold is > 0: logits are centred on 0

@@ -116,7 +116,15 @@ def test_greedy_generate_is_deterministic_and_image_token_in_prompt_is_removed(
     assert str(first) == str(again)
 
 
-def test_sampling_options_are_accepted(manager) -> None:
+def test_sampling_options_reach_transformers_generate(manager, monkeypatch) -> None:
+    seen: list[dict] = []
+    original = manager.model.generate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(manager.model, "generate", spy)
     out = manager.generate(
         IMAGE,
         "caption en",
@@ -126,7 +134,19 @@ def test_sampling_options_are_accepted(manager) -> None:
         top_k=0,
         temperature=0.7,
     )
-    assert 1 <= out.num_tokens <= 6
+    greedy = manager.generate(IMAGE, "caption en", max_new_tokens=6)
+    assert 1 <= out.num_tokens <= 6 and 1 <= greedy.num_tokens <= 6
+    sampled, plain = seen
+    options = ("do_sample", "top_p", "top_k", "temperature", "max_new_tokens")
+    assert {k: sampled.get(k) for k in options} == {
+        "do_sample": True,
+        "top_p": 0.3,
+        "top_k": 0,
+        "temperature": 0.7,
+        "max_new_tokens": 6,
+    }
+    assert plain.get("do_sample") is False  # greedy: no sampling options sent
+    assert {"top_p", "top_k", "temperature"}.isdisjoint(plain)
 
 
 def test_concurrent_generate_calls_are_serialised(manager, monkeypatch) -> None:
@@ -252,10 +272,16 @@ def test_hub_id_offline_fails_fast_with_the_fix(tmp_path, no_vae, monkeypatch):
     manager = mm.ModelManager(
         _settings(tmp_path, "google/paligemma2-3b-mix-224", no_vae)
     )
-    started = time.perf_counter()
+    sent: list[str] = []  # fails fast = never waits on the network
+
+    def no_network(self, request, *args, **kwargs):
+        sent.append(str(request.url))
+        raise httpx.ConnectError("tests send nothing", request=request)
+
+    monkeypatch.setattr(httpx.Client, "send", no_network)
     with pytest.raises(ModelUnavailableError) as caught:
         manager.load()
-    assert time.perf_counter() - started < 30
+    assert sent == []
     message = caught.value.message
     assert "google/paligemma2-3b-mix-224 could not be downloaded" in message
     assert "MODEL_ID=/path/to/a/local/copy" in message

@@ -70,7 +70,6 @@ def test_snapshot_survives_json_and_keeps_refining(tmp_path):
             lambda d: d["turns"][0]["intent"].pop("prompt"),
             pytest.raises(ValueError, match="prompt"),
         ),
-        (lambda d: d.update(active_id="img-9"), does_not_raise()),  # falls back
     ],
 )
 def test_snapshot_checks(tmp_path, change, expectation):
@@ -78,6 +77,15 @@ def test_snapshot_checks(tmp_path, change, expectation):
     change(data)
     with expectation:
         Conversation.from_dict(data)
+
+
+def test_unknown_active_image_falls_back_to_none(tmp_path):
+    data = _chat(tmp_path).to_dict()
+    data["active_id"] = "img-9"
+    chat = Conversation.from_dict(data)
+    assert chat.active_image is None
+    assert chat.to_dict()["active_id"] is None  # no dangling id saved again
+    assert [r.id for r in chat.images] == ["img-1", "img-2"]
 
 
 def test_drop_missing_forgets_the_image_and_its_turns(tmp_path):
@@ -112,6 +120,100 @@ def test_state_file_round_trip(tmp_path):
     assert state.pending == pending
     fresh = persist.load_state(str(uuid.uuid4()), OPTIONS)
     assert not fresh.conversation.has_images and fresh.options == OPTIONS
+
+
+def _saved_state(tmp_path: Path) -> tuple[Persistence, str, dict]:
+    """A persistence, a thread id and the JSON its state.json holds."""
+    persist = _persistence(tmp_path)
+    thread_id = str(uuid.uuid4())
+    chat = _chat(persist.thread_folder(thread_id))
+    pending = parse_intent("segment the bike")
+    path = persist.save_state(thread_id, ChatState(chat, {"opacity": 0.8}, pending))
+    return persist, thread_id, json.loads(path.read_text())
+
+
+def _images(state: ChatState) -> list[str]:
+    return [r.name for r in state.conversation.images]
+
+
+BOTH = ["cat.jpg", "car.png"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "images", "problem"),
+    [
+        (lambda d: {}, [], "photos and turns"),  # case: empty object
+        (lambda d: {"conversation": []}, [], "photos and turns"),  # case: a list
+        (lambda d: [], [], "not a JSON object"),  # case: top level a list
+        (lambda d: "{not json", [], "not a JSON object"),  # case: broken JSON text
+        (lambda d: {**d, "conversation": {"version": 0}}, [], "version"),  # case: old
+        (
+            lambda d: {**d, "conversation": {**d["conversation"], "images": 5}},
+            [],
+            "photos and turns",
+        ),  # case: images not a list
+        (
+            lambda d: {**d, "conversation": {**d["conversation"], "turns": [{}]}},
+            [],
+            "photos and turns",
+        ),  # case: a turn without fields
+        (lambda d: {**d, "options": [1]}, BOTH, "settings"),  # case: options a list
+        (
+            lambda d: {**d, "options": {"opacity": "lots", "show_boxes": 1}},
+            BOTH,
+            "'opacity'",
+        ),  # case: option of the wrong type
+        (lambda d: {**d, "options": {"zoom": 3}}, BOTH, "'zoom'"),  # case: unknown
+        (lambda d: {**d, "pending": {"task": "x"}}, BOTH, "waiting"),  # case: pending
+        (lambda d: {**d, "pending": "segment"}, BOTH, "waiting"),  # case: pending str
+        (
+            lambda d: {**d, "pending": {"task": 1, "prompt": ["x"]}},
+            BOTH,
+            "waiting",
+        ),  # case: pending of the wrong types
+    ],
+)
+def test_resume_never_crashes_on_a_malformed_state_file(
+    tmp_path, edit, images, problem
+):
+    persist, thread_id, data = _saved_state(tmp_path)
+    edited = edit(data)
+    target = persist.thread_folder(thread_id) / "state.json"
+    target.write_text(edited if isinstance(edited, str) else json.dumps(edited))
+    state = persist.load_state(thread_id, OPTIONS)
+    assert _images(state) == images
+    assert any(problem in p for p in state.problems), state.problems
+    assert set(state.options) == set(OPTIONS)  # every setting has a usable value
+    assert all(type(state.options[k]) is type(v) for k, v in OPTIONS.items())
+    # The thread stays usable: a new photo and a request on it work.
+    record = state.conversation.add_image("new.png", "/x.png", (8, 8))
+    state.conversation.record(
+        record.id, parse_intent("detect cat"), ResultSummary("x", ("cat",))
+    )
+    assert state.conversation.active_image == record
+
+
+def test_a_well_formed_state_file_has_no_problems(tmp_path):
+    persist, thread_id, _ = _saved_state(tmp_path)
+    state = persist.load_state(thread_id, OPTIONS)
+    assert state.problems == () and _images(state) == BOTH
+    assert state.options["opacity"] == 0.8
+
+
+def test_a_gone_photo_is_named(tmp_path):
+    persist, thread_id, _ = _saved_state(tmp_path)
+    (persist.thread_folder(thread_id) / "001.png").unlink()
+    state = persist.load_state(thread_id, OPTIONS)
+    assert _images(state) == ["car.png"]
+    assert state.problems == ("the photo cat.jpg is gone",)
+
+
+def test_restore_notice_names_the_loss_and_escapes_markdown():
+    from chat.session import restore_notice
+
+    notice = restore_notice(["the setting '![x](http://evil/)'"])
+    assert "could not be restored" in notice and "attach a photo again" in notice
+    assert "![x](http" not in notice  # an edited file cannot inject an image
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import copy
 import gc
 import importlib.util
 import weakref
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -115,9 +116,22 @@ def test_manager_loads_int8_and_generates(tiny_model_dir, synthetic_vae_path, tm
     manager.load()
     assert manager.status.state == "ready"
     assert quantize.is_int8_dynamic(manager.model)
-    answer = manager.generate(IMAGE, "detect cat", max_new_tokens=12)
-    assert isinstance(str(answer), str)
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    calls: list[str] = []  # every int8 layer's forward during generate
+    hooks = [
+        module.register_forward_hook(lambda m, i, o, name=name: calls.append(name))
+        for name, module in manager.model.named_modules()
+        if isinstance(module, DynamicLinear)
+    ]
+    try:
+        answer = manager.generate(IMAGE, "detect cat", max_new_tokens=12)
+    finally:
+        for hook in hooks:
+            hook.remove()
     assert 1 <= answer.num_tokens <= 12
+    # The text came out of the int8 layers: the busiest ran once per token.
+    assert calls and max(Counter(calls).values()) >= answer.num_tokens
     assert answer.truncated == (answer.num_tokens == 12)
 
 

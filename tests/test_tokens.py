@@ -46,6 +46,13 @@ SEGS2 = tuple(127 - i for i in range(16))
         (f"{L} cat<eos>", [("cat", BOX, None)]),  # stray special token after label
         (f"{S} {L} cat", [("cat", BOX, None)]),  # seg tokens before the box: ignored
         ("<loc10000><loc0200><loc0300><loc0400> x", []),  # five-digit loc: malformed
+        ("<loc0100><loc0200><loc0100><loc0400> x", []),  # y2 == y1: empty box
+        (
+            f"<loc0100><loc0200><loc0100><loc0400> x ; {L2} dog",
+            [("dog", BOX2, None)],
+        ),  # an empty box is skipped, the objects after it are kept
+        (f"{L} {S[:-8]}<seg128> cat", [("cat", BOX, None)]),  # seg 128: no mask
+        (f"{L} {S[:-8]}<seg127> cat", [("cat", BOX, (*SEGS[:-1], 127))]),  # max seg
     ],
 )
 def test_parse_objects(text, expected):

@@ -301,6 +301,12 @@ def decoding_for(preset: str | None, max_new_tokens: str | None) -> Decoding:
     """Decoding from form fields; 400 naming the bad value."""
     try:
         tokens = int(max_new_tokens) if max_new_tokens not in (None, "", "0") else None
+    except ValueError as exc:
+        raise UserInputError(
+            "max_new_tokens must be a whole number (0 = sized from the request), "
+            f"got {max_new_tokens!r:.40}."
+        ) from exc
+    try:
         return Decoding(preset=preset or "greedy", max_new_tokens=tokens)
     except ValueError as exc:
         raise UserInputError(f"Invalid decoding options: {exc}") from exc

@@ -56,6 +56,8 @@ class ChatState:
     conversation: Conversation
     options: dict[str, Any]
     pending: Intent | None = None
+    # What a resumed chat could not bring back, said to the user (load_state).
+    problems: tuple[str, ...] = ()
 
 
 @dataclass
@@ -169,25 +171,92 @@ class Persistence:
     def load_state(self, thread_id: str, default_options: dict[str, Any]) -> ChatState:
         """The saved state of a thread; a fresh one when none was saved.
 
-        Images whose file is gone are dropped with their turns (logged).
+        Never raises on a partial, old or hand-edited ``state.json``: each part
+        (conversation, options, pending request) that cannot be read is reset
+        and named in ``ChatState.problems``; images whose file is gone are
+        dropped with their turns and named there too.
         """
         folder = self.thread_folder(thread_id)
         target = folder / STATE_FILE
         if not target.exists():
             return ChatState(Conversation(), dict(default_options))
-        data = json.loads(target.read_text(encoding="utf-8"))
-        snapshot = data["conversation"]
-        for image in snapshot["images"]:
-            image["path"] = str(folder / image["path"])  # absolute paths stay
-        conversation = Conversation.from_dict(snapshot)
+        problems: list[str] = []
+        try:
+            data = json.loads(target.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            data = None
+            logger.warning("thread %s: unreadable %s: %s", thread_id, target, exc)
+        if not isinstance(data, dict):
+            problems.append(
+                f"the saved state is not a JSON object (got {type(data).__name__})"
+            )
+            data = {}
+        conversation = _conversation_from(data.get("conversation"), folder, problems)
         for record in conversation.drop_missing(lambda p: Path(p).is_file()):
             logger.warning("thread %s: image %s is gone", thread_id, record.path)
+            problems.append(f"the photo {record.name} is gone")
+        options = _options_from(data.get("options"), default_options, problems)
         pending = data.get("pending")
-        return ChatState(
-            conversation,
-            {**default_options, **(data.get("options") or {})},
-            intent_from_dict(pending) if pending else None,
-        )
+        if pending is not None:
+            try:
+                pending = intent_from_dict(pending)
+            except _SNAPSHOT_ERRORS as exc:
+                problems.append(f"the request waiting for a photo ({exc})")
+                pending = None
+        if problems:
+            logger.warning("thread %s: not restored: %s", thread_id, problems)
+        return ChatState(conversation, options, pending, tuple(problems))
+
+
+# What reading a hand-edited snapshot can raise (wrong types, missing keys).
+_SNAPSHOT_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def _conversation_from(
+    snapshot: Any, folder: Path, problems: list[str]
+) -> Conversation:
+    """The saved photos and turns, or an empty conversation (reason appended)."""
+    if snapshot is None:
+        problems.append("the photos and turns (none were saved)")
+        return Conversation()
+    images = snapshot.get("images") if isinstance(snapshot, dict) else None
+    for image in images if isinstance(images, list) else ():
+        if isinstance(image, dict) and isinstance(image.get("path"), str):
+            image["path"] = str(folder / image["path"])  # absolute paths stay
+    try:
+        return Conversation.from_dict(snapshot)
+    except _SNAPSHOT_ERRORS as exc:
+        problems.append(f"the photos and turns ({exc})")
+        return Conversation()
+
+
+def _options_from(
+    saved: Any, defaults: dict[str, Any], problems: list[str]
+) -> dict[str, Any]:
+    """Saved options over ``defaults``; unknown keys and values of another type
+    than the default's are dropped (named in ``problems``)."""
+    if saved is None:
+        return dict(defaults)
+    if not isinstance(saved, dict):
+        problems.append(f"the settings (expected an object, got {saved!r:.60})")
+        return dict(defaults)
+    options = dict(defaults)
+    for key, value in saved.items():
+        default = defaults.get(key)
+        if key not in defaults or not _same_kind(value, default):
+            problems.append(f"the setting {key!r} ({value!r:.60})")
+            continue
+        options[key] = value
+    return options
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """True when ``value`` can stand in for ``default`` (bool is not a number)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int | float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,45 +1,53 @@
 """The real server with API_KEY, image_url enabled, small limits and a low
-RATE_LIMIT: 401, 403 (SSRF after DNS), 409, 413, 429. Loopback traffic only."""
+RATE_LIMIT: 401, 403 (SSRF after DNS), 409, 413, 429. Loopback traffic only.
+
+Host names resolve through a fake resolver in the server process
+(tests/support/fake_dns): the server's own address checks run on what it
+answers, so every SSRF case below reaches the check it is named after."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.recorded import API_RECORDING
 from tests.support import api_inputs as inputs
-from tests.support.chat_client import start_server
 
 pytestmark = pytest.mark.e2e
 
 KEY = "test-key-0123456789"
-RATE_LIMIT = 40
 AUTH = {"Authorization": f"Bearer {KEY}"}
+FAKE_DNS = {
+    "metadata.test": "169.254.169.254",  # cloud metadata
+    "intranet.test": "10.0.0.1",  # private network
+    "rebind.test": "93.184.216.34+127.0.0.1",  # one public, one loopback
+    "v6local.test": "fe80::1",  # IPv6 link-local
+    "shared.test": "100.64.0.1",  # carrier-grade NAT
+}
+ALLOWLIST = ["localhost", "127.0.0.1", "[::1]", "169.254.169.254", "10.0.0.1"]
+ALLOWLIST += [*FAKE_DNS, "gone.invalid"]
+FAKE_DNS_PATH = Path(__file__).resolve().parents[1] / "support" / "fake_dns"
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir, synthetic_vae_path, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("api-secured")
-    env = {
-        "MODEL_ID": str(tiny_model_dir),
-        "VAE_PATH": str(synthetic_vae_path),
-        "DATA_DIR": str(tmp / "data"),
-        "HF_HUB_OFFLINE": "1",
-        "API_KEY": KEY,
-        "ALLOW_IMAGE_URL": "true",
+def server(app_server):
+    return app_server(
+        recording=API_RECORDING,
+        name="api-secured",
+        API_KEY=KEY,
+        ALLOW_IMAGE_URL="true",
         # Every name here resolves to (or is) a forbidden address: the address
         # check must win over the allowlist.
-        "IMAGE_URL_ALLOWLIST": "localhost,127.0.0.1,[::1],169.254.169.254,10.0.0.1",
-        "MODEL_ALLOWLIST": "google/paligemma2-3b-mix-224",
-        "MAX_UPLOAD_MB": "1",
-        "MAX_IMAGE_PIXELS": "1000000",
-        "RATE_LIMIT": str(RATE_LIMIT),
-    }
-    process = start_server(env, tmp / "server.log")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
+        IMAGE_URL_ALLOWLIST=",".join(ALLOWLIST),
+        PYTHONPATH=str(FAKE_DNS_PATH),
+        FAKE_DNS=",".join(f"{name}={ip}" for name, ip in FAKE_DNS.items()),
+        MODEL_ALLOWLIST="google/paligemma2-3b-mix-224",
+        MAX_UPLOAD_MB="1",
+        MAX_IMAGE_PIXELS="1000000",
+        RATE_LIMIT="100000",
+    )
 
 
 @pytest.fixture
@@ -92,6 +100,26 @@ def test_key_admits_and_probes_and_chat_stay_open(client) -> None:
         ("http://[::1]:{port}/", "loopback"),  # case: IPv6 loopback
         ("http://169.254.169.254/latest/meta-data/", "metadata"),  # case: metadata
         ("http://10.0.0.1/", "private"),  # case: private
+        (
+            "http://metadata.test/latest/",
+            "resolves to 169.254.169.254, a cloud metadata",
+        ),  # case: name -> metadata
+        (
+            "http://intranet.test/a.png",
+            "resolves to 10.0.0.1, a private",
+        ),  # case: name -> private
+        (
+            "http://rebind.test/a.png",
+            "resolves to 127.0.0.1, a loopback",
+        ),  # case: one bad address
+        (
+            "http://v6local.test/a.png",
+            "resolves to fe80::1, a link-local",
+        ),  # case: link-local v6
+        (
+            "http://shared.test/a.png",
+            "resolves to 100.64.0.1, not a public",
+        ),  # case: shared space
         ("file:///etc/passwd", "http or https"),  # case: file scheme
         ("gopher://localhost/", "http or https"),  # case: gopher scheme
         ("http://images.example.net/a.png", "IMAGE_URL_ALLOWLIST"),  # case: host
@@ -134,16 +162,33 @@ def test_allowlisted_model_that_is_not_loaded_is_409(client) -> None:
     assert response.json()["error"]["code"] == "model_not_loaded"
 
 
-def test_rate_limit_is_enforced_with_retry_after(client) -> None:
-    """Runs last in this module: it spends the key's window."""
-    statuses = []
-    for _ in range(RATE_LIMIT + 1):
+def test_a_name_that_does_not_resolve_is_a_fetch_error(client) -> None:
+    response = _segment(client, AUTH, image_url="http://gone.invalid/a.png")
+    assert response.status_code != 403, response.text  # passed the checks
+    error = response.json()["error"]
+    assert error["code"] == "url_fetch_failed"
+    assert "Could not resolve the host 'gone.invalid'" in error["message"]
+
+
+RATE_LIMIT = 5
+
+
+def test_rate_limit_is_enforced_with_retry_after(app_server) -> None:
+    """A server of its own: exactly RATE_LIMIT requests pass, the next is 429."""
+    limited = app_server(
+        recording=API_RECORDING, name="rate", API_KEY=KEY, RATE_LIMIT=str(RATE_LIMIT)
+    )
+    with httpx.Client(base_url=limited.url, timeout=60) as client:
+        statuses = [
+            client.post("/process", json={}, headers=AUTH).status_code
+            for _ in range(RATE_LIMIT)
+        ]
         response = client.post("/process", json={}, headers=AUTH)
-        statuses.append(response.status_code)
-        if response.status_code == 429:
-            break
-    assert statuses[-1] == 429 and len(statuses) <= RATE_LIMIT + 1
-    assert set(statuses[:-1]) == {400}
+        probe = client.get("/health")
+    assert statuses == [400] * RATE_LIMIT  # counted, answered (bad body)
+    assert response.status_code == 429, response.text
     assert 1 <= int(response.headers["Retry-After"]) <= 60
-    assert response.json()["error"]["code"] == "rate_limited"
-    assert client.get("/health").status_code == 200  # probes are not limited
+    error = response.json()["error"]
+    assert error["code"] == "rate_limited"
+    assert f"the limit is {RATE_LIMIT} per minute (RATE_LIMIT)" in error["message"]
+    assert probe.status_code == 200  # probes are not limited

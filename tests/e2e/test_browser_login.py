@@ -6,7 +6,6 @@ answering from a recording; screenshots go to test-output/browser/.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from tests.support.browser import (
     table_rows,
     wait_for_answer,
 )
-from tests.support.chat_client import ROOT, ServerProcess, start_server
+from tests.support.chat_client import ROOT, ServerProcess
 
 pytestmark = pytest.mark.browser
 
@@ -44,24 +43,9 @@ THREAD_URL = re.compile(r"/thread/([0-9a-f-]{36})$")
 
 
 @pytest.fixture(scope="module")
-def server(synthetic_vae_path, tmp_path_factory) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("browser-login")
-    recording = folder / "recording.json"
-    recording.write_text(json.dumps(RECORDING), encoding="utf-8")
-    env = {
-        "MODEL_ID": f"replay:{recording}",
-        "VAE_PATH": str(synthetic_vae_path),
-        "DATA_DIR": str(folder / "data"),
-        "HF_HUB_OFFLINE": "1",
-        "AUTH_USERS": f"alice:{hash_password(PASSWORD)}",
-    }
-    server = start_server(env, folder / "server.log")
-    server.data_dir = Path(env["DATA_DIR"])
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
+def server(app_server) -> ServerProcess:
+    users = f"alice:{hash_password(PASSWORD)}"
+    return app_server(recording=RECORDING, name="browser-login", AUTH_USERS=users)
 
 
 @pytest.fixture

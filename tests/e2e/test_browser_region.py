@@ -3,7 +3,6 @@ photo, and the last request runs on that part with results on the photo."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 
@@ -19,7 +18,7 @@ from tests.support.browser import (
     table_rows,
     wait_for_answer,
 )
-from tests.support.chat_client import ServerProcess, start_server
+from tests.support.chat_client import ServerProcess
 
 pytestmark = pytest.mark.browser
 
@@ -28,22 +27,8 @@ CAT = "<loc0256><loc0256><loc0768><loc0768> cat"  # the middle half of what it s
 
 
 @pytest.fixture(scope="module")
-def server(synthetic_vae_path, tmp_path_factory) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("region-server")
-    recording = folder / "recording.json"
-    recording.write_text(json.dumps({"detect cat": CAT}), encoding="utf-8")
-    env = {
-        "MODEL_ID": f"replay:{recording}",
-        "VAE_PATH": str(synthetic_vae_path),
-        "DATA_DIR": str(folder / "data"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    server = start_server(env, folder / "server.log")
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
+def server(app_server) -> ServerProcess:
+    return app_server(recording={"detect cat": CAT}, name="region-server")
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
-"""``python -m core``: a real subprocess on the tiny model, plus its pure helpers.
+"""``python -m core``: real subprocesses, plus its pure helpers.
 
-The tiny random model answers with arbitrary tokens, so the subprocess tests
-check structure (exit codes, files, JSON shapes), never specific detections;
-exports with real masks are checked through ``write_outputs`` with the
-FakeModel's recorded outputs.
+The folder run answers from recorded PaliGemma text (MODEL_ID=replay:...), so
+every export holds the two recorded cars with real masks and the checks know
+how many detections to expect; one run on the tiny random PaliGemma 2 covers
+the transformers plumbing (its answers are arbitrary: structure only).
 """
 
 from __future__ import annotations
@@ -24,10 +24,14 @@ from pycocotools.coco import COCO
 from core.batch import analyze_batch, batch_to_export_items
 from core.cli import find_images, write_outputs
 from core.export.masks import rle_to_mask
-from tests.recorded import SHOE_DETECT, WHEELS_SEGMENT
+from core.geometry import box_to_pixels
+from core.tokens import parse_objects
+from tests.recorded import API_RECORDING, SHOE_DETECT, WHEELS_SEGMENT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SIZES_WH = {"a.png": (64, 48), "b.png": (40, 40)}
+# Large enough that the synthetic VAE's masks cover pixels in every box.
+SIZES_WH = {"a.png": (160, 120), "b.png": (128, 96)}
+CARS = parse_objects(API_RECORDING["segment car"])  # two segmented cars
 
 
 def run_cli(
@@ -56,7 +60,7 @@ def write_png(path: Path, size_wh: tuple[int, int]) -> None:
 
 
 @pytest.fixture(scope="module")
-def cli_run(tmp_path_factory, tiny_model_dir, synthetic_vae_path):
+def cli_run(tmp_path_factory, synthetic_vae_path):
     """One CLI run over a folder: a.png, b.png, broken.png, notes.txt, sub/c.png."""
     tmp = tmp_path_factory.mktemp("cli")
     images = tmp / "images"
@@ -65,11 +69,29 @@ def cli_run(tmp_path_factory, tiny_model_dir, synthetic_vae_path):
     (images / "broken.png").write_text("not really a PNG")
     (images / "notes.txt").write_text("skipped: not an image extension")
     write_png(images / "sub" / "c.png", (20, 20))  # skipped: not --recursive
+    recording = tmp / "recording.json"
+    recording.write_text(json.dumps(API_RECORDING))
     out = tmp / "out"
     args = ["segment the cars", str(images), "--out", str(out)]
-    args += ["--max-new-tokens", "24"]
-    model_env = {"MODEL_ID": str(tiny_model_dir), "VAE_PATH": str(synthetic_vae_path)}
+    args += ["--max-new-tokens", "48"]
+    model_env = {"MODEL_ID": f"replay:{recording}", "VAE_PATH": str(synthetic_vae_path)}
     return run_cli(args, tmp, model_env), out
+
+
+def test_cli_on_the_tiny_model(tmp_path, tiny_model_dir, synthetic_vae_path):
+    """The transformers path end to end: loads, generates, writes results."""
+    write_png(tmp_path / "images" / "a.png", (64, 48))
+    out = tmp_path / "out"
+    args = ["segment cat", str(tmp_path / "images"), "--out", str(out)]
+    args += ["--format", "json", "--max-new-tokens", "24"]
+    args += ["--model", str(tiny_model_dir), "--vae", str(synthetic_vae_path)]
+
+    proc = run_cli(args, tmp_path)
+
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = json.loads((out / "results.json").read_text())["images"]
+    assert entry["ok"] and entry["prompt"] == "segment cat"
+    assert len(entry["detections"]) == len(parse_objects(entry["raw_text"]))
 
 
 def test_cli_exits_0_and_reports_the_broken_file(cli_run):
@@ -110,11 +132,10 @@ def test_cli_zip_holds_coco_yolo_and_overlays(cli_run):
         overlay = Image.open(io.BytesIO(archive.read("a/overlay.png")))
     expected = {"annotations.coco.json", "classes.txt", "labels/a.txt", "labels/b.txt"}
     expected |= {"a/overlay.png", "b/overlay.png"}
-    masks = {n for n in names if n.startswith(("a/", "b/")) and "overlay" not in n}
-    assert names == expected | masks  # plus one PNG per masked object, if any
-    assert len(masks) == sum(
-        1 for a in coco["annotations"] if isinstance(a["segmentation"], dict)
-    )
+    expected |= {f"{stem}/{i:02d}_car.png" for stem in "ab" for i in (1, 2)}
+    assert names == expected  # one PNG per masked car
+    assert len(coco["annotations"]) == 4
+    assert all(isinstance(a["segmentation"], dict) for a in coco["annotations"])
     assert overlay.size == SIZES_WH["a.png"]
 
 
@@ -123,15 +144,15 @@ def test_cli_coco_loads_with_pycocotools(cli_run):
     coco = COCO(str(out / "annotations.coco.json"))
     images = coco.loadImgs(coco.getImgIds())
     assert [(i["file_name"], i["width"], i["height"]) for i in images] == [
-        ("a.png", 64, 48),
-        ("b.png", 40, 40),
+        (name, *size_wh) for name, size_wh in SIZES_WH.items()
     ]
-    for annotation in coco.loadAnns(coco.getAnnIds()):
-        image = coco.imgs[annotation["image_id"]]
-        if annotation["segmentation"]:
+    for image in images:
+        annotations = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]]))
+        assert len(annotations) == len(CARS)
+        for annotation in annotations:
             mask = coco.annToMask(annotation)
             assert mask.shape == (image["height"], image["width"])
-            assert int(mask.sum()) == annotation["area"]
+            assert int(mask.sum()) == annotation["area"] > 0
 
 
 def test_cli_results_json_has_one_entry_per_image_in_order(cli_run):
@@ -142,33 +163,35 @@ def test_cli_results_json_has_one_entry_per_image_in_order(cli_run):
     for entry in images[:2]:
         assert entry["prompt"] == "segment car"
         assert entry["task"] == "segment"
-        assert isinstance(entry["raw_text"], str)
+        assert entry["raw_text"] == API_RECORDING["segment car"]
         assert entry["answer"] is None  # grounded task: detections, no answer
-        assert isinstance(entry["truncated"], bool)
+        assert entry["truncated"] is False
         assert entry["error"] is None
         stem = entry["file_name"].removesuffix(".png")
         assert entry["overlay_file"] == f"{stem}.overlay.png"
+        size_wh = (entry["width"], entry["height"])
+        boxes = [list(box_to_pixels(car.box, size_wh)) for car in CARS]
+        assert [d["box_px"] for d in entry["detections"]] == boxes
         for detection in entry["detections"]:
             assert set(detection) == {"label", "box_px", "area", "mask_rle"}
-            assert len(detection["box_px"]) == 4
-            if detection["mask_rle"] is not None:
-                mask = rle_to_mask(detection["mask_rle"])
-                assert mask.shape == (entry["height"], entry["width"])
-                assert int(mask.sum()) == detection["area"]
+            assert detection["label"] == "car"
+            mask = rle_to_mask(detection["mask_rle"])
+            assert mask.shape == (entry["height"], entry["width"])
+            assert int(mask.sum()) == detection["area"] > 0
     broken = images[2]
     assert broken["error_code"] == "bad_image"
     assert broken["detections"] == [] and broken["overlay_file"] is None
 
 
-def test_cli_exits_1_when_every_image_fails(
-    tmp_path, tiny_model_dir, synthetic_vae_path
-):
+def test_cli_exits_1_when_every_image_fails(tmp_path, synthetic_vae_path):
     images = tmp_path / "images"
     images.mkdir()
     (images / "x.jpg").write_bytes(b"%PDF-1.4 not a photo")
+    recording = tmp_path / "recording.json"
+    recording.write_text(json.dumps(API_RECORDING))
     out = tmp_path / "out"
     args = ["detect dog", str(images), "--out", str(out), "--format", "json"]
-    args += ["--model", str(tiny_model_dir), "--vae", str(synthetic_vae_path)]
+    args += ["--model", f"replay:{recording}", "--vae", str(synthetic_vae_path)]
 
     proc = run_cli(args, tmp_path)
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from core.security import escape_markdown
-from tests.support.chat_client import ChatClient, start_server
+from tests.support.chat_client import ChatClient
 
 pytestmark = pytest.mark.e2e
 
@@ -21,20 +21,8 @@ def png_bytes(size=(96, 64), color=(200, 80, 40)) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def tiny_server(tiny_model_dir, synthetic_vae_path, tmp_path_factory):
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {
-        "MODEL_ID": str(tiny_model_dir),
-        "VAE_PATH": str(synthetic_vae_path),
-        "DATA_DIR": str(log.parent / "data"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    server = start_server(env, log)
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
+def tiny_server(app_server):
+    return app_server(name="chat-tiny")
 
 
 async def test_segment_cat_on_the_tiny_model_answers_with_an_overlay(tiny_server):

@@ -1,20 +1,20 @@
 """A whole conversation over the real Chainlit server: uploads, refinements,
-switching images, undo. Runs on a replaying model (exact answers) and on the
-tiny random PaliGemma 2 (real generate path; answers are random). Several
-photos in one message, "image 1 and image 2" and redraws by object number
-run on the replaying model only (they assert exact objects)."""
+switching images, undo, on a replaying model (recorded PaliGemma answers, so
+labels, boxes and mask areas are exact). Several photos in one message,
+"image 1 and image 2" and redraws by object number run on a second replaying
+server. The tiny model's chat path is covered by test_e2e_chat.py."""
 
 from __future__ import annotations
 
-import contextlib
 import io
-import json
 
 import pytest
 from PIL import Image
 
+from core.geometry import box_to_pixels
+from core.tokens import parse_objects
 from tests.recorded import REPLAY_RECORDING
-from tests.support.chat_client import ChatClient, start_server
+from tests.support.chat_client import ChatClient
 
 pytestmark = pytest.mark.e2e
 
@@ -35,45 +35,21 @@ def png_bytes(size, color) -> bytes:
     return buffer.getvalue()
 
 
-UPLOADS = {
-    "cat.png": png_bytes((320, 240), "orange"),
-    "car.png": png_bytes((200, 300), "navy"),
-}
-
-
-@pytest.fixture(scope="module", params=["replay", "tiny"])
-def server(request, tiny_model_dir, synthetic_vae_path, tmp_path_factory):
-    folder = tmp_path_factory.mktemp(f"server-{request.param}")
-    model_id = str(tiny_model_dir) if request.param == "tiny" else None
-    with serve(folder, synthetic_vae_path, model_id) as process:
-        yield request.param, process
+SIZES = {"cat.png": (320, 240), "car.png": (200, 300)}
+UPLOADS = {name: png_bytes(size, "orange") for name, size in SIZES.items()}
+# The photo each FLOW turn runs on.
+IMAGES = ["cat.png", "cat.png", "cat.png", "cat.png", "car.png", "cat.png"]
 
 
 @pytest.fixture(scope="module")
-def replay_server(synthetic_vae_path, tmp_path_factory):
-    with serve(tmp_path_factory.mktemp("server-multi"), synthetic_vae_path) as process:
-        yield process
+def server(app_server):
+    """Recorded answers: exact labels, boxes and masks."""
+    return app_server(recording=REPLAY_RECORDING, name="conversation")
 
 
-@contextlib.contextmanager
-def serve(folder, vae_path, model_id=None):
-    """A ready server on the replay recording (or on ``model_id``)."""
-    if model_id is None:
-        recording = folder / "recording.json"
-        recording.write_text(json.dumps(REPLAY_RECORDING))
-        model_id = f"replay:{recording}"
-    env = {
-        "MODEL_ID": model_id,
-        "VAE_PATH": str(vae_path),
-        "DATA_DIR": str(folder / "data"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    process = start_server(env, folder / "server.log")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
+@pytest.fixture(scope="module")
+def replay_server(app_server):
+    return app_server(recording=REPLAY_RECORDING, name="server-multi")
 
 
 def generating_inputs(client: ChatClient) -> list[str]:
@@ -84,26 +60,46 @@ def generating_inputs(client: ChatClient) -> list[str]:
     return list(seen.values())
 
 
+def table(answer: str) -> list[list[str]]:
+    """The box table's rows: [#, label, x1, y1, x2, y2, mask area]."""
+    rows = [line.strip("| ").split(" | ") for line in answer.splitlines()]
+    rows = [row for row in rows if len(row) == 7][1:]  # without the header
+    return [[row[0].split()[-1], *row[1:]] for row in rows]  # "🟥 1" -> "1"
+
+
+def expected_rows(prompt: str, size_wh: tuple[int, int]) -> list[list[str]]:
+    """#, label and box of the recorded answer (the area is checked apart)."""
+    objects = parse_objects(REPLAY_RECORDING[prompt])
+    return [
+        [str(i), o.label, *map(str, box_to_pixels(o.box, size_wh))]
+        for i, o in enumerate(objects, start=1)
+    ]
+
+
 async def test_refine_switch_images_and_undo(server):
-    kind, process = server
-    client = ChatClient(process.url)
+    client = ChatClient(server.url)
     await client.connect()
     try:
-        for text, uploads, prompt, labels in FLOW:
+        for (text, uploads, prompt, labels), image in zip(FLOW, IMAGES, strict=True):
             files = [(name, UPLOADS[name]) for name in uploads]
             replies = await client.send(text, files)
             answer = replies[-1]["output"]
             assert generating_inputs(client)[-1] == prompt, (
                 text,
-                process.log()[-2000:],
+                server.log()[-2000:],
             )
             assert f"`{prompt}`" in answer
             kinds = [e["type"] for e in client.elements_for(replies[-1]["id"])]
             assert kinds.count("image") == 1  # the overlay
-            if kind == "replay":
-                rows = [line for line in answer.splitlines() if line.startswith("| ")]
-                assert [row.split(" | ")[1] for row in rows[1:]] == labels
-                assert kinds.count("file") == 2  # zip + COCO JSON
+            rows = table(answer)
+            assert [row[1] for row in rows] == labels
+            assert [row[:6] for row in rows] == expected_rows(prompt, SIZES[image])
+            areas = [row[6] for row in rows]
+            if prompt.startswith("segment"):  # a real mask for every object
+                assert all(int(area.replace(",", "")) > 0 for area in areas), areas
+            else:
+                assert set(areas) == {"—"}, areas  # boxes only
+            assert kinds.count("file") == 2  # zip + COCO JSON
         # The last turn ran on the first photo: its reply names it.
         assert "cat.png" in client.assistant_messages()[-1]["output"]
         assert generating_inputs(client) == [step[2] for step in FLOW]
@@ -128,8 +124,7 @@ async def test_refine_switch_images_and_undo(server):
 
 
 async def test_request_before_the_photo_runs_when_it_arrives(server):
-    _, process = server
-    client = ChatClient(process.url)
+    client = ChatClient(server.url)
     await client.connect()
     try:
         # Not a starter's exact text: those bring a sample photo (chat/samples.py).

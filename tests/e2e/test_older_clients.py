@@ -19,7 +19,6 @@ from PIL import Image
 
 from tests.recorded import REPLAY_CAT, REPLAY_RECORDING
 from tests.support import api_inputs as inputs
-from tests.support.chat_client import start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -34,22 +33,8 @@ REQUESTS_HEADERS = {"Accept": "*/*", "User-Agent": "python-requests/2.32.3"}
 
 
 @pytest.fixture(scope="module")
-def server(synthetic_vae_path, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("older-clients")
-    recording = tmp / "recording.json"
-    recording.write_text(json.dumps(RECORDING), encoding="utf-8")
-    env = {
-        "MODEL_ID": f"replay:{recording}",
-        "VAE_PATH": str(synthetic_vae_path),
-        "DATA_DIR": str(tmp / "data"),
-        "RATE_LIMIT": "100000",
-    }
-    process = start_server(env, tmp / "server.log")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
+def server(app_server):
+    return app_server(recording=RECORDING, name="older-clients", RATE_LIMIT="100000")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 
 import httpx
@@ -15,7 +14,6 @@ import pytest
 from PIL import Image
 
 from tests.recorded import REPLAY_RECORDING
-from tests.support.chat_client import start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -45,23 +43,8 @@ def user(text: str, image: str | None = None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(synthetic_vae_path, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("openai-door")
-    recording = folder / "recording.json"
-    recording.write_text(json.dumps(REPLAY_RECORDING))
-    env = {
-        "MODEL_ID": f"replay:{recording}",
-        "VAE_PATH": str(synthetic_vae_path),
-        "DATA_DIR": str(folder / "data"),
-        "HF_HUB_OFFLINE": "1",
-        "API_KEY": KEY,
-    }
-    process = start_server(env, folder / "server.log")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
+def server(app_server):
+    return app_server(recording=REPLAY_RECORDING, name="openai-door", API_KEY=KEY)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from PIL import Image
 
 from core.persist.auth import hash_password
 from tests.recorded import REPLAY_CAT, REPLAY_RECORDING
-from tests.support.chat_client import ChatClient, free_port, start_server
+from tests.support.chat_client import ChatClient, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -166,30 +165,24 @@ def database(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app_env(database, synthetic_vae_path, tmp_path_factory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp(f"persist-{database[0]}")
-    recording = folder / "recording.json"
-    recording.write_text(json.dumps(REPLAY_RECORDING))
+def app_env(database) -> dict[str, str]:
+    """What the two servers of a test get besides app_server's defaults."""
     users = f"alice:{hash_password(PASSWORD)},bob:{hash_password(PASSWORD)}"
-    return {
-        "MODEL_ID": f"replay:{recording}",
-        "VAE_PATH": str(synthetic_vae_path),
-        "DATA_DIR": str(folder / "data"),
-        "HF_HUB_OFFLINE": "1",
-        "AUTH_USERS": users,
-        "DATABASE_URL": database[1],
-        "LOG_FOLDER": str(folder),
-    }
+    return {"AUTH_USERS": users, "DATABASE_URL": database[1]}
 
 
-def run_server(env: dict[str, str], name: str):
-    server = start_server(env, Path(env["LOG_FOLDER"]) / f"{name}.log")
-    server.wait_ready()
-    return server
+@pytest.fixture
+def run_server(app_server, tmp_path):
+    """Start (or restart on the same DATA_DIR) a server with history on."""
+
+    def run(env: dict[str, str], name: str):
+        return app_server(recording=REPLAY_RECORDING, name=name, folder=tmp_path, **env)
+
+    return run
 
 
-async def test_resume_refine_restart_and_delete(app_env):
-    data_dir = Path(app_env["DATA_DIR"])
+async def test_resume_refine_restart_and_delete(app_env, run_server, tmp_path):
+    data_dir = tmp_path / "data"
     server = run_server(app_env, "first")
     try:
         assert login(server.url, "alice", "wrong").status_code == 401
@@ -248,6 +241,18 @@ async def test_resume_refine_restart_and_delete(app_env):
         stored = [data_dir / "files" / key for key in keys]
         assert (folder / "state.json").is_file() and (folder / "001.png").is_file()
         assert stored and all(path.is_file() for path in stored)
+
+        # A partial, hand-edited state.json: the chat says what it lost and
+        # the thread goes on.
+        (folder / "state.json").write_text('{"conversation": []}')
+        broken = AuthChatClient(server.url, token, thread_id)
+        await broken.connect(resume=True)
+        notices = [m["output"] for m in broken.assistant_messages()]
+        assert any("could not be restored" in text for text in notices), notices
+        replies = await broken.send("segment the cat", [("cat.png", png_bytes())])
+        assert generating_inputs(broken) == ["segment cat"], server.log()[-3000:]
+        assert "`segment cat`" in replies[-1]["output"]
+        await broken.close()
 
         cookies = {"access_token": token}
         response = httpx.request(

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import io
-import json
 
 import httpx
 import pytest
 from PIL import Image
 
 from tests.recorded import REPLAY_RECORDING
-from tests.support.chat_client import start_server
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(synthetic_vae_path, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiles-api")
-    recording = folder / "recording.json"
-    recording.write_text(json.dumps(REPLAY_RECORDING))
-    env = {
-        "MODEL_ID": f"replay:{recording}",
-        "VAE_PATH": str(synthetic_vae_path),
-        "DATA_DIR": str(folder / "data"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    process = start_server(env, folder / "server.log")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
+def server(app_server):
+    return app_server(recording=REPLAY_RECORDING, name="tiles-api")
 
 
 def _photo() -> bytes:

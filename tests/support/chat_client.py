@@ -37,6 +37,8 @@ class ServerProcess:
     port: int
     process: subprocess.Popen
     log_path: Path
+    folder: Path | None = None  # set by the app_server fixture
+    data_dir: Path | None = None  # the server's DATA_DIR (app_server)
 
     @property
     def url(self) -> str:
