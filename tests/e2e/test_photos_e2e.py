@@ -81,7 +81,7 @@ async def test_a_phone_photo_is_decoded_once_and_exported_full_size(server) -> N
     assert "4032x3024 -> display 2016x1512" in log
     # REPLAY_CAT: <loc0100><loc0100><loc0700><loc0500> = y1 x1 y2 x2 in 1/1024
     row = re.search(
-        r"\| 1 \| cat \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|", answer["output"]
+        r"1 \| cat \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|", answer["output"]
     )
     assert row is not None, answer["output"]
     assert tuple(int(v) for v in row.groups()) == (394, 295, 1969, 2067)
