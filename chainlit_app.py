@@ -24,6 +24,7 @@ from core.config import Settings
 from core.conversation import Conversation
 from core.engine import get_engines
 from core.engine.queue import ModelQueue
+from core.images import set_decode_limit
 from core.persist.login import Login
 from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
@@ -34,6 +35,7 @@ from logging_config import setup_logging
 SETTINGS = Settings.from_env()
 setup_logging(SETTINGS.log_level)
 install_web_security(SETTINGS)  # before Chainlit serves: docs/security.md
+set_decode_limit(SETTINGS.max_concurrent_decodes)
 
 # Before Chainlit checks for a login secret (right after importing this file).
 PERSIST = Persistence.from_settings(SETTINGS)

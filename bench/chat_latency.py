@@ -1,12 +1,17 @@
 """Chat latency over the real server: message sent -> first visible progress
--> final answer, first turn vs repeat turns on the same image.
+-> final answer -> downloads attached, first turn vs repeat turns, per photo size.
 
-Usage: ``python -m bench.chat_latency [--turns N] [--model DIR] [--vae NPZ]``;
-prints JSON. Without ``--model`` it serves the tiny random PaliGemma 2 and a
-synthetic VAE (built offline in a temp dir), so the figures show the app's own
-overhead (socket, steps, queue, image I/O, rendering) rather than model time.
-The server is the real `chainlit run chainlit_app.py`, driven over its socket as
-the web page does (tests/support/chat_client.py).
+Usage: ``python -m bench.chat_latency [--size 4032x3024] [--turns N]
+[--model replay|tiny|DIR] [--vae NPZ]``; prints JSON. Every run measures
+1024x768 and each ``--size`` side by side on one server, one chat session
+per size with their turns interleaved, and reports their ratios. The photo is a
+synthetic JPEG (a phone
+photo's format). The default model replays a recorded PaliGemma answer, so
+model time is ~0 and the figures are the app's own overhead (socket, steps,
+queue, image I/O, masks, rendering, files); ``--model tiny`` serves the tiny
+random PaliGemma 2 instead. The server is the real `chainlit run
+chainlit_app.py`, driven over its socket as the web page does
+(tests/support/chat_client.py).
 """
 
 from __future__ import annotations
@@ -20,22 +25,37 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
+from tests.recorded import REPLAY_RECORDING
 from tests.support.chat_client import ChatClient, start_server
 
+REFERENCE_WH = (1024, 768)
+KEYS = ("first_progress_s", "generating_step_s", "final_answer_s", "all_done_s")
 
-def photo_png(size_wh=(1024, 768)) -> bytes:
+
+def photo_jpeg(size_wh: tuple[int, int]) -> bytes:
+    """A photo-like JPEG: smooth colour fields plus fine texture, quality 90."""
+    width, height = size_wh
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    texture = np.random.default_rng(0).normal(0, 12, (height, width))
+    red = 128 + 90 * np.sin(xx / width * 6.0) + texture
+    green = 128 + 90 * np.cos(yy / height * 5.0) + texture
+    blue = 128 + 60 * np.sin((xx + yy) / (width + height) * 9.0)
+    pixels = np.clip(np.stack([red, green, blue], axis=-1), 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.radial_gradient("L").resize(size_wh).convert("RGB").save(buffer, "PNG")
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 
 async def measure_turn(client: ChatClient, text: str, files) -> dict[str, float]:
-    """Seconds from sending to the first step, the generating step, the answer."""
+    """Seconds from sending to the first step, the generating step, the answer,
+    and the end of the turn (downloads attached)."""
     before = len(client.arrivals)
     sent = time.perf_counter()
     await client.send(text, files, timeout_s=600)
+    done = time.perf_counter()
     arrived = client.arrivals[before:]
     first = arrived[0][0]
     generating = next(t for t, step in arrived if step.get("name") == "generating")
@@ -44,39 +64,77 @@ async def measure_turn(client: ChatClient, text: str, files) -> dict[str, float]
         "first_progress_s": round(first - sent, 4),
         "generating_step_s": round(generating - sent, 4),
         "final_answer_s": round(answer - sent, 4),
+        "all_done_s": round(done - sent, 4),
     }
 
 
-async def run_turns(url: str, turns: int) -> list[dict[str, float]]:
-    client = ChatClient(url)
-    await client.connect()
+async def run_sizes(
+    url: str, sizes: list[tuple[int, int]], turns: int
+) -> dict[str, list[dict]]:
+    """One chat session per size; turns interleaved across sizes (A1 B1 A2 B2
+    ...) so that load from elsewhere on the machine hits every size alike."""
+    clients = {size: ChatClient(url) for size in sizes}
+    for client in clients.values():
+        await client.connect()
     try:
-        upload = [("cat.png", photo_png())]
-        results = [await measure_turn(client, "segment cat", upload)]
-        for _ in range(turns - 1):
-            results.append(await measure_turn(client, "segment cat", []))
+        results: dict[str, list[dict]] = {f"{w}x{h}": [] for w, h in sizes}
+        for turn in range(turns):
+            for (width, height), client in clients.items():
+                upload = (
+                    [("photo.jpg", photo_jpeg((width, height)))] if turn == 0 else []
+                )
+                timing = await measure_turn(client, "segment cat", upload)
+                results[f"{width}x{height}"].append(timing)
         return results
     finally:
-        await client.close()
+        for client in clients.values():
+            await client.close()
+
+
+def summary(turns: list[dict]) -> dict:
+    repeats = turns[1:] or turns
+    return {
+        "first_turn": turns[0],
+        "repeat_turns_median": {
+            key: round(statistics.median(t[key] for t in repeats), 4) for key in KEYS
+        },
+    }
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    return int(width), int(height)
+
+
+def model_and_vae(args, folder: Path) -> tuple[str, str]:
+    model = args.model
+    if model == "replay":
+        recording = folder / "recording.json"
+        recording.write_text(json.dumps(REPLAY_RECORDING))
+        model = f"replay:{recording}"
+    elif model == "tiny":
+        from scripts.make_tiny_model import build_tiny_model
+
+        model = str(build_tiny_model(folder / "tiny", seed=0))
+    vae = args.vae
+    if vae is None:
+        from scripts.make_synthetic_vae import write_synthetic_vae
+
+        vae = str(write_synthetic_vae(folder / "vae-oid.npz", seed=0))
+    return model, vae
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", type=int, default=6)
-    parser.add_argument("--model", help="MODEL_ID (default: the tiny model)")
+    parser.add_argument("--turns", type=int, default=8)
+    parser.add_argument("--size", action="append", type=parse_size, default=[])
+    parser.add_argument("--model", default="replay", help="replay, tiny or MODEL_ID")
     parser.add_argument("--vae", help="VAE_PATH (default: a synthetic one)")
     args = parser.parse_args()
+    sizes = [REFERENCE_WH, *[s for s in args.size if s != REFERENCE_WH]]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        model, vae = args.model, args.vae
-        if model is None:
-            from scripts.make_tiny_model import build_tiny_model
-
-            model = str(build_tiny_model(folder / "tiny", seed=0))
-        if vae is None:
-            from scripts.make_synthetic_vae import write_synthetic_vae
-
-            vae = str(write_synthetic_vae(folder / "vae-oid.npz", seed=0))
+        model, vae = model_and_vae(args, folder)
         env = {
             "MODEL_ID": model,
             "VAE_PATH": vae,
@@ -87,27 +145,43 @@ def main() -> None:
         server = start_server(env, folder / "server.log")
         try:
             server.wait_ready(timeout_s=1800)
-            turns = asyncio.run(run_turns(server.url, args.turns))
+            # A throwaway session first: the server's first-use costs (imports,
+            # first socket, first VAE call) belong to no photo size.
+            asyncio.run(run_sizes(server.url, [(64, 48)], 2))
+            turns = asyncio.run(run_sizes(server.url, sizes, args.turns))
+            runs = {name: summary(timings) for name, timings in turns.items()}
         finally:
             server.stop()
-    repeats = turns[1:] or turns
-
-    def median(key: str) -> float:
-        return round(statistics.median(t[key] for t in repeats), 4)
-
+    reference = runs[f"{REFERENCE_WH[0]}x{REFERENCE_WH[1]}"]
+    ratios = {
+        name: {
+            "first_turn_final_answer": round(
+                run["first_turn"]["final_answer_s"]
+                / reference["first_turn"]["final_answer_s"],
+                2,
+            ),
+            "repeat_turn_final_answer": round(
+                run["repeat_turns_median"]["final_answer_s"]
+                / reference["repeat_turns_median"]["final_answer_s"],
+                2,
+            ),
+        }
+        for name, run in runs.items()
+        if run is not reference
+    }
     print(
         json.dumps(
             {
                 "bench": "chat_latency",
-                "model": model if args.model else "tiny random PaliGemma 2",
-                "image_wh": [1024, 768],
+                "model": args.model,
                 "request": "segment cat",
-                "first_turn": turns[0],
-                "repeat_turns_median": {
-                    k: median(k)
-                    for k in ("first_progress_s", "generating_step_s", "final_answer_s")
+                "turns_per_size": args.turns,
+                "sizes": runs,
+                "ratios_vs_1024x768": ratios,
+                "targets": {
+                    "repeat_turn_final_answer": 3.0,
+                    "first_turn_final_answer": 4.0,
                 },
-                "turns": len(turns),
             },
             indent=2,
         )

@@ -126,7 +126,7 @@ def run(repeats: int) -> dict:
         "model": "tiny random PaliGemma 2 (scripts/make_tiny_model.py), fp32 CPU",
         "image_wh": list(IMAGE_WH),
         "objects": len(result.detections),
-        "masks": sum(d.mask is not None for d in result.detections),
+        "masks": sum(d.has_mask for d in result.detections),
         "load_s": round(load_s, 2),
         "stages_ms": stages_ms,
         "outside_generate_ms": round(outside, 2),

@@ -87,7 +87,7 @@ def serve_turn(manager: ModelManager, image: Any, prompt: str, tokens: int) -> d
         **stages,
         "outside_generate_s": outside,
         "outside_generate_share": outside / total,
-        "masks": sum(d.mask is not None for d in result.detections),
+        "masks": sum(d.has_mask for d in result.detections),
         "token_ids": list(timer.tokens),
         "cpu_per_wall": cpu_per_wall,  # 2.0 = both cores ours all the time
         "prefill_logits": timer.prefill_logits,  # popped before the JSON

@@ -1,4 +1,10 @@
-"""One image analysed in the chat: its steps, streamed answer, overlay, files."""
+"""One image analysed in the chat: its steps, streamed answer, overlay, files.
+
+Per turn: the photo decoded at upload (chat.photos) goes to the model through
+the queue; parsing and mask placement run beside it (never on the model
+worker); the answer is sent with an overlay drawn on the display copy, and only
+then are its downloads (ZIP, COCO JSON) built and attached to it.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +19,15 @@ from PIL import Image
 
 from chat.loading import ready_engine
 from chat.options import ChatOptions
+from chat.photos import Photo
 from chat.runs import chat_client
 from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.engine.queue import CHAT, Place
 from core.errors import AppError, ClientQueueFullError
-from core.export.downloads import Download, write_result_downloads
+from core.export.downloads import Download, write_overlay, write_result_exports
 from core.export.formats import ExportItem
-from core.images import load_image
+from core.intent.region import region_to_pixels
 from core.pipeline import Generation, build_result, generate
 from core.render import render_overlay
 from core.reply import reply_markdown
@@ -62,17 +69,18 @@ async def analyze_and_reply(
         engine = await ready_engine(services, options.model)
         async with cl.Step(name="reading image", type="tool") as step:
             step.input = code_block_safe(record.name)  # shown as a code block
-            image = await asyncio.to_thread(
-                open_stored, record.path, services.settings.max_image_pixels
-            )
-            step.output = f"{image.width}x{image.height} RGB"
+            photo = await asyncio.to_thread(stored_photo, services, record)
+            width, height = record.size_wh
+            model_w, model_h = photo.model_input.size
+            step.output = f"{width}x{height} RGB (model input {model_w}x{model_h})"
         async with cl.Step(
             name="generating", type="llm", show_input="text", language="text"
         ) as step:  # prompt and raw answer shown exactly, as code blocks
             step.input = code_block_safe(intent.prompt)
             generation = await services.queue.submit(
                 generate,
-                image,
+                # A region is cut from the sharper display copy.
+                photo.display if intent.region is not None else photo.model_input,
                 intent,
                 engine,
                 decoding,
@@ -83,12 +91,13 @@ async def analyze_and_reply(
                 kind=CHAT,
                 cap=CHAT_PER_SESSION,
                 cancel=stop,
+                source_wh=record.size_wh,
                 on_position=show_position,
             )
             step.output = code_block_safe(generation.raw_text) or "(empty answer)"
         if waiting.content:
             await waiting.remove()
-        result = await finish(services, generation, image.size, engine)
+        result = await finish(services, generation, record.size_wh, engine)
     except ClientQueueFullError:
         await say(
             f"⚠️ You already have {CHAT_PER_SESSION} requests waiting for the "
@@ -157,24 +166,24 @@ async def finish(
     size_wh: tuple[int, int],
     engine=None,
 ) -> AnalysisResult:
-    """Parse, decode masks and place them, inside a step of its own.
+    """Parse, decode masks and place them, in a step of its own.
 
     ``engine`` decodes the masks (its VAE); default: the chat's chosen model.
+    Runs on a plain thread, not the model queue: the VAE is jitted JAX
+    (thread-safe), so the next user's generation need not wait for it.
     """
     if engine is None:
         options = cl.user_session.get("options")
         engine = await ready_engine(services, options.model if options else None)
     async with cl.Step(name="decoding masks", type="tool") as step:
-        result = await services.queue.submit(
+        result = await asyncio.to_thread(
             build_result,
             size_wh,
             generation,
             engine,
-            client=chat_client(),
-            kind=CHAT,
-            cap=CHAT_PER_SESSION,
+            max_detections=services.settings.max_detections,
         )
-        masks = sum(d.mask is not None for d in result.detections)
+        masks = sum(d.has_mask for d in result.detections)
         step.output = f"{len(result.detections)} object(s), {masks} mask(s)"
     return result
 
@@ -183,8 +192,14 @@ async def replay_turn(
     services: ChatServices, turn: Turn, record: ImageRecord
 ) -> AnalysisResult:
     """A past turn's result again, from its kept answer (no new generation)."""
+    region = turn.intent.region
     generation = Generation(
-        turn.intent, turn.summary.raw_text, turn.summary.truncated, 0, 0.0
+        turn.intent,
+        turn.summary.raw_text,
+        turn.summary.truncated,
+        0,
+        0.0,
+        region_to_pixels(region, record.size_wh) if region is not None else None,
     )
     return await finish(services, generation, record.size_wh)
 
@@ -197,35 +212,44 @@ async def send_result(
     message: cl.Message | None = None,
     hidden: tuple[int, ...] = (),
 ) -> None:
-    """Send the reply; a ``message`` that streamed the answer is completed.
+    """Send the reply, then attach its downloads to it.
 
-    ``hidden``: 1-based numbers of objects left out of the overlay, the table
-    and the downloads (the others keep their numbers and colours).
+    A ``message`` that streamed the answer is completed. Grounded results get
+    their overlay (display size) inline; the ZIP and COCO JSON are built after
+    the answer is on screen and attached to the same message. ``hidden``:
+    1-based numbers of objects left out of the overlay, the table and the
+    downloads (the others keep their numbers and colours).
     """
-    elements: list = []
-    if result.intent.task in GROUNDED_TASKS:
-        elements = await asyncio.to_thread(
-            _result_files, services, record, result, options, hidden
-        )
     content = reply_markdown(result, record.name, hidden)
     if message is not None and message.streaming:
         message.content = content
         await message.send()  # ends the stream with the full reply
-    else:
-        await cl.Message(content=content, elements=elements).send()
+        return
+    if result.intent.task not in GROUNDED_TASKS:
+        await cl.Message(content=content).send()
+        return
+    overlay_file = await asyncio.to_thread(
+        _overlay_file, services, record, result, options, hidden
+    )
+    answer = cl.Message(content=content, elements=as_elements([overlay_file]))
+    await answer.send()
+    kept = visible(result, hidden).detections
+    if kept:
+        item = ExportItem(record.name, record.size_wh, kept)
+        downloads = await asyncio.to_thread(write_result_exports, overlay_file, item)
+        for element in as_elements(downloads):
+            await element.send(for_id=answer.id)
 
 
-def _result_files(
+def _overlay_file(
     services: ChatServices,
     record: ImageRecord,
     result: AnalysisResult,
     options: ChatOptions,
     hidden: tuple[int, ...] = (),
-) -> list:
-    """Overlay (shown inline) and downloads of one result, as Chainlit elements."""
-    item = ExportItem(record.name, record.size_wh, visible(result, hidden).detections)
+) -> Download:
     overlay = overlay_image(services, record, result, options, hidden)
-    return as_elements(write_result_downloads(Path(record.path), item, overlay))
+    return write_overlay(Path(record.path), record.name, overlay)
 
 
 def as_elements(downloads: list[Download]) -> list:
@@ -238,6 +262,11 @@ def as_elements(downloads: list[Download]) -> list:
     ]
 
 
+def stored_photo(services: ChatServices, record: ImageRecord) -> Photo:
+    """The photo decoded at upload (from memory, or its stored copies)."""
+    return services.photos.get(record.path, record.size_wh)
+
+
 def overlay_image(
     services: ChatServices,
     record: ImageRecord,
@@ -245,14 +274,18 @@ def overlay_image(
     options: ChatOptions,
     hidden: tuple[int, ...] = (),
 ) -> Image.Image:
-    """The stored photo with ``result`` drawn as the chat options ask (RGB)."""
+    """The display copy with ``result`` drawn as the chat options ask (RGB).
+
+    Boxes and masks are in original pixels; they are scaled onto the copy.
+    """
     return render_overlay(
-        open_stored(record.path, services.settings.max_image_pixels),
+        stored_photo(services, record).display,
         result.detections,
         opacity=options.opacity,
         show_labels=options.show_labels,
         show_boxes=options.show_boxes,
         hidden=hidden,
+        source_wh=record.size_wh,
     )
 
 
@@ -262,9 +295,3 @@ def visible(result: AnalysisResult, hidden: tuple[int, ...]) -> AnalysisResult:
         return result
     kept = tuple(d for n, d in enumerate(result.detections, 1) if n not in hidden)
     return replace(result, detections=kept)
-
-
-def open_stored(path: str, max_pixels: int) -> Image.Image:
-    """A photo kept by this chat, loaded again as RGB."""
-    with open(path, "rb") as handle:
-        return load_image(handle.read(), max_pixels=max_pixels)

@@ -25,7 +25,6 @@ from core.conversation import Conversation, ImageRecord
 from core.errors import AppError
 from core.export.downloads import write_export_all
 from core.export.formats import ExportItem
-from core.images import load_image
 from core.intent import HELP_MESSAGE, parse_requests
 from core.pipeline import token_budget
 from core.ratelimit import work_cost
@@ -130,21 +129,21 @@ async def ingest_uploads(
         if not path:
             continue
         name = element.name or Path(path).name
+        images_dir.mkdir(parents=True, exist_ok=True)
+        stored = _free_name(images_dir, len(conversation.images) + 1)
         try:
             data = await asyncio.to_thread(Path(path).read_bytes)
-            image = await asyncio.to_thread(
-                load_image,
+            photo = await asyncio.to_thread(  # the only decode of this upload
+                services.photos.ingest,
                 data,
+                stored,
                 max_pixels=settings.max_image_pixels,
                 max_bytes=settings.max_upload_mb * 1024 * 1024,
             )
         except AppError as exc:
             await say(f"**{escape_markdown(name)}**: {escape_markdown(exc.message)}")
             continue
-        images_dir.mkdir(parents=True, exist_ok=True)
-        stored = _free_name(images_dir, len(conversation.images) + 1)
-        await asyncio.to_thread(image.save, stored, format="PNG", compress_level=1)
-        added.append(conversation.add_image(name, str(stored), image.size))
+        added.append(conversation.add_image(name, str(stored), photo.original_wh))
     return added
 
 
@@ -165,9 +164,13 @@ def charge(services: ChatServices, images: int, intent: Intent | None = None) ->
 
 
 def _free_name(folder: Path, number: int) -> Path:
-    while (folder / f"{number:03d}.png").exists():  # a resumed thread's older ones
+    """``NNN.jpg``, the display copy's name (chat.photos), not yet taken."""
+    while any(  # a resumed thread's older ones (.png before display copies)
+        (folder / f"{number:03d}{suffix}").exists()
+        for suffix in (".jpg", ".png", ".orig")  # .orig: written first
+    ):
         number += 1
-    return folder / f"{number:03d}.png"
+    return folder / f"{number:03d}.jpg"
 
 
 async def _undo(services: ChatServices, conversation: Conversation) -> None:

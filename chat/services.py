@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from chat.photos import PhotoStore
 from core.config import Settings
 from core.engine.local import ModelManager
 from core.engine.queue import ModelQueue
@@ -21,6 +22,7 @@ class ChatServices:
     (``chat.replies.charge``), never per the client-chosen session id.
     ``engines`` holds every model of MODELS (``manager`` is its default);
     None: ``manager`` alone.
+    ``photos`` holds the uploads decoded once (chat.photos).
     """
 
     settings: Settings
@@ -28,6 +30,7 @@ class ChatServices:
     manager: ModelManager
     queue: ModelQueue
     limiter: RateLimiter
+    photos: PhotoStore = field(default_factory=PhotoStore)
     engines: EngineRegistry | None = None
 
     def engine_for(self, model_id: str | None) -> ModelManager:

@@ -22,7 +22,7 @@ from core.errors import AppError
 from core.export.formats import ExportItem
 from core.export.masks import mask_to_rle
 from core.images import load_image
-from core.pipeline import VisionModel, to_intent
+from core.pipeline import MAX_DETECTIONS, VisionModel, to_intent
 from core.render import render_overlay, to_png_bytes
 from core.tiling import TileSpec, analyze_tiled, tile_grid
 from core.types import AnalysisResult, Decoding, Detection, Intent
@@ -72,12 +72,14 @@ def iter_batch(
     on_progress: ProgressCallback | None = None,
     keep_images: bool = True,
     tiles: TileSpec = "off",
+    max_detections: int = MAX_DETECTIONS,
 ) -> Iterator[BatchItem]:
     """Run ``request`` on each source in order, yielding one BatchItem each.
 
     ``sources`` are ``(name, data)`` with ``data`` the file bytes or a path to
     read. ``max_pixels`` / ``max_bytes`` are load_image's limits;
-    ``decoding`` and ``max_new_tokens`` are passed to ``analyze``.
+    ``decoding``, ``max_new_tokens`` and ``max_detections`` are passed to
+    ``analyze``.
     ``on_progress(done, total, name)`` is called after each item, before it
     is yielded. ``keep_images`` False drops the decoded image from the items
     (saves memory when no overlay is wanted). ``tiles`` ("off", "auto" or
@@ -100,6 +102,7 @@ def iter_batch(
             decoding=decoding,
             max_new_tokens=max_new_tokens,
             tiles=tiles,
+            max_detections=max_detections,
         )
         if not keep_images and item.image is not None:
             item = replace(item, image=None)
@@ -120,6 +123,7 @@ def analyze_batch(
     on_progress: ProgressCallback | None = None,
     keep_images: bool = True,
     tiles: TileSpec = "off",
+    max_detections: int = MAX_DETECTIONS,
 ) -> list[BatchItem]:
     """``iter_batch`` collected into a list, in the order of ``sources``."""
     return list(
@@ -134,6 +138,7 @@ def analyze_batch(
             on_progress=on_progress,
             keep_images=keep_images,
             tiles=tiles,
+            max_detections=max_detections,
         )
     )
 
@@ -149,6 +154,7 @@ def _analyze_one(
     decoding: Decoding | None,
     max_new_tokens: int | None,
     tiles: TileSpec = "off",
+    max_detections: int = MAX_DETECTIONS,
 ) -> BatchItem:
     start = time.perf_counter()
     image: Image.Image | None = None
@@ -173,6 +179,7 @@ def _analyze_one(
             tile_grid(tiles, image.size),
             decoding=decoding,
             max_new_tokens=max_new_tokens,
+            max_detections=max_detections,
         )
     except AppError as exc:
         logger.info("batch: %s failed: %s", name, exc.message)
@@ -236,7 +243,7 @@ def detection_to_dict(detection: Detection, *, with_rle: bool = True) -> dict:
     (``core.export.masks.rle_to_mask`` restores it), None for box-only objects
     and when ``with_rle`` is False.
     """
-    has_rle = with_rle and detection.mask is not None
+    has_rle = with_rle and detection.has_mask
     return {
         "label": detection.label,
         "box_px": [int(v) for v in detection.box_px],

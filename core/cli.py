@@ -181,6 +181,7 @@ def run(
         max_new_tokens=settings.max_new_tokens,
         keep_images=overlays,
         tiles=args.tiles,
+        max_detections=settings.max_detections,
     )
     for item in batch:
         progress.update(1)

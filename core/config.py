@@ -87,6 +87,10 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()  # ALLOWED_ORIGINS: extra browser origins
     max_files_per_message: int = 10  # MAX_FILES_PER_MESSAGE: chat uploads at once
     image_url_ports: tuple[int, ...] = (80, 443)  # IMAGE_URL_PORTS (allowlist "*")
+    # Memory caps (issue 13 item 7); operators may raise them.
+    max_detections: int = 100  # MAX_DETECTIONS: objects kept per image
+    max_concurrent_decodes: int = 2  # MAX_CONCURRENT_DECODES: image decodes at once
+    max_new_tokens_limit: int = 1024  # MAX_NEW_TOKENS_LIMIT: most a client may ask
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -136,6 +140,13 @@ class Settings:
             raise ValueError(
                 f"LOGIN_RATE_LIMIT must be >= 1, got {self.login_rate_limit}"
             )
+        for env_name, value, low, high in (
+            ("MAX_DETECTIONS", self.max_detections, 1, 10_000),
+            ("MAX_CONCURRENT_DECODES", self.max_concurrent_decodes, 1, 64),
+            ("MAX_NEW_TOKENS_LIMIT", self.max_new_tokens_limit, 1, 2048),
+        ):
+            if not low <= value <= high:
+                raise ValueError(f"{env_name} must be in {low}..{high}, got {value}")
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"MODELS lists a checkpoint twice: {list(self.models)}")
         if self.models and self.model_id and self.model_id not in self.models:
@@ -261,4 +272,7 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ),
     ("max_files_per_message", "MAX_FILES_PER_MESSAGE", int),
     ("image_url_ports", "IMAGE_URL_PORTS", _ports),
+    ("max_detections", "MAX_DETECTIONS", int),
+    ("max_concurrent_decodes", "MAX_CONCURRENT_DECODES", int),
+    ("max_new_tokens_limit", "MAX_NEW_TOKENS_LIMIT", int),
 )

@@ -7,17 +7,20 @@ decoded, EXIF orientation is applied and every mode ends as 8-bit RGB.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import re
 import struct
+import threading
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.errors import ImageError, PayloadTooLargeError
+from core.errors import BusyError, ImageError, PayloadTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"II+\x00", "TIFF"),  # BigTIFF
     (b"MM\x00+", "TIFF"),
 )
+ORIENTATION_TAG = 0x0112  # EXIF Orientation
 _BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)  # DIB header sizes Pillow reads
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 # Raised by Pillow plugins on bad or truncated data.
@@ -101,6 +105,26 @@ def load_image(
         PayloadTooLargeError: ``len(data) > max_bytes``.
         ImageError: not an accepted format, too many pixels, truncated or
             corrupt data, or an unsupported pixel mode.
+        BusyError: every decode slot stayed taken for DECODE_WAIT_S.
+    """
+    return decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)[0]
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int,
+    max_bytes: int | None = None,
+    reduce_to_side: int | None = None,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """``load_image`` that may decode a JPEG at a reduced scale.
+
+    With ``reduce_to_side``, a JPEG is decoded by libjpeg at the first of the
+    1/2, 1/4, 1/8 scales whose longest side is <= ``reduce_to_side`` (a
+    fraction of the time and memory of a full decode); other formats are
+    decoded in full. Returns the RGB image and the *original* ``(width,
+    height)`` after EXIF orientation, which is what boxes are measured in.
+    At most ``set_decode_limit`` decodes run at once in this process.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
@@ -117,6 +141,13 @@ def load_image(
             f"That is not an image I can read: it looks like {describe_bytes(data)}. "
             f"Please send a {ACCEPTED_TEXT} image."
         )
+    with _decode_slot():
+        return _decode(data, fmt, max_pixels, reduce_to_side)
+
+
+def _decode(
+    data: bytes, fmt: str, max_pixels: int, reduce_to_side: int | None
+) -> tuple[Image.Image, tuple[int, int]]:
     try:
         with warnings.catch_warnings():
             # Pillow warns between its limit and twice its limit: refuse those too.
@@ -125,9 +156,14 @@ def load_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[fmt]) as opened:
                 _check_pixels(opened.size, max_pixels)
+                full_wh = opened.size
                 opened.seek(0)  # first frame of an animation
+                if reduce_to_side and fmt == "JPEG":
+                    _draft_at_most(opened, reduce_to_side)
                 opened.load()  # full decode: surfaces truncated or corrupt data
                 image = _apply_exif_orientation(opened)
+                if image.size != opened.size:  # rotated by 90 or 270 degrees
+                    full_wh = (full_wh[1], full_wh[0])
                 rgb = to_rgb(image)
                 if rgb is opened:  # detach from the file before it is closed
                     rgb = rgb.copy()
@@ -144,8 +180,50 @@ def load_image(
             f"The {fmt} image is truncated or corrupt ({exc}). "
             "Please upload the file again or export it anew."
         ) from exc
-    logger.debug("Loaded %s %dx%d as RGB", fmt, *rgb.size)
-    return rgb
+    logger.debug("Loaded %s %dx%d as RGB %dx%d", fmt, *full_wh, *rgb.size)
+    return rgb, full_wh
+
+
+# Concurrent decodes ------------------------------------------------------------
+
+DECODE_WAIT_S = 30.0  # how long a decode waits for a free slot before "busy"
+_decode_limit = 2
+_decode_slots = threading.BoundedSemaphore(_decode_limit)
+
+
+def set_decode_limit(count: int) -> None:
+    """Allow ``count`` (>= 1) image decodes at once in this process
+    (MAX_CONCURRENT_DECODES): each one may hold a few hundred MB."""
+    global _decode_limit, _decode_slots
+    if count < 1:
+        raise ValueError(f"MAX_CONCURRENT_DECODES must be >= 1, got {count}")
+    _decode_limit, _decode_slots = count, threading.BoundedSemaphore(count)
+
+
+@contextlib.contextmanager
+def _decode_slot() -> Iterator[None]:
+    slots = _decode_slots
+    if not slots.acquire(timeout=DECODE_WAIT_S):
+        raise BusyError(
+            f"The server is decoding {_decode_limit} other image(s) and none "
+            f"finished within {DECODE_WAIT_S:.0f} s; please send the image again "
+            "in a moment (the operator can raise MAX_CONCURRENT_DECODES)."
+        )
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def _draft_at_most(jpeg: Image.Image, side: int) -> None:
+    """Let libjpeg decode at 1/2, 1/4 or 1/8 scale (DCT scaling, a fraction of
+    the time and memory) down to the first scale whose longest side <= side."""
+    width, height = jpeg.size
+    scale = 1
+    while scale < 8 and max(width, height) / scale > side:
+        scale *= 2
+    if scale > 1:
+        jpeg.draft("RGB", (width // scale, height // scale))
 
 
 def _human_bytes(count: int) -> str:
@@ -176,8 +254,14 @@ def _bomb_error(exc: Exception, max_pixels: int) -> ImageError:
 
 
 def _apply_exif_orientation(image: Image.Image) -> Image.Image:
-    """Rotate/flip by the EXIF Orientation tag; a broken EXIF block is ignored."""
+    """Rotate/flip by the EXIF Orientation tag; a broken EXIF block is ignored.
+
+    Without a turning tag the image itself comes back (exif_transpose would
+    return a full copy).
+    """
     try:
+        if image.getexif().get(ORIENTATION_TAG, 1) in (0, 1):
+            return image
         return ImageOps.exif_transpose(image)
     except (*_DECODE_ERRORS, KeyError, TypeError) as exc:
         logger.warning("Ignoring unreadable EXIF orientation: %s", exc)
@@ -208,21 +292,55 @@ def to_rgb(image: Image.Image) -> Image.Image:
         raise ImageError(f"Unsupported pixel mode {mode!r}: {exc}") from exc
 
 
+_ROWS_PER_CHUNK = 512  # high-depth conversion works on row bands of this height
+
+
 def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
-    raw = np.asarray(image)
-    if raw.ndim != 2:
-        raise ImageError(f"Unsupported pixel mode {image.mode!r} {raw.shape}")
-    values = np.nan_to_num(raw.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = float(values.min()), float(values.max())
-    if np.issubdtype(raw.dtype, np.floating) and 0 <= low <= high <= 1:
-        scaled = values * 255.0
+    """16/32-bit integer or float gray -> RGB, in float32 row bands.
+
+    Reads the image band by band, so the extra memory is the 8-bit result
+    plus one float32 band, not several float64 copies of the whole image (a
+    40 MP float TIFF of 268 KB once cost 1.4 GB here).
+    """
+    if len(image.getbands()) != 1:
+        raise ImageError(f"Unsupported pixel mode {image.mode!r}")
+    low, high, floating = np.inf, -np.inf, False
+    for _, band in _bands(image):
+        floating = band.dtype.kind == "f"
+        finite = band[np.isfinite(band)] if floating else band
+        if finite.size != band.size:
+            low, high = min(low, 0.0), max(high, 0.0)  # NaN/inf count as 0
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    if low > high:
+        low = high = 0.0
+    if floating and 0 <= low <= high <= 1:
+        offset, factor = 0.0, 255.0
     elif 0 <= low and high <= 255:
-        scaled = values
+        offset, factor = 0.0, 1.0
     else:
         span = high - low
-        scaled = (values - low) * (255.0 / span) if span else np.zeros_like(values)
-    gray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        offset, factor = low, (255.0 / span if span else 0.0)
+    gray = np.empty((image.height, image.width), dtype=np.uint8)
+    for top, raw in _bands(image):
+        band = raw.astype(np.float32)
+        np.nan_to_num(band, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        band -= offset
+        band *= factor
+        np.rint(band, out=band)
+        np.clip(band, 0, 255, out=band)
+        gray[top : top + len(band)] = band
     return Image.fromarray(gray).convert("RGB")
+
+
+_ROWS_PER_BAND = 256  # high-depth conversion reads row bands of this height
+
+
+def _bands(image: Image.Image) -> Iterator[tuple[int, np.ndarray]]:
+    """(top row, 2-D array) per band of rows, without copying the whole image."""
+    for top in range(0, image.height, _ROWS_PER_BAND):
+        bottom = min(image.height, top + _ROWS_PER_BAND)
+        yield top, np.asarray(image.crop((0, top, image.width, bottom)))
 
 
 def image_digest(image: Image.Image) -> str:

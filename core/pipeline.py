@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import UserInputError
-from core.geometry import box_to_pixels, mask_logits_to_full
+from core.geometry import box_to_pixels, mask_logits_to_crop
 from core.intent.parse import parse_intent
 from core.intent.region import region_to_pixels
 from core.tokens import parse_objects, strip_tokens
@@ -40,6 +40,7 @@ SLACK_TOKENS = 8
 MAX_BUDGET = 1024
 TEXT_BUDGETS = {"caption": 64, "describe": 192, "ocr": 128, "answer": 64}
 DEFAULT_TEXT_BUDGET = 96
+MAX_DETECTIONS = 100  # objects kept per image (MAX_DETECTIONS setting)
 
 
 class VisionModel(Protocol):
@@ -88,6 +89,7 @@ def analyze(
     decoding: Decoding | None = None,
     max_new_tokens: int | None = None,
     cancel: threading.Event | None = None,
+    max_detections: int = MAX_DETECTIONS,
 ) -> AnalysisResult:
     """Run one request on ``image`` (RGB, original size).
 
@@ -95,11 +97,13 @@ def analyze(
     previous Intent of the conversation, used to resolve refinements.
     ``max_new_tokens`` (e.g. from settings) overrides the automatic budget;
     ``decoding.max_new_tokens`` overrides both. ``cancel``: see generate.
+    At most ``max_detections`` objects are kept (the rest counted in
+    ``result.detections_dropped``).
     Raises UserInputError when the request does not ask the model to run.
     """
     intent = to_intent(request, state)
     generation = generate(image, intent, model, decoding, max_new_tokens, None, cancel)
-    return build_result(image.size, generation, model)
+    return build_result(image.size, generation, model, max_detections=max_detections)
 
 
 @dataclass(frozen=True)
@@ -130,27 +134,36 @@ def generate(
     max_new_tokens: int | None = None,
     on_text: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
+    source_wh: tuple[int, int] | None = None,
 ) -> Generation:
     """The only stage that runs the language model.
 
     ``on_text`` receives the answer as it is generated (on the model thread).
-    With ``intent.region`` the model sees only that part of ``image``
-    (``Generation.crop_px``); build_result puts the answer back on the photo.
-    Raises UserInputError when the region lies outside the photo.
+    ``source_wh`` is the original photo's size when ``image`` is a smaller
+    copy of it (the chat's model input or display copy); None: ``image`` is
+    the original. With ``intent.region`` the model sees only that part of the
+    photo (``Generation.crop_px``, in original pixels); build_result puts the
+    answer back on the photo. Raises UserInputError when the region lies
+    outside the photo.
     Setting ``cancel`` stops the model at its next token (the engine then
     raises RequestCancelledError).
     """
     crop_px = None
     if intent.region is not None:
+        width, height = source_wh or image.size
         try:
-            crop_px = region_to_pixels(intent.region, image.size)
+            crop_px = region_to_pixels(intent.region, (width, height))
         except ValueError as exc:
             raise UserInputError(
                 f"That region is not on this photo ({exc}); give it in pixels of "
-                f"the {image.size[0]}x{image.size[1]} photo, e.g. "
+                f"the {width}x{height} photo, e.g. "
                 "'region 100,200 to 600,700', or say 'zoom out'."
             ) from exc
-        image = image.crop(crop_px)
+        sx, sy = image.width / width, image.height / height
+        x1, y1, x2, y2 = crop_px
+        image = image.crop(
+            (round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy))
+        )
     decoding = decoding or Decoding()
     budget = decoding.max_new_tokens or max_new_tokens or token_budget(intent)
     kwargs = decoding.generate_kwargs(budget)
@@ -168,13 +181,34 @@ def generate(
 
 
 def build_result(
-    size_wh: tuple[int, int], generation: Generation, model: VisionModel
+    size_wh: tuple[int, int],
+    generation: Generation,
+    model: VisionModel,
+    *,
+    max_detections: int = MAX_DETECTIONS,
 ) -> AnalysisResult:
-    """Parse the answer, decode masks in one batch, place them full size."""
+    """Parse the answer, decode masks in one batch, place them as box crops.
+
+    ``size_wh`` is the original image's size: boxes and masks are in its
+    pixels whatever size the model saw. Objects beyond ``max_detections``
+    are dropped (counted in ``detections_dropped``, logged) before any mask
+    is decoded: each one costs a mask of its box size.
+    """
+    if max_detections < 1:
+        raise ValueError(f"max_detections must be >= 1, got {max_detections}")
     intent = generation.intent
     grounded = intent.task in GROUNDED_TASKS
     start = time.perf_counter()
     objects = parse_objects(generation.raw_text) if grounded else []
+    dropped = max(0, len(objects) - max_detections)
+    if dropped:
+        logger.warning(
+            "kept %d of %d objects (MAX_DETECTIONS=%d)",
+            max_detections,
+            len(objects),
+            max_detections,
+        )
+        objects = objects[:max_detections]
     timings = {"generate": generation.generate_s, "parse": time.perf_counter() - start}
     crop = generation.crop_px
     seen_wh = (crop[2] - crop[0], crop[3] - crop[1]) if crop else size_wh
@@ -191,13 +225,14 @@ def build_result(
         max_new_tokens=generation.max_new_tokens,
         image_size_wh=size_wh,
         timings_s=timings,
+        detections_dropped=dropped,
     )
 
 
 def place_objects(
     objects: list[ParsedObject], size_wh: tuple[int, int], model: VisionModel
 ) -> tuple[list[Detection], dict[str, float]]:
-    """Boxes to pixels; all masks decoded in one batch and placed full size."""
+    """Boxes to pixels; all masks decoded in one batch, kept as box crops."""
     start = time.perf_counter()
     with_masks = [o for o in objects if o.seg_indices is not None]
     logits = None
@@ -211,11 +246,19 @@ def place_objects(
     mask_row = 0
     for obj in objects:
         box_px = box_to_pixels(obj.box, size_wh)
-        mask = None
+        crop = None
         if obj.seg_indices is not None and logits is not None:
-            mask = mask_logits_to_full(logits[mask_row], box_px, size_wh)
+            crop = mask_logits_to_crop(logits[mask_row], box_px)
             mask_row += 1
-        detections.append(Detection(label=obj.label, box_px=box_px, mask=mask))
+        detections.append(
+            Detection(
+                obj.label,
+                box_px,
+                mask_crop=crop,
+                mask_origin_xy=box_px[:2],
+                image_wh=size_wh,
+            )
+        )
     timings = {"decode_masks": decode_s, "place": time.perf_counter() - start}
     return detections, timings
 
@@ -225,18 +268,25 @@ def shift_detections(
 ) -> list[Detection]:
     """Detections on a crop at ``offset_xy`` -> the same on the ``size_wh`` photo.
 
-    Boxes move by the offset; masks are pasted into a full-size (H, W) bool.
+    Boxes and mask crops move by the offset; no full-size mask is made.
     """
     dx, dy = offset_xy
-    width, height = size_wh
     moved = []
     for det in detections:
         x1, y1, x2, y2 = det.box_px
-        mask = None
-        if det.mask is not None:
-            mask = np.zeros((height, width), dtype=bool)
-            crop_h, crop_w = det.mask.shape
-            mask[dy : dy + crop_h, dx : dx + crop_w] = det.mask
         box = (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
-        moved.append(Detection(label=det.label, box_px=box, mask=mask))
+        if not det.has_mask:
+            moved.append(Detection(det.label, box, image_wh=size_wh))
+            continue
+        ox, oy = det.mask_origin_xy
+        moved.append(
+            Detection(
+                det.label,
+                box,
+                mask_bits=det.mask_bits,
+                mask_crop_hw=det.mask_crop_hw,
+                mask_origin_xy=(ox + dx, oy + dy),
+                image_wh=size_wh,
+            )
+        )
     return moved

@@ -45,6 +45,13 @@ def reply_markdown(
             if result.answer
             else "(the model gave an empty answer)"
         )
+    if result.detections_dropped:
+        lines += [
+            "",
+            f"⚠️ {result.detections_dropped} more object(s) were found but not "
+            f"kept: at most {len(result.detections)} per image (MAX_DETECTIONS). "
+            "Ask for fewer things at once.",
+        ]
     if result.truncated:
         missing = (
             "some objects may be missing"

@@ -22,7 +22,7 @@ from PIL import Image
 
 from core.errors import UserInputError
 from core.intent.region import region_to_pixels
-from core.pipeline import VisionModel, analyze, shift_detections
+from core.pipeline import MAX_DETECTIONS, VisionModel, analyze, shift_detections
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Detection, Intent
 
 logger = logging.getLogger(__name__)
@@ -92,8 +92,11 @@ def analyze_tiled(
     decoding: Decoding | None = None,
     max_new_tokens: int | None = None,
     on_tile: TileProgress | None = None,
+    max_detections: int = MAX_DETECTIONS,
 ) -> AnalysisResult:
     """``analyze`` on the whole photo and on ``grid`` tiles, merged.
+
+    At most ``max_detections`` objects per pass, and after the merge.
 
     Only detect/segment are tiled (a caption of a tile answers another
     question); ``grid`` (1, 1) or another task is one plain ``analyze``.
@@ -104,7 +107,12 @@ def analyze_tiled(
 
     if intent.task not in GROUNDED_TASKS or grid == (1, 1):
         return analyze(
-            image, intent, model, decoding=decoding, max_new_tokens=max_new_tokens
+            image,
+            intent,
+            model,
+            decoding=decoding,
+            max_new_tokens=max_new_tokens,
+            max_detections=max_detections,
         )
     if intent.region is not None:  # tiles of the region, not of the whole photo
         return _tiled_region(
@@ -122,7 +130,12 @@ def analyze_tiled(
         if on_tile is not None:
             on_tile(done, total)
         return analyze(
-            part, intent, model, decoding=decoding, max_new_tokens=max_new_tokens
+            part,
+            intent,
+            model,
+            decoding=decoding,
+            max_new_tokens=max_new_tokens,
+            max_detections=max_detections,
         )
 
     whole = run(image)
@@ -158,7 +171,13 @@ def analyze_tiled(
         len(detections),
         len(whole.detections),
     )
-    return replace(whole, detections=tuple(detections), timings_s=timings)
+    dropped = max(0, len(detections) - max_detections)
+    return replace(
+        whole,
+        detections=tuple(detections[:max_detections]),
+        timings_s=timings,
+        detections_dropped=whole.detections_dropped + dropped,
+    )
 
 
 def _tiled_region(
@@ -206,14 +225,14 @@ def to_supervision(
     if not detections:
         return sv.Detections.empty()
     ids = [labels.setdefault(d.label or "", len(labels)) for d in detections]
-    has_mask = np.array([d.mask is not None for d in detections])
+    has_mask = np.array([d.has_mask for d in detections])
     masks = None
     if has_mask.any():
         width, height = size_wh
         masks = np.zeros((len(detections), height, width), dtype=bool)
         for row, det in enumerate(detections):
-            if det.mask is not None:
-                masks[row] = np.asarray(det.mask, dtype=bool)
+            if det.has_mask:
+                masks[row] = det.mask
             else:
                 x1, y1, x2, y2 = det.box_px
                 masks[row, y1:y2, x1:x2] = True

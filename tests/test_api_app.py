@@ -270,3 +270,25 @@ async def test_one_client_over_its_queue_share_gets_429_others_still_get_in() ->
     assert health["queue"]["waiting"] == {"chat": 0, "api": 1}
     assert health["queue"]["running"] == {"chat": 0, "api": 1}
     assert all(isinstance(call["cancel"], threading.Event) for call in model.calls)
+
+
+async def test_v1_analyze_refuses_max_new_tokens_above_the_operator_limit() -> None:
+    """MAX_NEW_TOKENS_LIMIT caps what a client may ask for, before any model work."""
+    model = FakeModel().enqueue("a cow")
+    async with _client(FakeManager(model), max_new_tokens_limit=256) as client:
+        response = await client.post(
+            "/v1/analyze",
+            data={"prompt": "caption en", "max_new_tokens": "512"},
+            files={"images": ("a.png", _png(), "image/png")},
+        )
+        allowed = await client.post(
+            "/v1/analyze",
+            data={"prompt": "caption en", "max_new_tokens": "256"},
+            files={"images": ("a.png", _png(), "image/png")},
+        )
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "at most 256" in message and "got 512" in message
+    assert "MAX_NEW_TOKENS_LIMIT" in message
+    assert allowed.status_code == 200
+    assert [call["max_new_tokens"] for call in model.calls] == [256]  # one call

@@ -61,6 +61,25 @@ def test_env_example_values_parse():
         ({"DTYPE": "int8"}, "dtype", None, pytest.raises(ValueError, match="DTYPE")),
         ({"LOAD_ON_START": "maybe"}, "load_on_start", None, pytest.raises(ValueError)),
         ({"MAX_NEW_TOKENS": "0"}, "max_new_tokens", None, pytest.raises(ValueError)),
+        ({"MAX_DETECTIONS": "250"}, "max_detections", 250, does_not_raise()),
+        (
+            {"MAX_DETECTIONS": "0"},
+            "max_detections",
+            None,
+            pytest.raises(ValueError, match=r"MAX_DETECTIONS must be in 1\.\.10000"),
+        ),  # case: no objects at all is no setting
+        (
+            {"MAX_CONCURRENT_DECODES": "0"},
+            "max_concurrent_decodes",
+            None,
+            pytest.raises(ValueError, match="MAX_CONCURRENT_DECODES"),
+        ),
+        (
+            {"MAX_NEW_TOKENS_LIMIT": "4096"},
+            "max_new_tokens_limit",
+            None,
+            pytest.raises(ValueError, match="MAX_NEW_TOKENS_LIMIT"),
+        ),
     ],
 )
 def test_from_env(env, field, value, expectation):

@@ -21,8 +21,6 @@ from core.export.formats import (
     category_name,
     mask_to_rle,
     masks_zip,
-    rle_area,
-    rle_bbox,
     rle_to_mask,
     safe_name,
     to_coco,
@@ -30,7 +28,13 @@ from core.export.formats import (
     unique_stems,
     yolo_class_names,
 )
-from core.export.masks import mask_to_polygons, polygon_to_mask, polygons_to_mask
+from core.export.masks import (
+    mask_to_polygons,
+    polygon_to_mask,
+    polygons_to_mask,
+    rle_area,
+    rle_bbox,
+)
 from core.types import Detection
 
 # Shapes ---------------------------------------------------------------------

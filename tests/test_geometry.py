@@ -4,6 +4,7 @@ from contextlib import nullcontext as does_not_raise
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from core.geometry import box_to_pixels, mask_logits_to_full, mask_to_xyxy
 from tests.support.fakes import disc_logits
@@ -95,3 +96,25 @@ def test_thin_and_empty_boxes(box_px, pixels):
 def test_logits_of_exactly_zero_are_background():
     zero = mask_logits_to_full(np.zeros((64, 64), np.float32), (0, 0, 8, 8), (8, 8))
     assert not zero.any()  # threshold is > 0: logits are centred on 0
+
+
+@pytest.mark.parametrize(
+    "box_wh",
+    [(7, 5), (300, 700), (4032, 3024), (1000, 257), (33, 1)],
+    ids=["tiny", "tall", "12mp", "one-band-and-a-bit", "one-row"],
+)
+def test_banded_mask_placement_equals_one_whole_resize(box_wh) -> None:
+    """Row bands (bounded memory) give the whole-box resize's pixels; only
+    logits within float rounding of the 0 threshold may flip."""
+    from core.geometry import mask_logits_to_crop
+
+    width, height = box_wh
+    logits = np.random.default_rng(width).normal(size=(64, 64)).astype(np.float32)
+    whole = np.asarray(
+        Image.fromarray(logits).resize((width, height), Image.Resampling.BILINEAR)
+    )
+    crop = mask_logits_to_crop(logits, (10, 20, 10 + width, 20 + height))
+    assert crop.shape == (height, width) and crop.dtype == bool
+    differ = crop != (whole > 0)
+    assert np.abs(whole[differ]).max(initial=0.0) < 1e-5
+    assert differ.sum() <= 10

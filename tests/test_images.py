@@ -288,3 +288,50 @@ def test_image_digest_tracks_pixels_size_and_mode() -> None:
     assert len(digest) == 40
     assert len({digest, image_digest(changed), image_digest(reshaped)}) == 3
     assert image_digest(base.convert("L")) != image_digest(base.convert("P"))
+
+
+def test_high_depth_conversion_is_banded_and_matches_the_whole_image() -> None:
+    """Rows past the first band scale with the min/max of the whole image."""
+    from core import images
+
+    height = images._ROWS_PER_BAND * 2 + 7
+    values = np.linspace(-1000.0, 3000.0, height * 5, dtype=np.float32)
+    values[3] = np.nan  # counts as 0, as before
+    image = Image.fromarray(values.reshape(height, 5), mode="F")
+    gray = np.asarray(to_rgb(image))[..., 0].astype(int)
+    clean = np.nan_to_num(values.astype(np.float64)).reshape(height, 5)
+    expected = np.rint((clean - clean.min()) * 255.0 / (clean.max() - clean.min()))
+    assert np.abs(gray - expected).max() <= 1
+    assert gray.min() == 0 and gray.max() == 255
+
+
+def test_decodes_beyond_the_limit_wait_then_refuse_clearly(monkeypatch) -> None:
+    """MAX_CONCURRENT_DECODES: a decode finding every slot taken says so."""
+    import threading
+
+    from core import images
+    from core.errors import BusyError
+
+    monkeypatch.setattr(images, "DECODE_WAIT_S", 0.01)
+    images.set_decode_limit(1)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_slot() -> None:
+        with images._decode_slot():
+            holding.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=hold_the_slot)
+    holder.start()
+    try:
+        assert holding.wait(timeout=30)
+        with pytest.raises(BusyError, match="MAX_CONCURRENT_DECODES") as caught:
+            load_image(solid(RED, "PNG"), max_pixels=LIMIT)
+        assert "decoding 1 other image(s)" in caught.value.message
+    finally:
+        release.set()
+        holder.join()
+        images.set_decode_limit(2)
+    assert load_image(solid(RED, "PNG"), max_pixels=LIMIT).mode == "RGB"
+    with pytest.raises(ValueError, match="MAX_CONCURRENT_DECODES must be >= 1"):
+        images.set_decode_limit(0)

@@ -169,3 +169,25 @@ def test_timings_cover_every_stage(fake_model, car_photo):
     result = analyze(car_photo, SEGMENT_WHEELS, fake_model)
     assert set(result.timings_s) == {"generate", "parse", "decode_masks", "place"}
     assert all(v >= 0 for v in result.timings_s.values())
+
+
+def test_objects_beyond_max_detections_are_dropped_before_decoding(
+    fake_model, car_photo
+) -> None:
+    """MAX_DETECTIONS: masks are decoded for the kept objects only; the reply
+    says how many more there were and which setting keeps them."""
+    from core.reply import reply_markdown
+    from tests.recorded import REPLAY_CAT
+
+    intent = Intent(task="segment", prompt="segment cat", targets=("cat",))
+    fake_model.enqueue(" ; ".join([REPLAY_CAT] * 5))
+    result = analyze(car_photo, intent, fake_model, max_detections=3)
+    assert len(result.detections) == 3
+    assert result.detections_dropped == 2
+    (batch,) = fake_model.mask_calls
+    assert batch.shape == (3, 16)
+    text = reply_markdown(result, "cats.jpg")
+    assert "2 more object(s) were found but not kept" in text
+    assert "MAX_DETECTIONS" in text
+    with pytest.raises(ValueError, match="max_detections must be >= 1, got 0"):
+        analyze(car_photo, intent, fake_model.enqueue(REPLAY_CAT), max_detections=0)

@@ -218,5 +218,5 @@ def detection_json(det: Detection, include: frozenset[str]) -> dict[str, Any]:
     """One v1 detection: box_px in original pixels, area in pixels, masks opt-in."""
     item = detection_to_dict(det, with_rle="mask_rle" in include)
     if "mask_png" in include:
-        item["mask_png"] = mask_png_b64(det.mask) if det.mask is not None else None
+        item["mask_png"] = mask_png_b64(det.mask) if det.has_mask else None
     return item

@@ -284,7 +284,9 @@ def build_router(ctx: ApiContext) -> APIRouter:
         prompt = clean_prompt(form_text(form, "prompt"), settings.max_prompt_chars)
         engine = ctx.engine_for(form_text(form, "model_id"))
         decoding = decoding_for(
-            form_text(form, "decoding"), form_text(form, "max_new_tokens")
+            form_text(form, "decoding"),
+            form_text(form, "max_new_tokens"),
+            settings.max_new_tokens_limit,
         )
         include = parse_include(form_text(form, "include"))
         fmt = parse_format(form_text(form, "format"))

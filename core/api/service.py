@@ -183,6 +183,7 @@ class ApiContext:
             cancel=cancel,  # the queue's: set when the caller stops waiting
             client=self.client_of(request) if request is not None else "internal",
             kind=API,
+            max_detections=self.settings.max_detections,
         )
         if request is None:
             return await work
@@ -297,8 +298,14 @@ def free_prompt_intent(prompt: str) -> Intent:
     return intent_for(prompt)
 
 
-def decoding_for(preset: str | None, max_new_tokens: str | None) -> Decoding:
-    """Decoding from form fields; 400 naming the bad value."""
+def decoding_for(
+    preset: str | None, max_new_tokens: str | None, limit: int = 1024
+) -> Decoding:
+    """Decoding from form fields; 400 naming the bad value.
+
+    ``limit`` (MAX_NEW_TOKENS_LIMIT) caps what a client may ask for: each
+    token costs model time and cache memory.
+    """
     try:
         tokens = int(max_new_tokens) if max_new_tokens not in (None, "", "0") else None
     except ValueError as exc:
@@ -307,9 +314,15 @@ def decoding_for(preset: str | None, max_new_tokens: str | None) -> Decoding:
             f"got {max_new_tokens!r:.40}."
         ) from exc
     try:
-        return Decoding(preset=preset or "greedy", max_new_tokens=tokens)
+        decoding = Decoding(preset=preset or "greedy", max_new_tokens=tokens)
     except ValueError as exc:
         raise UserInputError(f"Invalid decoding options: {exc}") from exc
+    if tokens is not None and tokens > limit:
+        raise UserInputError(
+            f"max_new_tokens must be at most {limit} on this server, got {tokens}; "
+            "ask for fewer, or have the operator raise MAX_NEW_TOKENS_LIMIT."
+        )
+    return decoding
 
 
 def v1_item(item: BatchItem, include: frozenset[str]) -> dict[str, Any]:
@@ -345,7 +358,7 @@ def segment_masks(result: AnalysisResult) -> list[dict[str, Any]]:
     """
     return [
         {
-            "mask": mask_png_b64(d.mask) if d.mask is not None else None,
+            "mask": mask_png_b64(d.mask) if d.has_mask else None,
             "coordinates": list(d.box_px),
             "label": d.label,
         }

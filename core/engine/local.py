@@ -140,12 +140,14 @@ class ModelManager(Engine):
     ) -> GeneratedText:
         import torch
 
+        use_cache = use_cache and self._feature_cache_size > 0
+        digest = image_digest(image) if use_cache else ""  # outside the lock
         with self._run_lock, torch.inference_mode():
             inputs = self.processor(
                 images=image, text=IMAGE_TOKEN + prompt, return_tensors="pt"
             )
             inputs = inputs.to(self.model.device)
-            features = self._image_features(image, inputs["pixel_values"], use_cache)
+            features = self._image_features(digest, inputs["pixel_values"], use_cache)
             output = self.model.generate(
                 input_ids=inputs["input_ids"],
                 attention_mask=inputs["attention_mask"],
@@ -164,8 +166,9 @@ class ModelManager(Engine):
             num_tokens=len(new_ids),
         )
 
-    def _image_features(self, image: Image.Image, pixel_values: Any, use_cache: bool):
-        """The projected vision features of ``image``, from the LRU when there.
+    def _image_features(self, digest: str, pixel_values: Any, use_cache: bool):
+        """The projected vision features of the image whose ``image_digest`` is
+        ``digest``, from the LRU when there.
 
         Returns a BaseModelOutputWithPooling whose ``pooler_output`` is
         [1, image_seq_length, hidden] in the model dtype, as
@@ -176,7 +179,7 @@ class ModelManager(Engine):
         pixel_values = pixel_values.to(self.model.dtype)
         if not use_cache or self._feature_cache_size == 0:
             return self.model.get_image_features(pixel_values, return_dict=True)
-        key = (image_digest(image), self._model_id)
+        key = (digest, self._model_id)
         cached = self._features.get(key)
         if cached is not None:
             self._features.move_to_end(key)

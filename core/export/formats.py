@@ -30,12 +30,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 from core.export.masks import (
-    check_mask,
     mask_to_png,
     mask_to_polygons,
     mask_to_rle,
-    rle_area,
-    rle_bbox,
 )
 from core.export.masks import polygon_to_mask as polygon_to_mask  # re-exported
 from core.export.masks import rle_to_mask as rle_to_mask  # re-exported
@@ -100,8 +97,9 @@ def unique_stems(
 class ExportItem:
     """One image and its detections, ready to export.
 
-    ``size_wh`` is the original image's ``(width, height)``; every mask must be
-    ``(H, W)`` bool of that size. ``overlay_png`` is optional PNG bytes.
+    ``size_wh`` is the original image's ``(width, height)``; every masked
+    detection must belong to an image of that size (``Detection`` has checked
+    its own mask). ``overlay_png`` is optional PNG bytes.
     """
 
     file_name: str
@@ -115,9 +113,13 @@ class ExportItem:
             raise ValueError(f"size_wh must be positive, got {self.size_wh}")
         object.__setattr__(self, "size_wh", (width, height))
         object.__setattr__(self, "detections", tuple(self.detections))
-        for det in self.detections:
-            if det.mask is not None:
-                check_mask(det.mask, self.size_wh)
+        for index, det in enumerate(self.detections):
+            if det.has_mask and det.image_wh != (width, height):
+                got_w, got_h = det.image_wh or (0, 0)
+                raise ValueError(
+                    f"detection {index}: mask must be (H, W) = ({height}, {width}) "
+                    f"for size_wh {(width, height)}, got ({got_h}, {got_w})"
+                )
 
 
 # COCO -------------------------------------------------------------------------
@@ -190,16 +192,16 @@ def _annotation(
     category_ids: dict[str, int],
     polygons: bool,
 ) -> dict:
-    segmentation: dict | list
-    if det.mask is None:
-        bbox, area, segmentation = _box_xywh(det.box_px), det.area, []
-    else:
-        rle = mask_to_rle(det.mask)
-        area = rle_area(rle)
-        bbox = rle_bbox(rle) if area else _box_xywh(det.box_px)
-        segmentation = rle
+    segmentation: dict | list = []
+    area = det.area
+    tight = det.mask_xyxy
+    bbox = _box_xywh(tight if tight is not None else det.box_px)
+    if det.has_mask:
+        mask = det.mask  # full size only while this file is written
         if polygons:
-            segmentation = _coco_polygons(det.mask, bbox) if area else []
+            segmentation = _coco_polygons(mask, bbox) if area else []
+        else:
+            segmentation = mask_to_rle(mask)
     return {
         "id": annotation_id,
         "image_id": image_id,
@@ -227,13 +229,13 @@ def _yolo_pieces(det: Detection, size_wh: tuple[int, int]) -> list[np.ndarray]:
     detection label would hold. ``[]`` when the object has no area at all.
     """
     box = det.box_px
-    if det.mask is not None:
+    if det.has_mask:
         pieces = mask_to_polygons(det.mask)
         if pieces:
             return pieces
-        if det.mask.any():  # only slivers (e.g. a 1-pixel line): their box
-            ys, xs = np.nonzero(det.mask)
-            box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        tight = det.mask_xyxy
+        if tight is not None:  # only slivers (e.g. a 1-pixel line): their box
+            box = tight
     x1, y1, x2, y2 = (float(v) for v in box)
     if x2 <= x1 or y2 <= y1:
         logger.warning("YOLO export skips %r: empty box %s", det.label, box)
@@ -278,7 +280,7 @@ def mask_file_names(item: ExportItem, stem: str) -> list[str | None]:
     """
     return [
         None
-        if det.mask is None
+        if not det.has_mask
         else f"{stem}/{index:02d}_{safe_name(category_name(det.label), 'object')}.png"
         for index, det in enumerate(item.detections, start=1)
     ]
@@ -314,7 +316,9 @@ def masks_zip(items: Sequence[ExportItem], *, polygons: bool = False) -> bytes:
 
         def write(name: str, data: bytes | str) -> None:
             info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            # PNGs are deflated already: storing them saves a second pass.
+            stored = name.endswith(".png")
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
 
         coco = to_coco(items, polygons=polygons)
@@ -326,8 +330,8 @@ def masks_zip(items: Sequence[ExportItem], *, polygons: bool = False) -> bytes:
             for det, name in zip(
                 item.detections, mask_file_names(item, stem), strict=True
             ):
-                if name is not None and det.mask is not None:
-                    write(name, mask_to_png(det.mask))
+                if name is not None and det.has_mask:
+                    write(name, mask_to_png(det.mask))  # full size, one at a time
             if item.overlay_png is not None:
                 write(f"{stem}/overlay.png", item.overlay_png)
     logger.debug(

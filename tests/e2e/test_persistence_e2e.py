@@ -239,7 +239,10 @@ async def test_resume_refine_restart_and_delete(app_env, run_server, tmp_path):
         keys = [e["objectKey"] for e in after.resumed["elements"] if e["objectKey"]]
         folder = data_dir / "threads" / thread_id
         stored = [data_dir / "files" / key for key in keys]
-        assert (folder / "state.json").is_file() and (folder / "001.png").is_file()
+        assert (folder / "state.json").is_file()
+        # The photo's display copy, model input and original bytes (chat.photos).
+        for name in ("001.jpg", "001.model.jpg", "001.orig"):
+            assert (folder / name).is_file(), sorted(p.name for p in folder.iterdir())
         assert stored and all(path.is_file() for path in stored)
 
         # A partial, hand-edited state.json: the chat says what it lost and

@@ -1,0 +1,97 @@
+"""A 12 MP phone photo in the real chat: decoded once, overlay at display size,
+boxes and downloads in the photo's own pixels (real server, replay model)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.recorded import REPLAY_RECORDING
+from tests.support.chat_client import ChatClient, start_server
+
+PHOTO_WH = (4032, 3024)
+
+
+def phone_jpeg() -> bytes:
+    width, height = PHOTO_WH
+    ramp = np.linspace(0, 255, width, dtype=np.uint8)[None, :, None]
+    pixels = np.broadcast_to(ramp, (height, width, 3)).copy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server(synthetic_vae_path, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos-server")
+    recording = folder / "recording.json"
+    recording.write_text(json.dumps(REPLAY_RECORDING))
+    env = {
+        "MODEL_ID": f"replay:{recording}",
+        "VAE_PATH": str(synthetic_vae_path),
+        "DATA_DIR": str(folder / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "RATE_LIMIT": "0",
+    }
+    process = start_server(env, folder / "server.log")
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+def _fetch(server, client: ChatClient, element: dict) -> bytes:
+    response = httpx.get(
+        f"{server.url}/project/file/{element['chainlitKey']}",
+        params={"session_id": client.session_id},
+        timeout=60,
+    )
+    response.raise_for_status()
+    return response.content
+
+
+async def test_a_phone_photo_is_decoded_once_and_exported_full_size(server) -> None:
+    client = ChatClient(server.url)
+    await client.connect()
+    try:
+        await client.send("segment cat", [("phone.jpg", phone_jpeg())], timeout_s=300)
+        for _ in range(2):
+            replies = await client.send("segment cat", timeout_s=300)
+        answer = replies[-1]
+        files = {e["name"]: e for e in client.elements_for(answer["id"])}
+        overlay = Image.open(
+            io.BytesIO(_fetch(server, client, files["phone-overlay.jpg"]))
+        )
+        archive = zipfile.ZipFile(
+            io.BytesIO(_fetch(server, client, files["phone-masks-coco-yolo.zip"]))
+        )
+        coco = json.loads(_fetch(server, client, files["phone.coco.json"]))
+    finally:
+        await client.close()
+    log = server.log()
+    assert log.count("decoded an upload once") == 1, log[-3000:]
+    assert "4032x3024 -> display 2016x1512" in log
+    # REPLAY_CAT: <loc0100><loc0100><loc0700><loc0500> = y1 x1 y2 x2 in 1/1024
+    row = re.search(
+        r"1 \| cat \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|", answer["output"]
+    )
+    assert row is not None, answer["output"]
+    assert tuple(int(v) for v in row.groups()) == (394, 295, 1969, 2067)
+    assert "(4032x3024)" in answer["output"]
+    assert overlay.size == (2016, 1512)  # drawn on the display copy
+    (image,) = coco["images"]
+    assert (image["width"], image["height"]) == PHOTO_WH
+    (annotation,) = coco["annotations"]
+    x, y, w, h = annotation["bbox"]
+    assert 394 <= x and 295 <= y and x + w <= 1969 and y + h <= 2067
+    mask = np.asarray(Image.open(archive.open("phone/01_cat.png")))
+    assert mask.shape == (3024, 4032)
+    assert int((mask > 0).sum()) == int(annotation["area"]) > 0
