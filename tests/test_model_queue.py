@@ -247,3 +247,23 @@ async def test_retry_after_of_a_client_with_a_running_job_is_that_jobs_rest():
     slow.release.set()
     quick.release.set()
     await asyncio.gather(slow_task, quick_task)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_a_finished_job_is_off_the_books_when_its_caller_wakes(fails):
+    """/health right after an answer must not count the answered job."""
+    queue = ModelQueue(max_pending=4, per_client=4)
+    seen: list[int] = []
+
+    def job() -> str:
+        if fails:
+            raise RuntimeError("model failed")
+        return "done"
+
+    for _ in range(20):  # the race, if any, shows within a few rounds
+        try:
+            await queue.submit(job)
+        except RuntimeError:
+            pass
+        seen.append(queue.depth)
+    assert seen == [0] * 20

@@ -285,11 +285,11 @@ class ModelQueue:
             try:
                 result = job.fn()
             except BaseException as exc:
+                self._finished(job)  # off the books before the caller wakes
                 job.future.set_exception(exc)
             else:
-                job.future.set_result(result)
-            finally:
                 self._finished(job)
+                job.future.set_result(result)
 
     def _finished(self, job: _Job) -> None:
         elapsed = time.monotonic() - (job.started_at or time.monotonic())
