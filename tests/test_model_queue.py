@@ -254,11 +254,11 @@ async def test_a_finished_job_is_off_the_books_when_its_caller_wakes(fails):
     """/health right after an answer must not count the answered job: the job
     leaves the running set before its caller's future is resolved."""
 
-    class Recording(ModelQueue):
-        resolved_first: list[bool] = []
+    resolved_first: list[bool] = []
 
+    class Recording(ModelQueue):
         def _finished(self, job) -> None:
-            self.resolved_first.append(job.future.done())
+            resolved_first.append(job.future.done())
             super()._finished(job)
 
     queue = Recording(max_pending=4, per_client=4)
@@ -274,4 +274,4 @@ async def test_a_finished_job_is_off_the_books_when_its_caller_wakes(fails):
         except RuntimeError:
             pass
         assert queue.depth == 0
-    assert queue.resolved_first == [False, False, False]
+    assert resolved_first == [False, False, False]
