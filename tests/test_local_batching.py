@@ -222,3 +222,31 @@ def test_each_row_of_a_batch_streams_only_its_own_answer(
     # the short row stops streaming at its budget while the batch decodes on
     assert ["".join(p).strip() for p in pieces] == [str(a) for a in answers]
     manager.close()
+
+
+def test_a_cancelled_row_stops_within_a_token_and_the_batch_goes_on(
+    tmp_path, tiny_model_dir, synthetic_vae_path, one_at_a_time
+) -> None:
+    from core.engine.base import GenerationParams
+    from core.engine.local import _Request
+
+    manager = _manager(tmp_path, tiny_model_dir, synthetic_vae_path, batch_max=2)
+    gave_up = threading.Event()
+    gave_up.set()  # the caller left before its answer began
+    colour, prompt, budget = REQUESTS[0]
+    requests = [
+        _Request(
+            Image.new("RGB", (40, 30), colour), prompt, GenerationParams(budget), None
+        ),
+        _Request(
+            Image.new("RGB", (40, 30), colour),
+            prompt,
+            GenerationParams(budget),
+            None,
+            gave_up,
+        ),
+    ]
+    kept, cancelled = manager._run_batch(requests)
+    assert kept == one_at_a_time[0]
+    assert cancelled.num_tokens == 1 and cancelled.truncated is False
+    manager.close()

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 TEXT_BUDGETS = (128, 256)  # prompt + answer tokens a compiled cache holds
 WARM_STEPS = 4  # decode steps per warmed shape: compile, then CUDA-graph record
 PAD_POSITION = 1  # position id of left padding (masked out; any valid value)
+_SHAPES = 0  # compiled decode shapes in this process (dynamo's recompile limit)
 
 
 def batch_bucket(rows: int, batch_max: int) -> int:
@@ -114,10 +115,12 @@ class StaticDecoder:
         self.warmed: set[tuple[int, int]] = set()
         step = self._step
         if compile_step:
-            # one graph per (rows, cache length) bucket, all warmed at load
-            limit = 4 * len(TEXT_BUDGETS) * max(1, batch_max.bit_length())
+            # one graph per (rows, cache length) bucket, all warmed at load;
+            # every decoder of the process shares _step's code, hence its limit
+            global _SHAPES
+            _SHAPES += len(TEXT_BUDGETS) * max(1, batch_max.bit_length())
             torch._dynamo.config.recompile_limit = max(
-                torch._dynamo.config.recompile_limit, limit
+                torch._dynamo.config.recompile_limit, _SHAPES + 8
             )
             step = torch.compile(self._step, backend=backend, mode=mode, dynamic=False)
         self._compiled_step = step
