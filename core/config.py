@@ -264,7 +264,6 @@ def _ports(value: str) -> tuple[int, ...]:
     return tuple(int(item) for item in _list(value))
 
 
-_AUTO_NONE = {"model_id", "max_new_tokens", "vae_path"}
 _AUTO_NONE = {"model_id", "max_new_tokens", "vae_path", "batch_max", "backend_image_px"}
 
 _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (

@@ -172,10 +172,10 @@ class ModelManager(Engine):
         import torch
 
         with self._run_lock, torch.inference_mode():
-            row, features = self._encode(image, "caption en", use_cache=False)
+            row, features = self._encode(image, "caption en", "", use_cache=False)
             self._decoder.warm_up(row, features)
 
-    def _encode(self, image: Image.Image, prompt: str, use_cache: bool):
+    def _encode(self, image: Image.Image, prompt: str, digest: str, use_cache: bool):
         """(Row of prompt ids, image features [1, tokens, hidden]) for a batch."""
         from core.engine.compiled import Row
 
@@ -183,7 +183,7 @@ class ModelManager(Engine):
             images=image, text=IMAGE_TOKEN + prompt, return_tensors="pt"
         )
         pixels = inputs["pixel_values"].to(self.model.device)
-        features = self._image_features(image, pixels, use_cache).pooler_output
+        features = self._image_features(digest, pixels, use_cache).pooler_output
         ids, types = inputs["input_ids"][0], inputs["token_type_ids"][0]
         return Row(ids.tolist(), types.tolist()), features
 
@@ -223,10 +223,12 @@ class ModelManager(Engine):
         budgets = [request.params.max_new_tokens for request in requests]
         callbacks = [request.on_text for request in requests]
         stream = RowStreams(self.processor.tokenizer, callbacks, budgets)
-        with self._run_lock, torch.inference_mode():
+        use_cache = self._feature_cache_size > 0
+        digests = [image_digest(r.image) if use_cache else "" for r in requests]
+        with self._run_lock, torch.inference_mode():  # digests outside the lock
             encoded = [
-                self._encode(request.image, request.prompt, use_cache=True)
-                for request in requests
+                self._encode(request.image, request.prompt, digest, use_cache)
+                for request, digest in zip(requests, digests, strict=True)
             ]
             rows = [row for row, _ in encoded]
             features = [image_features for _, image_features in encoded]
