@@ -12,18 +12,30 @@ ARG TORCH_VARIANT=cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY requirements.txt /tmp/requirements.txt
+COPY requirements.txt requirements-cuda.txt /tmp/
 # torch first from the variant's index (2.13.0+cpu satisfies torch==2.13.0), so
-# the CPU image does not pull gigabytes of CUDA libraries from PyPI.
+# the CPU image does not pull gigabytes of CUDA libraries from PyPI. The CUDA
+# variants add requirements-cuda.txt (bitsandbytes + accelerate, for
+# QUANTIZATION=int8/int4 on the GPU).
 RUN pip install --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" \
         "torch==$(grep -E '^torch==' /tmp/requirements.txt | cut -d= -f3)" \
- && pip install -r /tmp/requirements.txt
+ && pip install -r /tmp/requirements.txt \
+ && if [ "${TORCH_VARIANT}" != "cpu" ]; then \
+        pip install -r /tmp/requirements-cuda.txt; \
+    fi
 
 FROM ${PYTHON_IMAGE}
 ARG TORCH_VARIANT=cpu
 LABEL org.opencontainers.image.title="paligemma-chat" \
       org.opencontainers.image.description="Chat and REST API for PaliGemma 2 detection and segmentation" \
       paligemma-chat.torch-variant="${TORCH_VARIANT}"
+# CUDA: torch.compile (COMPILE=auto) builds Triton kernels at start, and
+# Triton compiles a small C launcher: it needs gcc at run time.
+RUN if [ "${TORCH_VARIANT}" != "cpu" ]; then \
+        apt-get update \
+     && apt-get install -y --no-install-recommends gcc libc6-dev \
+     && rm -rf /var/lib/apt/lists/*; \
+    fi
 # The code and the venv belong to root and are read-only for the app user;
 # it may write only /data (history, downloads) and Chainlit's uploads folder
 # (CHAINLIT_APP_ROOT/.files, the app root linking to the read-only config).

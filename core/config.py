@@ -24,6 +24,18 @@ def default_model_id(device: str) -> str:
     return DEFAULT_MODEL_CUDA if device == "cuda" else DEFAULT_MODEL_CPU
 
 
+def resolve_device(device: str) -> str:
+    """DEVICE with "auto" resolved: "cuda" when torch sees a GPU, else "cpu".
+
+    Imports torch only for "auto" (the local backend imports it anyway).
+    """
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -91,6 +103,11 @@ class Settings:
     max_detections: int = 100  # MAX_DETECTIONS: objects kept per image
     max_concurrent_decodes: int = 2  # MAX_CONCURRENT_DECODES: image decodes at once
     max_new_tokens_limit: int = 1024  # MAX_NEW_TOKENS_LIMIT: most a client may ask
+    # Throughput (core/engine/batcher.py, compiled.py; docs in README)
+    batch_max: int | None = None  # BATCH_MAX; None: 8 CUDA, 1 CPU, 32 openai
+    compile: str = "auto"  # COMPILE: auto (on with CUDA) | on | off
+    compile_backend: str = "inductor"  # COMPILE_BACKEND: torch.compile backend
+    backend_image_px: int | None = None  # BACKEND_IMAGE_PX; None: from model id
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -155,6 +172,16 @@ class Settings:
                 "leave MODEL_ID out (the first of MODELS is the default) or list it"
             )
         _check_web_security(self)
+        if self.batch_max is not None and not 1 <= self.batch_max <= 256:
+            raise ValueError(f"BATCH_MAX must be in 1..256, got {self.batch_max}")
+        if self.compile not in ("auto", "on", "off"):
+            raise ValueError(f"COMPILE must be auto, on or off, got {self.compile!r}")
+        if self.backend_image_px is not None and not (
+            64 <= self.backend_image_px <= 2048
+        ):
+            raise ValueError(
+                f"BACKEND_IMAGE_PX must be in 64..2048, got {self.backend_image_px}"
+            )
 
     @property
     def model_ids(self) -> tuple[str | None, ...]:
@@ -162,11 +189,24 @@ class Settings:
         None means default_model_id(device)."""
         return self.models or (self.model_id,)
 
+    def batch_size(self, device: str) -> int:
+        """Requests one model run serves at once on ``device`` (cpu | cuda):
+        BATCH_MAX, or 8 on CUDA and 1 on CPU; for BACKEND=openai, the requests
+        kept in flight to the engine (default 32, its --max-num-seqs)."""
+        if self.batch_max is not None:
+            return self.batch_max
+        if self.backend == "openai":
+            return 32
+        return 8 if device == "cuda" else 1
+
     @property
     def model_workers(self) -> int:
-        """Requests the model queue runs at once: one in-process model run at a
-        time; up to 8 for a remote engine, which batches them itself."""
-        return min(self.queue_max, 8) if self.backend == "openai" else 1
+        """Requests the model queue runs at once: the engine's batch size
+        (``batch_size``), so that concurrent requests can share a batch."""
+        if self.backend != "openai" and (self.model_id or "").startswith("replay:"):
+            return 1  # the replay model answers at once; no torch import
+        device = "remote" if self.backend == "openai" else resolve_device(self.device)
+        return min(self.queue_max, self.batch_size(device))
 
     @property
     def vae_cache_path(self) -> Path:
@@ -224,7 +264,7 @@ def _ports(value: str) -> tuple[int, ...]:
     return tuple(int(item) for item in _list(value))
 
 
-_AUTO_NONE = {"model_id", "max_new_tokens", "vae_path"}
+_AUTO_NONE = {"model_id", "max_new_tokens", "vae_path", "batch_max", "backend_image_px"}
 
 _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("model_id", "MODEL_ID", str),
@@ -275,4 +315,8 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("max_detections", "MAX_DETECTIONS", int),
     ("max_concurrent_decodes", "MAX_CONCURRENT_DECODES", int),
     ("max_new_tokens_limit", "MAX_NEW_TOKENS_LIMIT", int),
+    ("batch_max", "BATCH_MAX", int),
+    ("compile", "COMPILE", str.lower),
+    ("compile_backend", "COMPILE_BACKEND", str),
+    ("backend_image_px", "BACKEND_IMAGE_PX", int),
 )

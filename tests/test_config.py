@@ -98,8 +98,10 @@ def test_default_model_per_device(device, model_id):
 @pytest.mark.parametrize(
     ("env", "workers"),
     [
-        ({}, 1),  # in-process model: one run at a time
-        ({"BACKEND": "openai", "BACKEND_URL": "http://e:8000"}, 8),  # engine batches
+        ({"DEVICE": "cpu"}, 1),  # in-process model on CPU: one run at a time
+        ({"DEVICE": "cuda"}, 8),  # CUDA: BATCH_MAX 8, one worker per batch row
+        # the engine batches 32 (BATCH_MAX auto); QUEUE_MAX (16) caps the workers
+        ({"BACKEND": "openai", "BACKEND_URL": "http://e:8000"}, 16),
         ({"BACKEND": "openai", "BACKEND_URL": "http://e:8000", "QUEUE_MAX": "3"}, 3),
     ],
 )

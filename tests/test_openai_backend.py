@@ -94,7 +94,10 @@ def test_request_is_one_user_turn_with_the_image_and_the_task(
     url = image_part["image_url"]["url"]
     assert url.startswith("data:image/png;base64,")
     sent = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-    assert np.array_equal(np.asarray(sent), np.asarray(image))  # lossless PNG
+    # lossless PNG at the model's input size (MODEL ends in -448), resized as
+    # the SigLIP processor resizes, so the engine's own resize is a no-op
+    expected = image.resize((448, 448), Image.Resampling.BICUBIC)
+    assert np.array_equal(np.asarray(sent), np.asarray(expected))
     assert body["max_tokens"] == 30
     assert body["temperature"] == 0.0
     assert body["skip_special_tokens"] is False
@@ -102,6 +105,16 @@ def test_request_is_one_user_turn_with_the_image_and_the_task(
     assert body["return_token_ids"] is True
     assert body["stream"] is False
     assert engine.headers[-1]["Authorization"] == "Bearer sk-engine"
+
+
+def test_backend_image_px_overrides_the_size_in_the_model_id(
+    engine, server, make_backend
+):
+    backend = make_backend(server.url, backend_image_px=224)
+    backend.generate(gradient(640, 480), "detect shoe", max_new_tokens=5)
+    url = engine.requests[-1]["messages"][0]["content"][0]["image_url"]["url"]
+    sent = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert sent.size == (224, 224)
 
 
 @pytest.mark.parametrize(

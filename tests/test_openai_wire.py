@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -15,6 +16,7 @@ from core.engine.openai_wire import (
     TokenIdMap,
     chat_request,
     image_to_data_url,
+    input_side_px,
     rebuild_text,
 )
 
@@ -67,10 +69,40 @@ def test_backend_settings_are_checked(env, match):
         Settings.from_env(env)
 
 
-def test_large_images_are_downscaled_before_upload():
+def _sent(url: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+def test_large_images_are_downscaled_before_upload_without_an_input_size():
     url = image_to_data_url(Image.new("RGB", (4096, 1024)), max_side=2048)
-    sent = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-    assert sent.size == (2048, 512)
+    assert _sent(url).size == (2048, 512)
+
+
+def test_images_go_up_at_the_model_input_size_as_the_processor_resizes():
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 255, (3024, 4032, 3), dtype=np.uint8))
+    url = image_to_data_url(photo, side_px=448)
+    sent = _sent(url)
+    assert sent.size == (448, 448)
+    # the pixels the SigLIP processor would compute from the original
+    expected = photo.resize((448, 448), Image.Resampling.BICUBIC)
+    assert np.array_equal(np.asarray(sent), np.asarray(expected))
+    full = image_to_data_url(photo)  # the old way: up to 2048 px
+    assert len(url) * 10 < len(full)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "expected"),
+    [
+        ("google/paligemma2-3b-mix-448", 448),
+        ("google/paligemma2-10b-pt-896", 896),
+        ("google/paligemma2-3b-mix-224", 224),
+        ("my-org/paligemma-finetune", None),  # states no size
+        ("google/paligemma2-3b-mix-4480", None),  # not a size suffix
+    ],
+)
+def test_input_side_from_the_model_id(model_id, expected):
+    assert input_side_px(model_id) == expected
 
 
 def test_streamed_requests_ask_for_usage():

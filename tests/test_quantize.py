@@ -43,19 +43,35 @@ def _count(module, cls) -> int:
     return sum(type(m) is cls for m in module.modules())
 
 
-def test_int8_quantizes_the_decoder_and_lm_head_not_the_tower(fp32, int8) -> None:
+def test_int8_quantizes_the_decoder_the_tower_and_lm_head(fp32, int8) -> None:
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-    language_linears = _count(fp32[0].model.language_model, torch.nn.Linear)
-    assert language_linears > 0
-    assert _count(int8.model.language_model, DynamicLinear) == language_linears
-    assert _count(int8.model.language_model, torch.nn.Linear) == 0
-    vision = _count(fp32[0].model.vision_tower, torch.nn.Linear)
-    assert _count(int8.model.vision_tower, torch.nn.Linear) == vision
+    for name in ("language_model", "vision_tower"):
+        linears = _count(getattr(fp32[0].model, name), torch.nn.Linear)
+        assert linears > 0
+        assert _count(getattr(int8.model, name), DynamicLinear) == linears, name
+        assert _count(getattr(int8.model, name), torch.nn.Linear) == 0, name
+    projector = _count(fp32[0].model.multi_modal_projector, torch.nn.Linear)
+    assert _count(int8.model.multi_modal_projector, torch.nn.Linear) == projector
     assert type(int8.lm_head) is DynamicLinear  # an int8 copy of the embedding
     embedding = int8.get_input_embeddings().weight
     assert embedding.dtype == torch.float32
     assert torch.equal(embedding, fp32[0].get_input_embeddings().weight)
+
+
+def test_int8_vision_features_stay_close_to_fp32(fp32, int8) -> None:
+    model, processor = fp32
+    images = [IMAGE, Image.new("RGB", (48, 64), (20, 160, 90))]
+    inputs = processor(images=images, text=[PROMPT] * 2, return_tensors="pt")
+    with torch.inference_mode():
+        reference = model.get_image_features(inputs["pixel_values"]).pooler_output
+        quantized = int8.get_image_features(inputs["pixel_values"]).pooler_output
+    assert quantized.shape == reference.shape and quantized.dtype == torch.float32
+    relative_error = ((reference - quantized).norm() / reference.norm()).item()
+    cosine = torch.nn.functional.cosine_similarity(reference, quantized, dim=-1)
+    # the features differ (the tower really is int8) but little
+    assert 0 < relative_error < 0.05
+    assert cosine.min().item() > 0.99
 
 
 def test_int8_logits_stay_close_to_fp32(fp32, int8) -> None:
@@ -227,3 +243,31 @@ def test_settings_read_quantization(raw, expected) -> None:
 def test_settings_reject_unknown_quantization() -> None:
     with pytest.raises(ValueError, match=r"QUANTIZATION.*'fp8'"):
         Settings.from_env({"QUANTIZATION": "fp8"})
+
+
+def test_a_model_placed_while_loading_is_not_moved_again(
+    tiny_model_dir, synthetic_vae_path, tmp_path, monkeypatch
+):
+    """bitsandbytes places the model while loading (device_map) and refuses
+    ``.to()``; the manager must not call it after such a load."""
+    from transformers import PaliGemmaForConditionalGeneration
+
+    def refuse_to(self, *args, **kwargs):
+        raise ValueError("`.to` is not supported for 8-bit bitsandbytes models")
+
+    # a non-empty load kwarg stands in for the bitsandbytes config (no CUDA here)
+    monkeypatch.setattr(
+        quantize,
+        "quantization_load_kwargs",
+        lambda mode, device: {"output_loading_info": False},
+    )
+    monkeypatch.setattr(PaliGemmaForConditionalGeneration, "to", refuse_to)
+    settings = Settings(
+        model_id=str(tiny_model_dir),
+        vae_path=str(synthetic_vae_path),
+        data_dir=str(tmp_path),
+        load_on_start=False,
+    )
+    manager = ModelManager(settings, feature_cache_size=0)
+    manager.load()
+    assert manager.status.state == "ready"

@@ -6,6 +6,12 @@ methods so that importing it (and starting the app) stays fast. One model run
 at a time: ``generate`` holds a process-wide lock, callers run it off the event
 loop. The vision tower's features are cached per image (bounded LRU), so a
 second prompt on the same image only runs the language model.
+
+With BATCH_MAX > 1 (default 8 on CUDA) or COMPILE on (default on CUDA),
+answers come from ``core.engine.compiled.StaticDecoder`` (static KV cache,
+compiled decode step) and concurrent ``generate`` calls are grouped by
+``core.engine.batcher.MicroBatcher`` into left-padded batches. Otherwise
+(the CPU default) ``model.generate`` answers one request at a time.
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from core.config import Settings, default_model_id
+from core.config import Settings, default_model_id, resolve_device
 from core.engine.base import Engine, GenerationParams
+from core.engine.batcher import MicroBatcher
+from core.engine.decoding import cancel_criteria, text_streamer
 from core.engine.hub import hub_error_message, is_local_path
 from core.errors import ModelUnavailableError
 from core.images import image_digest
@@ -28,6 +37,17 @@ from core.tokens import IMAGE_TOKEN
 from core.types import GeneratedText
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One ``generate`` call waiting for a batch."""
+
+    image: Image.Image
+    prompt: str
+    params: GenerationParams
+    on_text: Callable[[str], None] | None
+    cancel: threading.Event | None = None  # set: stop this answer
 
 
 class ModelManager(Engine):
@@ -48,6 +68,8 @@ class ModelManager(Engine):
         self.processor: Any = None
         self._features: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._feature_cache_size = feature_cache_size
+        self._decoder: Any = None  # StaticDecoder when batching or compiling
+        self._batcher: MicroBatcher | None = None
 
     def _model_loaded(self) -> bool:
         return self.model is not None
@@ -60,9 +82,7 @@ class ModelManager(Engine):
             PaliGemmaForConditionalGeneration,
         )
 
-        device = self.settings.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(self.settings.device)
         dtype = self.settings.dtype
         if dtype == "auto":
             dtype = "bfloat16" if device == "cuda" else "float32"
@@ -97,13 +117,13 @@ class ModelManager(Engine):
             from core.engine.quantize import quantization_load_kwargs, quantize_model
 
             quantization = self.settings.quantization
+            load_kwargs = quantization_load_kwargs(quantization, device)  # CUDA: bnb
             model = PaliGemmaForConditionalGeneration.from_pretrained(
-                source,
-                token=token,
-                dtype=getattr(torch, dtype),
-                **quantization_load_kwargs(quantization, device),  # CUDA: bnb
+                source, token=token, dtype=getattr(torch, dtype), **load_kwargs
             )
-            model = model.to(device).eval()  # device_map would need accelerate
+            if not load_kwargs:  # bitsandbytes placed it; .to() would fail there
+                model = model.to(device)
+            model = model.eval()
             model = quantize_model(model, quantization, device)  # CPU: int8
             logger.info("%s loaded, quantization %s", model_id, quantization)
         except ModelUnavailableError:
@@ -111,10 +131,65 @@ class ModelManager(Engine):
         except Exception as exc:
             raise ModelUnavailableError(hub_error_message(model_id, exc)) from exc
         self.processor, self.model = processor, model
+        self._setup_decoder(device)
+
+    def _setup_decoder(self, device: str) -> None:
+        """A StaticDecoder + MicroBatcher when BATCH_MAX > 1 or COMPILE is on."""
+        from core.engine.compiled import StaticDecoder
+        from core.engine.decoding import compile_wanted
+
+        batch_max = self.settings.batch_size(device)
+        compiled = compile_wanted(self.settings, device)
+        if batch_max == 1 and not compiled:
+            return
+        tokenizer = self.processor.tokenizer
+        self._decoder = StaticDecoder(
+            self.model,
+            image_tokens=self.processor.image_seq_length,
+            batch_max=batch_max,
+            pad_token_id=tokenizer.pad_token_id,
+            compile_step=compiled,
+            backend=self.settings.compile_backend,
+            mode="reduce-overhead" if device == "cuda" else None,  # CUDA graphs
+        )
+        self._batcher = MicroBatcher(self._run_batch, batch_max)
+        logger.info("decoding: batches of up to %d, compiled %s", batch_max, compiled)
 
     def _warm_up(self) -> None:
         image = Image.new("RGB", (32, 32), (128, 128, 128))
         self._run(image, "caption en", {"max_new_tokens": 2}, use_cache=False)
+        if self._decoder is not None and self._decoder.compiled:
+            try:
+                self._warm_decoder(image)
+            except Exception as exc:  # a torch.compile failure (library boundary)
+                if self.settings.compile == "on":
+                    raise
+                logger.warning("torch.compile failed, decoding eager: %r", exc)
+                self._decoder.compiled = False
+
+    def _warm_decoder(self, image: Image.Image) -> None:
+        """Compile every decode shape now, so that no user pays a compile."""
+        import torch
+
+        with self._run_lock, torch.inference_mode():
+            row, features = self._encode(image, "caption en", "", use_cache=False)
+            self._decoder.warm_up(row, features)
+
+    def _encode(self, image: Image.Image, prompt: str, digest: str, use_cache: bool):
+        """(Row of prompt ids, image features [1, tokens, hidden]) for a batch."""
+        from core.engine.compiled import Row
+
+        inputs = self.processor(
+            images=image, text=IMAGE_TOKEN + prompt, return_tensors="pt"
+        )
+        pixels = inputs["pixel_values"].to(self.model.device)
+        features = self._image_features(digest, pixels, use_cache).pooler_output
+        ids, types = inputs["input_ids"][0], inputs["token_type_ids"][0]
+        return Row(ids.tolist(), types.tolist()), features
+
+    def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
 
     def _generate(
         self,
@@ -129,11 +204,64 @@ class ModelManager(Engine):
             "do_sample": params.do_sample,
             **params.sampling(),
         }
+        if self._batcher is not None:
+            request = _Request(image, prompt, params, on_text, cancel)
+            key = (params.do_sample, tuple(sorted(params.sampling().items())))
+            return self._batcher.submit(request, key=key)
         if on_text is not None:
-            decoding["streamer"] = _callback_streamer(self.processor.tokenizer, on_text)
+            decoding["streamer"] = text_streamer(self.processor.tokenizer, on_text)
         if cancel is not None:
-            decoding["stopping_criteria"] = _cancel_criteria(cancel)
+            decoding["stopping_criteria"] = cancel_criteria(cancel)
         return self._run(image, prompt, decoding, use_cache=True)
+
+    def _run_batch(self, requests: Sequence[_Request]) -> list[GeneratedText]:
+        """One left-padded StaticDecoder run for ``requests`` (same sampling)."""
+        import torch
+
+        from core.engine.decoding import RowStreams, sampler
+
+        budgets = [request.params.max_new_tokens for request in requests]
+        callbacks = [request.on_text for request in requests]
+        stream = RowStreams(self.processor.tokenizer, callbacks, budgets)
+        use_cache = self._feature_cache_size > 0
+        digests = [image_digest(r.image) if use_cache else "" for r in requests]
+        with self._run_lock, torch.inference_mode():  # digests outside the lock
+            encoded = [
+                self._encode(request.image, request.prompt, digest, use_cache)
+                for request, digest in zip(requests, digests, strict=True)
+            ]
+            rows = [row for row, _ in encoded]
+            features = [image_features for _, image_features in encoded]
+            new_ids = self._decoder.decode(
+                rows,
+                torch.cat(features),
+                max_new_tokens=max(budgets),
+                eos_ids=self._eos_ids(),
+                pick=sampler(requests[0].params, self.model.generation_config),
+                on_token=stream.put,
+                cancelled=lambda row: (
+                    bool(requests[row].cancel) and requests[row].cancel.is_set()
+                ),
+            )
+        stream.end()
+        return [
+            self._answer(ids[:budget], budget)
+            for ids, budget in zip(new_ids, budgets, strict=True)
+        ]
+
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        return set(eos if isinstance(eos, list) else [eos])
+
+    def _answer(self, new_ids: list[int], max_new_tokens: int) -> GeneratedText:
+        """New token ids -> the decoded answer, truncated when no EOS came."""
+        ended = any(token in self._eos_ids() for token in new_ids)
+        text = self.processor.decode(new_ids, skip_special_tokens=True).strip()
+        return GeneratedText(
+            text,
+            truncated=not ended and len(new_ids) >= max_new_tokens,
+            num_tokens=len(new_ids),
+        )
 
     def _run(
         self, image: Image.Image, prompt: str, decoding: dict[str, Any], use_cache: bool
@@ -156,15 +284,7 @@ class ModelManager(Engine):
                 **decoding,
             )
         new_ids = output[0, inputs["input_ids"].shape[1] :].tolist()
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos])
-        ended = any(token in eos_ids for token in new_ids)
-        text = self.processor.decode(new_ids, skip_special_tokens=True).strip()
-        return GeneratedText(
-            text,
-            truncated=not ended and len(new_ids) >= decoding["max_new_tokens"],
-            num_tokens=len(new_ids),
-        )
+        return self._answer(new_ids, decoding["max_new_tokens"])
 
     def _image_features(self, digest: str, pixel_values: Any, use_cache: bool):
         """The projected vision features of the image whose ``image_digest`` is
@@ -190,31 +310,3 @@ class ModelManager(Engine):
         while len(self._features) > self._feature_cache_size:
             self._features.popitem(last=False)
         return features
-
-
-def _callback_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
-    """A transformers TextStreamer that hands finished words to ``on_text``."""
-    from transformers import TextStreamer
-
-    class CallbackStreamer(TextStreamer):
-        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-            if text:
-                on_text(text)
-
-    return CallbackStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-
-
-def _cancel_criteria(cancel: threading.Event) -> Any:
-    """A StoppingCriteriaList that ends generation once ``cancel`` is set
-    (checked after every new token)."""
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class CancelCriteria(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            stop = cancel.is_set()
-            return torch.full(
-                (input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device
-            )
-
-    return StoppingCriteriaList([CancelCriteria()])

@@ -37,6 +37,7 @@ from core.engine.openai_wire import (
     WireError,
     chat_request,
     image_to_data_url,
+    input_side_px,
     parse_completion,
     rebuild_text,
     served_models,
@@ -73,6 +74,7 @@ class OpenAIBackend(Engine):
         self._ready = threading.Event()
         self._closed = threading.Event()
         self.token_ids = TokenIdMap()
+        self.image_side_px: int | None = None  # the model's input side, px
 
     def load(self) -> None:
         """Check the engine serves the model, learn its loc/seg ids, load the VAE.
@@ -88,6 +90,15 @@ class OpenAIBackend(Engine):
             self._set(state="loading")
             try:
                 self._set(model_id=self._served_model())
+                self.image_side_px = self.settings.backend_image_px or input_side_px(
+                    self._model_id
+                )
+                if self.image_side_px is None:
+                    logger.warning(
+                        "%s states no input size; images go up at up to 2048 px "
+                        "(set BACKEND_IMAGE_PX to 224, 448 or 896)",
+                        self._model_id,
+                    )
                 self.token_ids = self._probe_token_ids()
                 if self.mask_decoder is None:
                     self._load_vae()
@@ -181,7 +192,7 @@ class OpenAIBackend(Engine):
         """
         body = chat_request(
             self._model_id,
-            image_to_data_url(image),
+            image_to_data_url(image, side_px=self.image_side_px),
             prompt,
             params,
             stream=on_text is not None or cancel is not None,
