@@ -67,7 +67,7 @@ if scenario == "tiff_40mp_float" or scenario == "upload_12mp_jpeg":
         from core.images import load_image
         work = lambda: load_image(data, max_pixels=40_000_000)
 else:
-    from core.export.formats import ExportItem, to_coco
+    from core.export import ExportItem, to_coco
     from core.pipeline import place_objects
     from core.types import ParsedObject
     from tests.support.fakes import disc_logits

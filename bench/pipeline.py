@@ -26,7 +26,7 @@ from PIL import Image
 from bench.vae import vae_throughput
 from core.config import Settings
 from core.engine.local import ModelManager
-from core.export.formats import ExportItem, masks_zip
+from core.export import ExportItem, masks_zip
 from core.pipeline import Generation, build_result
 from core.render import render_overlay, to_jpeg_bytes, to_png_bytes
 from core.types import Intent

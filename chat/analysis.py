@@ -25,8 +25,8 @@ from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.engine.queue import CHAT, Place
 from core.errors import AppError, ClientQueueFullError
+from core.export import ExportItem
 from core.export.downloads import Download, write_overlay, write_result_exports
-from core.export.formats import ExportItem
 from core.intent.region import region_to_pixels
 from core.pipeline import Generation, build_result, generate
 from core.render import render_overlay

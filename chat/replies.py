@@ -23,8 +23,8 @@ from chat.services import ChatServices
 from chat.session import client_key
 from core.conversation import Conversation, ImageRecord
 from core.errors import AppError
+from core.export import ExportItem
 from core.export.downloads import write_export_all
-from core.export.formats import ExportItem
 from core.intent import HELP_MESSAGE, parse_requests
 from core.pipeline import token_budget
 from core.ratelimit import work_cost

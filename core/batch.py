@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from core.errors import AppError
-from core.export.formats import ExportItem
+from core.export import ExportItem
 from core.export.masks import mask_to_rle
 from core.images import load_image
 from core.pipeline import MAX_DETECTIONS, VisionModel, to_intent

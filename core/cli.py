@@ -27,7 +27,7 @@ from core.batch import (
 )
 from core.config import Settings
 from core.errors import AppError, UserInputError
-from core.export.formats import (
+from core.export import (
     COCO_JSON_NAME,
     ExportItem,
     export_stems,
@@ -216,7 +216,7 @@ def write_outputs(
     """Write the chosen format(s) and overlays into ``out``; the paths written.
 
     Stems (for YOLO labels and ``<stem>.overlay.png``) come from
-    ``core.export.formats.unique_stems`` over the successful images, as in the ZIP.
+    ``core.export.unique_stems`` over the successful images, as in the ZIP.
     """
     formats = {"zip", "coco", "yolo", "json"} if fmt == "all" else {fmt}
     written: list[Path] = []

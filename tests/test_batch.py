@@ -21,7 +21,7 @@ from core.batch import (
     iter_batch,
 )
 from core.errors import ModelUnavailableError, UserInputError
-from core.export.formats import masks_zip, to_coco
+from core.export import masks_zip, to_coco
 from core.export.masks import rle_to_mask
 from core.types import Decoding, Intent
 from tests.recorded import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT

@@ -7,8 +7,8 @@ import zipfile
 import numpy as np
 from PIL import Image
 
+from core.export import ExportItem
 from core.export.downloads import write_export_all, write_result_downloads
-from core.export.formats import ExportItem
 from core.types import Detection
 
 

@@ -16,7 +16,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from core.export.formats import (
+from core.export import (
     ExportItem,
     category_name,
     mask_to_rle,

@@ -14,8 +14,8 @@ from PIL import Image
 from chat import photos
 from chat.photos import DISPLAY_SIDE, MODEL_SIDE, PhotoStore, fitted_size
 from core import images
+from core.export import ExportItem
 from core.export.downloads import write_overlay, write_result_exports
-from core.export.formats import ExportItem
 from core.export.masks import rle_to_mask
 from core.pipeline import Generation, build_result
 from core.render import render_overlay

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.batch import BatchItem, batch_to_export_items
-from core.export.formats import (
+from core.export import (
     ExportItem,
     masks_zip,
     to_coco,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.export.formats import ExportItem, masks_zip, to_coco
+from core.export import ExportItem, masks_zip, to_coco
 from core.render import to_jpeg_bytes, to_png_bytes
 
 
