@@ -147,8 +147,9 @@ async def test_more_files_than_allowed_in_one_message_are_refused(server):
         assert "at most 2" in text and "MAX_FILES_PER_MESSAGE" in text
         replies = await client.send("", files[:2])  # two at once are fine
         assert "Got p0.png, p1.png" in " ".join(r["output"] for r in replies)
-        kept = sorted(p.name for p in images_folder(server, client).glob("*.png"))
-        assert kept == ["001.png", "002.png"]  # none of the refused three
+        # each kept photo's original is written before the reply (chat.photos)
+        kept = sorted(p.name for p in images_folder(server, client).glob("*.orig"))
+        assert kept == ["001.orig", "002.orig"]  # none of the refused three
     finally:
         await client.close()
     assert_alive(server)
