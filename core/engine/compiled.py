@@ -18,6 +18,7 @@ imported inside functions, as in ``core.engine.local``.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -122,6 +123,7 @@ class StaticDecoder:
             torch._dynamo.config.recompile_limit = max(
                 torch._dynamo.config.recompile_limit, _SHAPES + 8
             )
+            lazy_getattr_raises_attribute_error()
             step = torch.compile(self._step, backend=backend, mode=mode, dynamic=False)
         self._compiled_step = step
 
@@ -260,3 +262,27 @@ def _pooled(features: Any) -> Any:
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
     return BaseModelOutputWithPooling(pooler_output=features)
+
+
+def lazy_getattr_raises_attribute_error(names: tuple[str, ...] = ("chainlit",)) -> None:
+    """Make the PEP 562 ``__getattr__`` of these modules raise AttributeError.
+
+    chainlit's lazy ``__getattr__`` raises KeyError for a name it does not
+    know; inductor's cache-key pickler probes module attributes and then fails
+    the whole compile ("KeyError: 'torch'"), so in the app (chainlit loaded)
+    every compile fell back to eager. Python expects AttributeError there.
+    """
+    for name in names:
+        module = sys.modules.get(name)
+        getter = getattr(module, "__dict__", {}).get("__getattr__")
+        if getter is None or getattr(getter, "raises_attribute_error", False):
+            continue
+
+        def safe(attribute: str, _getter=getter):
+            try:
+                return _getter(attribute)
+            except KeyError:
+                raise AttributeError(attribute) from None
+
+        safe.raises_attribute_error = True
+        module.__getattr__ = safe
