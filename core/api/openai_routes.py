@@ -134,7 +134,9 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
         overlay = body.get("overlay", "link")
         if overlay not in OVERLAY_MODES:
             raise UserInputError(f"'overlay' must be one of {list(OVERLAY_MODES)}.")
-        parsed = parse_chat(body.get("messages"), settings.max_prompt_chars)
+        parsed = await asyncio.to_thread(  # the first question may load langid
+            parse_chat, body.get("messages"), settings.max_prompt_chars
+        )
         decoding = _decoding(
             body.get("max_tokens") or body.get("max_completion_tokens")
         )

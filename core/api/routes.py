@@ -232,7 +232,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 "Send exactly one of 'image_file' (an upload) or 'image_url'; got "
                 + ("both." if upload is not None else "neither.")
             )
-        intent = intent_for(prompt)
+        intent = await asyncio.to_thread(intent_for, prompt)  # may load langid
         tiles = parse_tiles(form_text(form, "tiles"))
         ctx.charge(client_id, 1, intent, Decoding(), tiles)
         image = await ctx.load(
@@ -260,7 +260,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             raise UserInputError("The body must be a JSON object.")
         prompt = clean_prompt(body.get("prompt"), settings.max_prompt_chars)
         engine = ctx.engine_for(body.get("model_id"))
-        intent = free_prompt_intent(prompt)
+        intent = await asyncio.to_thread(free_prompt_intent, prompt)
         ctx.charge(client_id, 1, intent, Decoding())
         image = await ctx.load(decode_base64(body.get("base64Image"), max_upload))
         result = await ctx.run(
@@ -297,7 +297,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             raise UserInputError(
                 "Attach one or more image files (multipart) in the field 'images'."
             )
-        intent = intent_for(prompt)
+        intent = await asyncio.to_thread(intent_for, prompt)  # may load langid
         ctx.charge(client_id, len(files), intent, decoding, tiles)  # every item
         overlays = "overlay" in include and fmt in ("json", "zip")
         items, errors = [], []
