@@ -29,7 +29,7 @@ from starlette.requests import Request
 
 from core.api.openai_chat import NO_IMAGE, ChatRequest, parse_chat
 from core.api.request import MB, decode_base64, read_body
-from core.api.service import ApiContext
+from core.api.service import ApiContext, decoding_for
 from core.errors import (
     AppError,
     LinkRefusedError,
@@ -138,7 +138,8 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
             parse_chat, body.get("messages"), settings.max_prompt_chars
         )
         decoding = _decoding(
-            body.get("max_tokens") or body.get("max_completion_tokens")
+            body.get("max_tokens") or body.get("max_completion_tokens"),
+            settings.max_new_tokens_limit,
         )
         if parsed.intent.action == "run":  # one image, its token budget
             ctx.charge(client_id, 1, parsed.intent, decoding)
@@ -154,15 +155,16 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
         return JSONResponse(_completion(completion_id, model, content))
 
 
-def _decoding(max_tokens: Any) -> Decoding:
+def _decoding(max_tokens: Any, limit: int) -> Decoding:
+    """``max_tokens`` under the same rules as the REST API's ``max_new_tokens``
+    (``decoding_for``: 1..2048 and at most MAX_NEW_TOKENS_LIMIT)."""
     if max_tokens is None:
         return Decoding()
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
         raise UserInputError("'max_tokens' must be an integer.")
-    try:
-        return Decoding(max_new_tokens=max_tokens)
-    except ValueError as exc:
-        raise UserInputError(f"Invalid 'max_tokens': {exc}") from exc
+    if max_tokens < 1:
+        raise UserInputError(f"'max_tokens' must be at least 1, got {max_tokens}.")
+    return decoding_for(None, str(max_tokens), limit)
 
 
 async def _answer(

@@ -138,6 +138,8 @@ def test_without_a_photo_the_answer_asks_for_one(client) -> None:
             "image",
         ),
         ({"extra_body": {"overlay": "gif"}}, openai.BadRequestError, "'overlay'"),
+        ({"max_tokens": 2000}, openai.BadRequestError, "MAX_NEW_TOKENS_LIMIT"),
+        ({"max_tokens": -5}, openai.BadRequestError, "at least 1"),
     ],
 )
 def test_bad_requests_get_clear_errors(client, server, kwargs, error, phrase) -> None:
