@@ -14,6 +14,8 @@ import logging
 import chainlit as cl
 from PIL import Image
 
+from chat.analysis import stored_photo
+from chat.services import ChatServices
 from core.conversation import Conversation
 from core.render import to_jpeg_bytes
 
@@ -22,22 +24,21 @@ logger = logging.getLogger(__name__)
 PREVIEW_SIDE = 1024  # the element shows a copy at most this long
 
 
-def preview_data_url(path: str) -> str:
-    """A JPEG data URL of the stored photo (ours, already checked), longest
-    side <= PREVIEW_SIDE."""
-    with Image.open(path) as stored:
-        image = stored.convert("RGB")
+def preview_data_url(display: Image.Image) -> str:
+    """A JPEG data URL of the photo's display copy, longest side <= PREVIEW_SIDE."""
+    image = display.copy()  # the display copy is shared (chat.photos cache)
     image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
     return "data:image/jpeg;base64," + base64.b64encode(
         to_jpeg_bytes(image, quality=85)
     ).decode("ascii")
 
 
-async def pick_region(conversation: Conversation) -> None:
+async def pick_region(services: ChatServices, conversation: Conversation) -> None:
     """Show the active photo to drag a rectangle on (raises AppError: no photo)."""
     record = conversation.resolve(None)
     last = conversation.last_intent()
-    src = await asyncio.to_thread(preview_data_url, record.path)
+    photo = await asyncio.to_thread(stored_photo, services, record)  # decoded once
+    src = await asyncio.to_thread(preview_data_url, photo.display)
     width, height = record.size_wh
     prompt = last.prompt if last is not None else None
     hint = (

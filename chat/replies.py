@@ -90,7 +90,7 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
     elif intent.action == "select":
         await _guard(_select(conversation, intent))
     elif intent.action == "pick_region":
-        await _guard(pick_region(conversation))
+        await _guard(pick_region(services, conversation))
     elif intent.action == "view":
         await _guard(redraw(services, conversation, intent))
     else:
