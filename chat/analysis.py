@@ -17,10 +17,11 @@ from pathlib import Path
 import chainlit as cl
 from PIL import Image
 
+from chat.closely import Pump, kept_result, look_closely, look_grid, tiled_summary
 from chat.loading import ready_engine
 from chat.options import ChatOptions
 from chat.photos import Photo
-from chat.runs import chat_client
+from chat.runs import CHAT_PER_SESSION, chat_client
 from chat.services import ChatServices
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.engine.queue import CHAT, Place
@@ -33,8 +34,6 @@ from core.render import render_overlay
 from core.reply import reply_markdown
 from core.security import code_block_safe, escape_markdown, redact
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent
-
-CHAT_PER_SESSION = 2  # one person's requests waiting or running at once
 
 
 async def say(text: str) -> None:
@@ -73,6 +72,24 @@ async def analyze_and_reply(
             width, height = record.size_wh
             model_w, model_h = photo.model_input.size
             step.output = f"{width}x{height} RGB (model input {model_w}x{model_h})"
+        grid = look_grid(options, intent, record.size_wh)
+        if grid != (1, 1):  # "look closely": the whole photo and its tiles
+            result = await look_closely(
+                services,
+                engine,
+                record,
+                photo,
+                intent,
+                decoding,
+                grid,
+                stop,
+                show_position,
+            )
+            if waiting.content:
+                await waiting.remove()
+            conversation.record(record.id, intent, tiled_summary(result))
+            await send_result(services, record, result, options)
+            return
         async with cl.Step(
             name="generating", type="llm", show_input="text", language="text"
         ) as step:  # prompt and raw answer shown exactly, as code blocks
@@ -135,7 +152,7 @@ def waiting_text(place: Place) -> str:
     )
 
 
-class StreamPump:
+class StreamPump(Pump):
     """Carries answer pieces from the model thread into a streaming message.
 
     ``on_text`` is called on the model thread; a task in this session's
@@ -144,20 +161,10 @@ class StreamPump:
 
     def __init__(self, message: cl.Message) -> None:
         self.message = message
-        self._loop = asyncio.get_running_loop()
-        self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        self._task = asyncio.create_task(self._pump())
+        super().__init__(lambda piece: message.stream_token(escape_markdown(piece)))
 
     def on_text(self, piece: str) -> None:
-        self._loop.call_soon_threadsafe(self._pieces.put_nowait, piece)
-
-    async def close(self) -> None:
-        self._pieces.put_nowait(None)
-        await self._task
-
-    async def _pump(self) -> None:
-        while (piece := await self._pieces.get()) is not None:
-            await self.message.stream_token(escape_markdown(piece))
+        self.put(piece)
 
 
 async def finish(
@@ -192,6 +199,8 @@ async def replay_turn(
     services: ChatServices, turn: Turn, record: ImageRecord
 ) -> AnalysisResult:
     """A past turn's result again, from its kept answer (no new generation)."""
+    if turn.summary.tiles:  # "look closely": merged objects, kept as they were
+        return await asyncio.to_thread(kept_result, turn, record)
     region = turn.intent.region
     generation = Generation(
         turn.intent,

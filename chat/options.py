@@ -43,6 +43,7 @@ class ChatOptions:
     show_labels: bool = True
     show_boxes: bool = True
     model: str = ""  # an id of MODELS (the dropdown); "": the first, the default
+    look_closely: bool = False  # detect/segment on tiles too (chat.closely)
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODING_PRESETS:
@@ -84,6 +85,7 @@ class ChatOptions:
             show_labels=_flag(values.get("show_labels"), base.show_labels),
             show_boxes=_flag(values.get("show_boxes"), base.show_boxes),
             model=_model_id(values.get("model"), base.model),
+            look_closely=_flag(values.get("look_closely"), base.look_closely),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from chat.analysis import (
     send_result,
     visible,
 )
+from chat.closely import looks
 from chat.options import ChatOptions
 from chat.redraw import redraw
 from chat.region import pick_region
@@ -103,7 +104,11 @@ async def _run(
     try:
         targets = conversation.resolve(intent.image_ref)
         records = targets if isinstance(targets, list) else [targets]
-        charge(services, len(records), intent)  # "in all images": one per image
+        options = cl.user_session.get("options") or ChatOptions()
+        # One hit per image ("in all images"), and per tile when looking closely.
+        charge(
+            services, sum(looks(options, intent, r.size_wh) for r in records), intent
+        )
     except AppError as exc:
         await say(escape_markdown(exc.message))
         return

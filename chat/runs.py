@@ -18,6 +18,7 @@ import chainlit as cl
 logger = logging.getLogger(__name__)
 
 RUNS_KEY = "runs"
+CHAT_PER_SESSION = 2  # one person's requests waiting or running at once
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from chat.options import (
 from core.conversation import Conversation
 from core.persist.service import ChatState, Persistence
 from core.security import escape_markdown, redact
+from core.tiling import AUTO_TILE_PX
 from core.types import DECODING_PRESETS
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,16 @@ async def send_chat_settings(
             ),
             Switch(id="show_labels", label="Show labels", initial=options.show_labels),
             Switch(id="show_boxes", label="Show boxes", initial=options.show_boxes),
+            Switch(
+                id="look_closely",
+                label="Look closely: small objects in big photos (tiles, slower)",
+                description=(
+                    "Detect/segment on the whole photo plus overlapping tiles "
+                    f"when it is over {AUTO_TILE_PX} px; each tile is one more "
+                    "model run."
+                ),
+                initial=options.look_closely,
+            ),
         ]
     ).send()
 

@@ -75,12 +75,18 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class ResultSummary:
-    """What a turn showed, small enough to keep for the whole session."""
+    """What a turn showed, small enough to keep for the whole session.
+
+    A "look closely" turn (``tiles`` > 0) merged several answers, so its
+    objects are kept (core.kept) instead of rebuilt from ``raw_text``.
+    """
 
     raw_text: str
     labels: tuple[str | None, ...] = ()
     answer: str | None = None
     truncated: bool = False
+    tiles: int = 0
+    objects: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_result(cls, result: AnalysisResult) -> ResultSummary:
@@ -375,6 +381,7 @@ class Conversation:
             for t in data["turns"]:
                 summary = dict(t["summary"])
                 summary["labels"] = tuple(summary.get("labels") or ())
+                summary["objects"] = tuple(summary.get("objects") or ())
                 chat._turns.append(
                     Turn(
                         int(t["index"]),

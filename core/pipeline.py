@@ -65,6 +65,11 @@ class CancellableModel:
     def decode_masks(self, seg_indices: np.ndarray) -> np.ndarray:
         return self.model.decode_masks(seg_indices)
 
+    @property
+    def batch_max(self) -> int:
+        """The wrapped engine's batch size (core.tiling runs tiles that wide)."""
+        return getattr(self.model, "batch_max", 1)
+
 
 def token_budget(intent: Intent) -> int:
     """max_new_tokens sized from the task and the number of targets.
@@ -290,3 +295,48 @@ def shift_detections(
             )
         )
     return moved
+
+
+def scale_detections(
+    detections: list[Detection] | tuple[Detection, ...],
+    from_wh: tuple[int, int],
+    to_wh: tuple[int, int],
+) -> list[Detection]:
+    """Detections measured on a ``from_wh`` copy of a photo -> on its ``to_wh``
+    original (e.g. tiles run on the chat's display copy).
+
+    Box edges scale and round to whole pixels; each mask crop is resized
+    (nearest) to its scaled crop rectangle, so no full-size mask is made.
+    """
+    sx, sy = to_wh[0] / from_wh[0], to_wh[1] / from_wh[1]
+    width, height = to_wh
+
+    def edges(x1: float, y1: float, x2: float, y2: float) -> tuple[int, ...]:
+        return (
+            min(width, max(0, round(x1 * sx))),
+            min(height, max(0, round(y1 * sy))),
+            min(width, max(0, round(x2 * sx))),
+            min(height, max(0, round(y2 * sy))),
+        )
+
+    scaled = []
+    for det in detections:
+        box = edges(*det.box_px)
+        if not det.has_mask:
+            scaled.append(Detection(det.label, box, image_wh=to_wh))
+            continue
+        (ox, oy), (crop_h, crop_w) = det.mask_origin_xy, det.mask_crop_hw
+        x1, y1, x2, y2 = edges(ox, oy, ox + crop_w, oy + crop_h)
+        crop = Image.fromarray(det.mask_crop).resize(
+            (max(1, x2 - x1), max(1, y2 - y1)), Image.Resampling.NEAREST
+        )
+        scaled.append(
+            Detection(
+                det.label,
+                box,
+                mask_crop=np.asarray(crop, dtype=bool),
+                mask_origin_xy=(min(x1, width - 1), min(y1, height - 1)),
+                image_wh=to_wh,
+            )
+        )
+    return scaled

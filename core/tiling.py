@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -93,10 +95,17 @@ def analyze_tiled(
     max_new_tokens: int | None = None,
     on_tile: TileProgress | None = None,
     max_detections: int = MAX_DETECTIONS,
+    cancel: threading.Event | None = None,
 ) -> AnalysisResult:
     """``analyze`` on the whole photo and on ``grid`` tiles, merged.
 
     At most ``max_detections`` objects per pass, and after the merge.
+    Tiles go to the model ``batch_workers(model)`` at a time (supervision's
+    batch contract, one thread per tile), so an engine that batches
+    concurrent requests (core.engine.batcher) answers them in one model run;
+    the vision-feature cache applies per tile image. ``on_tile`` is called
+    (from a worker thread) as each look starts: (n, tiles + 1), the whole
+    photo being look 1. ``cancel``: see ``core.pipeline.generate``.
 
     Only detect/segment are tiled (a caption of a tile answers another
     question); ``grid`` (1, 1) or another task is one plain ``analyze``.
@@ -113,22 +122,34 @@ def analyze_tiled(
             decoding=decoding,
             max_new_tokens=max_new_tokens,
             max_detections=max_detections,
+            cancel=cancel,
         )
     if intent.region is not None:  # tiles of the region, not of the whole photo
         return _tiled_region(
-            image, intent, model, grid, decoding, max_new_tokens, on_tile
+            image,
+            intent,
+            model,
+            grid,
+            decoding=decoding,
+            max_new_tokens=max_new_tokens,
+            on_tile=on_tile,
+            max_detections=max_detections,
+            cancel=cancel,
         )
     started = time.perf_counter()
     columns, rows = grid
     total = columns * rows + 1
     labels: dict[str, int] = {}
+    lock = threading.Lock()  # tiles run on several threads (batch_workers)
     done = 0
 
     def run(part: Image.Image) -> AnalysisResult:
         nonlocal done
-        done += 1
+        with lock:
+            done += 1
+            number = done
         if on_tile is not None:
-            on_tile(done, total)
+            on_tile(number, total)
         return analyze(
             part,
             intent,
@@ -136,18 +157,28 @@ def analyze_tiled(
             decoding=decoding,
             max_new_tokens=max_new_tokens,
             max_detections=max_detections,
+            cancel=cancel,
         )
+
+    def tile_detections(tile: np.ndarray):
+        found = run(Image.fromarray(tile)).detections
+        with lock:  # class ids are handed out from one shared table
+            return to_supervision(found, tile.shape[1::-1], TILE, labels)
+
+    def tile_batch(tiles: list[np.ndarray]) -> list:
+        # One thread per tile: the engine's micro-batcher answers them together.
+        with ThreadPoolExecutor(len(tiles), thread_name_prefix="tile") as pool:
+            return list(pool.map(tile_detections, tiles))
 
     whole = run(image)
     slice_wh, overlap_wh = slices_for(grid, image.size)
+    width = min(batch_workers(model), columns * rows)
     slicer = sv.InferenceSlicer(
-        callback=lambda tile: to_supervision(
-            run(Image.fromarray(tile)).detections, tile.shape[1::-1], TILE, labels
-        ),
+        callback=tile_batch if width > 1 else tile_detections,
         slice_wh=slice_wh,
         overlap_wh=overlap_wh,
         overlap_filter=sv.OverlapFilter.NONE,  # merged once below, with the whole
-        thread_workers=1,  # the model runs one request at a time anyway
+        batch_size=width,  # tiles in source order, ``width`` at a time
     )
     tiled = slicer(np.asarray(image))
     merged = sv.Detections.merge(
@@ -180,14 +211,18 @@ def analyze_tiled(
     )
 
 
+def batch_workers(model: VisionModel) -> int:
+    """Tiles to run at once: the engine's batch size (``batch_max``), else 1."""
+    size = getattr(model, "batch_max", 1)
+    return size if isinstance(size, int) and size >= 1 else 1
+
+
 def _tiled_region(
     image: Image.Image,
     intent: Intent,
     model: VisionModel,
     grid: tuple[int, int],
-    decoding: Decoding | None,
-    max_new_tokens: int | None,
-    on_tile: TileProgress | None,
+    **options,
 ) -> AnalysisResult:
     try:
         crop = region_to_pixels(intent.region, image.size)
@@ -198,9 +233,7 @@ def _tiled_region(
         replace(intent, region=None),
         model,
         grid,
-        decoding=decoding,
-        max_new_tokens=max_new_tokens,
-        on_tile=on_tile,
+        **options,
     )
     detections = shift_detections(list(inner.detections), crop[:2], image.size)
     return replace(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import nullcontext as does_not_raise
 
 import numpy as np
@@ -11,8 +12,10 @@ from PIL import Image
 from core.errors import UserInputError
 from core.geometry import box_to_pixels
 from core.intent import parse_intent
+from core.pipeline import scale_detections
 from core.tiling import analyze_tiled, parse_tiles, slices_for, tile_grid
 from core.tokens import LOC_BINS
+from core.types import Detection
 from tests.support.fakes import FakeModel
 
 SEGS = "".join(f"<seg{v:03d}>" for v in range(16))
@@ -159,3 +162,58 @@ def test_no_tiles_for_text_tasks_or_a_1x1_grid(request_text) -> None:
         Image.new("RGB", (4000, 3000)), parse_intent(request_text), model, grid
     )
     assert len(model.calls) == 1
+
+
+class QuadrantModel:
+    """Answers by the look's colour (a cat where the tile is red), so the
+    answers do not depend on the order tiles run in; tiles wait at a barrier
+    of ``batch_max`` parties, which only opens if that many run at once."""
+
+    def __init__(self, batch_max: int, whole_wh: tuple[int, int]) -> None:
+        self.batch_max = batch_max
+        self.whole_wh = whole_wh
+        self.barrier = threading.Barrier(batch_max, timeout=30)
+
+    def generate(self, image, prompt, **decoding):
+        if image.size != self.whole_wh and self.batch_max > 1:
+            self.barrier.wait()  # BrokenBarrierError: tiles did not run together
+        red = np.asarray(image)[..., 0].mean() > 100
+        return f"{loc(256, 256, 768, 768)} cat" if red else ""
+
+    def decode_masks(self, seg_indices):
+        raise AssertionError("detect decodes no masks")
+
+
+def test_tiles_run_as_wide_as_the_engine_batches_with_the_same_result() -> None:
+    pixels = np.zeros((800, 800, 3), dtype=np.uint8)
+    pixels[:400, :400, 0] = 255  # the top-left tile is red
+    image = Image.fromarray(pixels)
+    intent = parse_intent("detect cat")
+    together = analyze_tiled(image, intent, QuadrantModel(4, (800, 800)), (2, 2))
+    one_by_one = analyze_tiled(image, intent, QuadrantModel(1, (800, 800)), (2, 2))
+    assert [d.box_px for d in together.detections] == [
+        d.box_px for d in one_by_one.detections
+    ]
+    assert len(together.detections) == 1  # only the red tile has a cat
+    assert together.timings_s["tiles"] == 4
+
+
+def test_scale_detections_to_the_original_pixels() -> None:
+    mask = np.zeros((20, 30), dtype=bool)
+    mask[3:17, 4:26] = True
+    mask[8:12, 10:20] = False  # a hole
+    small = [
+        Detection(
+            "cat",
+            (10, 6, 40, 26),
+            mask_crop=mask,
+            mask_origin_xy=(10, 6),
+            image_wh=(50, 40),
+        ),
+        Detection("box", (45, 35, 50, 40), image_wh=(50, 40)),
+    ]
+    big = scale_detections(small, (50, 40), (100, 80))
+    assert [d.box_px for d in big] == [(20, 12, 80, 52), (90, 70, 100, 80)]
+    assert big[0].image_wh == (100, 80) and not big[1].has_mask
+    expected = np.kron(small[0].mask, np.ones((2, 2), dtype=bool))  # nearest x2
+    assert np.array_equal(big[0].mask, expected)

@@ -120,6 +120,12 @@ class Engine(ABC):
         self._load_seconds: float | None = None
         self.mask_decoder: Any = None
 
+    @property
+    def batch_max(self) -> int:
+        """Concurrent ``generate`` calls this engine answers in one model run
+        (core.tiling sends a photo's tiles that many at a time)."""
+        return 1
+
     # -- status ---------------------------------------------------------------
     @property
     def status(self) -> ModelStatus:

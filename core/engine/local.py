@@ -133,6 +133,11 @@ class ModelManager(Engine):
         self.processor, self.model = processor, model
         self._setup_decoder(device)
 
+    @property
+    def batch_max(self) -> int:
+        """The micro-batcher's batch size once loaded (1 without one)."""
+        return self._batcher.batch_max if self._batcher is not None else 1
+
     def _setup_decoder(self, device: str) -> None:
         """A StaticDecoder + MicroBatcher when BATCH_MAX > 1 or COMPILE is on."""
         from core.engine.compiled import StaticDecoder

@@ -76,6 +76,11 @@ class OpenAIBackend(Engine):
         self.token_ids = TokenIdMap()
         self.image_side_px: int | None = None  # the model's input side, px
 
+    @property
+    def batch_max(self) -> int:
+        """Requests kept in flight to the engine (BATCH_MAX, default 32)."""
+        return self.settings.batch_size("remote")
+
     def load(self) -> None:
         """Check the engine serves the model, learn its loc/seg ids, load the VAE.
 
