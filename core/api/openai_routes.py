@@ -98,7 +98,14 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
     max_body = settings.max_upload_mb * MB * 4 // 3 + 256 * 1024  # base64 images
 
     def model_ids() -> list[str]:
-        return [ALIAS, ctx.loaded_model_id]
+        """The alias (the first model), then every model of MODELS: as
+        configured, and as the engine reports it once loaded."""
+        ids = [ALIAS]
+        for configured, engine in ctx.engines.engines():
+            for name in (configured, engine.status.model_id):
+                if name and name not in ids:
+                    ids.append(name)
+        return ids
 
     @router.get("/v1/models")
     async def models(request: Request) -> JSONResponse:
@@ -143,7 +150,8 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
         )
         if parsed.intent.action == "run":  # one image, its token budget
             ctx.charge(client_id, 1, parsed.intent, decoding)
-        answer = _answer(ctx, store, request, parsed, decoding, overlay)
+        engine = ctx.engine_for(None if model == ALIAS else model)
+        answer = _answer(ctx, store, request, parsed, decoding, overlay, engine)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if body.get("stream") is True:
             return StreamingResponse(
@@ -174,8 +182,10 @@ async def _answer(
     parsed: ChatRequest,
     decoding: Decoding,
     overlay: str,
+    engine: Any = None,
 ) -> str:
-    """The chat's markdown answer for the last request (runs the model)."""
+    """The chat's markdown answer for the last request (runs ``engine``,
+    default the first model)."""
     intent = parsed.intent
     if intent.action != "run":
         return intent.message or "Ask e.g. 'segment the cat' about a photo."
@@ -187,7 +197,7 @@ async def _answer(
     else:
         data = await ctx.fetch(url)
     image = await ctx.load(data)
-    result = await ctx.run(image, intent, decoding, request=request)
+    result = await ctx.run(image, intent, decoding, engine=engine, request=request)
     text = reply_markdown(result, f"image {parsed.image_number}")
     if overlay == "none" or not result.detections:
         return text

@@ -184,6 +184,38 @@ async def test_chat_settings_offer_the_models_and_the_choice_is_used(
         await client.close()
 
 
+def test_openai_door_lists_and_serves_every_model(two_models) -> None:
+    import base64
+
+    import openai
+
+    server, ids = two_models
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="-", max_retries=8)
+    listed = [model.id for model in client.models.list()]
+    photo = "data:image/png;base64," + base64.b64encode(inputs.png((64, 48))).decode()
+    content = [
+        {"type": "text", "text": "segment the cat"},
+        {"type": "image_url", "image_url": {"url": photo}},
+    ]
+    answers = {
+        name: client.chat.completions.create(
+            model=name, messages=[{"role": "user", "content": content}]
+        )
+        .choices[0]
+        .message.content
+        for name in ("paligemma", *ids)
+    }
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(
+            model="google/paligemma2-28b-mix-448",
+            messages=[{"role": "user", "content": content}],
+        )
+    assert listed == ["paligemma", *ids]  # the alias, then MODELS in order
+    assert "| cat |" in answers["paligemma"] and "tabby" not in answers["paligemma"]
+    assert "| cat |" in answers[ids[0]] and "tabby" not in answers[ids[0]]
+    assert "| tabby cat |" in answers[ids[1]]
+
+
 def test_api_model_id_chooses_the_model(two_models) -> None:
     server, ids = two_models
     labels = {}
