@@ -124,3 +124,27 @@ async def test_a_phone_photo_keeps_its_tiled_objects_for_undo_export_redraw(
     assert len(coco["annotations"]) == len(tiled)
     assert all(a["area"] > 0 for a in coco["annotations"])  # masks kept, not boxes
     assert rows(hidden[-1]) == tiled[1:]  # a redraw of the kept objects
+
+
+async def test_a_region_is_tiled_and_its_objects_stay_inside_it(server) -> None:
+    client = ChatClient(server.url)
+    await client.connect()
+    try:
+        await look_closely(client, True)
+        replies = await client.send(
+            "region 0,0 to 2016,1512: segment cat",  # pixels of the original
+            [("phone.jpg", ramp_jpeg((4032, 3024)))],
+            timeout_s=300,
+        )
+        progress = [
+            s.get("output", "")
+            for s in client.steps
+            if s.get("name") == "looking closely"
+        ]
+    finally:
+        await client.close()
+    found = rows(replies[-1])
+    assert "tile 4 of 4" in progress, progress  # the 2016x1512 quarter: 2x2
+    assert 1 < len(found) <= 5, replies[-1]["output"]
+    for _, (x1, y1, x2, y2) in found:  # on the photo, inside the top-left quarter
+        assert 0 <= x1 < x2 <= 2016 and 0 <= y1 < y2 <= 1512
