@@ -13,6 +13,10 @@ Scenarios:
 - ``masks_20_grid_40mp``: ``place_objects`` for 20 segmented objects tiling a
   40 MP image (a 5 x 4 grid of boxes), then a COCO export of them.
 - ``masks_20_full_40mp``: the same with 20 boxes each covering the whole image.
+- ``tiles_display_20``: "look closely" in the chat: ``analyze_tiled`` on the
+  2016x1512 display copy of a 12 MP photo, 3x3 tiles + the whole photo, a
+  stand-in model answering 20 segmented objects per look (200 masks merged).
+- ``tiles_12mp_20``: the same on the 4032x3024 original (the API's tiles=3x3).
 - ``upload_12mp_jpeg``: what the chat does with a 12 MP JPEG upload before the
   first turn (decode; with chat.photos: display copy and model input too).
 """
@@ -37,6 +41,7 @@ _CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 scenario, data_path = sys.argv[2], sys.argv[3]
+SIZE_12MP = (4032, 3024)
 
 import numpy as np
 
@@ -66,6 +71,29 @@ if scenario == "tiff_40mp_float" or scenario == "upload_12mp_jpeg":
     else:
         from core.images import load_image
         work = lambda: load_image(data, max_pixels=40_000_000)
+elif scenario.startswith("tiles_"):
+    from PIL import Image
+    from core.intent import parse_intent
+    from core.tiling import analyze_tiled
+    from tests.support.fakes import disc_logits
+
+    segs = "".join(f"<seg{v:03d}>" for v in range(16))
+    answer = " ; ".join(
+        "".join(f"<loc{v:04d}>" for v in (y, x, y + 150, x + 150))
+        + f" {segs} cat"
+        for y in range(0, 800, 200) for x in range(0, 1000, 200)
+    )
+
+    class Looks:
+        def generate(self, image, prompt, **decoding):
+            return answer
+
+        def decode_masks(self, seg_indices):
+            return disc_logits(len(seg_indices))
+
+    size_wh = (2016, 1512) if scenario == "tiles_display_20" else SIZE_12MP
+    photo = Image.new("RGB", size_wh, "gray")
+    work = lambda: analyze_tiled(photo, parse_intent("segment cat"), Looks(), (3, 3))
 else:
     from core.export import ExportItem, to_coco
     from core.pipeline import place_objects
@@ -121,6 +149,8 @@ def write_inputs(folder: Path) -> dict[str, Path]:
         "masks_20_grid_40mp": tiff,  # unused by the child
         "masks_20_full_40mp": tiff,
         "upload_12mp_jpeg": jpeg,
+        "tiles_display_20": tiff,  # unused by the child
+        "tiles_12mp_20": tiff,
     }
 
 

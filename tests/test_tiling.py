@@ -12,7 +12,7 @@ from PIL import Image
 from core.errors import UserInputError
 from core.geometry import box_to_pixels
 from core.intent import parse_intent
-from core.pipeline import scale_detections
+from core.pipeline import analyze, scale_detections
 from core.tiling import analyze_tiled, parse_tiles, slices_for, tile_grid
 from core.tokens import LOC_BINS
 from core.types import Detection
@@ -217,3 +217,28 @@ def test_scale_detections_to_the_original_pixels() -> None:
     assert big[0].image_wh == (100, 80) and not big[1].has_mask
     expected = np.kron(small[0].mask, np.ones((2, 2), dtype=bool))  # nearest x2
     assert np.array_equal(big[0].mask, expected)
+
+
+def test_merged_masks_are_the_union_of_the_looks_masks() -> None:
+    image = Image.new("RGB", (1000, 500), "gray")
+    intent = parse_intent("segment cat ; dog")
+    whole_answer = f"{loc(102, 205, 409, 819)} {SEGS} cat"
+    tile_answer = (
+        f"{loc(186, 205, 745, 819)} {SEGS} cat ; {loc(0, 0, 90, 90)} {SEGS} dog"
+    )
+    model = FakeModel().enqueue(whole_answer).enqueue(tile_answer).enqueue("")
+    result = analyze_tiled(image, intent, model, (2, 1))
+    # each look on its own, through the plain pipeline, then united by hand
+    whole = analyze(image, intent, FakeModel().enqueue(whole_answer)).detections[0]
+    tile = analyze(
+        image.crop((0, 0, 550, 500)), intent, FakeModel().enqueue(tile_answer)
+    )
+    union = whole.mask.copy()
+    union[:, :550] |= tile.detections[0].mask
+    dog = np.zeros((500, 1000), dtype=bool)
+    dog[:, :550] = tile.detections[1].mask
+    found = {d.label: d for d in result.detections}
+    assert sorted(found) == ["cat", "dog"]
+    assert np.array_equal(found["cat"].mask, union)
+    assert np.array_equal(found["dog"].mask, dog)  # alone: moved, not merged
+    assert found["dog"].box_px == tile.detections[1].box_px
