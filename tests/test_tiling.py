@@ -242,3 +242,17 @@ def test_merged_masks_are_the_union_of_the_looks_masks() -> None:
     assert np.array_equal(found["cat"].mask, union)
     assert np.array_equal(found["dog"].mask, dog)  # alone: moved, not merged
     assert found["dog"].box_px == tile.detections[1].box_px
+
+
+def test_column_runs_are_cocos_runs() -> None:
+    from pycocotools import mask as mask_utils
+
+    from core.kept import rle_runs
+    from core.tiling import column_runs
+
+    rng = np.random.default_rng(3)
+    crops = [np.ones((3, 4), dtype=bool), np.zeros((2, 2), dtype=bool)]
+    crops += [rng.random((h, w)) < 0.5 for h, w in rng.integers(1, 30, (40, 2))]
+    for crop in crops:
+        coco = mask_utils.encode(np.asfortranarray(crop, dtype=np.uint8))
+        assert column_runs(crop).tolist() == rle_runs(coco["counts"].decode())
