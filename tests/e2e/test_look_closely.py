@@ -39,16 +39,6 @@ def rows(answer: dict) -> list[tuple[str, tuple[int, ...]]]:
     return [(label, tuple(int(v) for v in box)) for _, label, *box in found]
 
 
-def fetch(server, client: ChatClient, element: dict) -> bytes:
-    response = httpx.get(
-        f"{server.url}/project/file/{element['chainlitKey']}",
-        params={"session_id": client.session_id},
-        timeout=60,
-    )
-    response.raise_for_status()
-    return response.content
-
-
 async def look_closely(client: ChatClient, on: bool) -> None:
     ended = client.tasks_ended
     await client.sio.emit("chat_settings_change", {"look_closely": on})
@@ -63,11 +53,7 @@ async def test_tiles_show_progress_and_match_the_api(server) -> None:
         plain = await client.send("segment cat", [("big.jpg", photo)], timeout_s=300)
         await look_closely(client, True)
         closely = await client.send("segment cat", timeout_s=300)
-        progress = [
-            s.get("output", "")
-            for s in client.steps
-            if s.get("name") == "looking closely"
-        ]
+        progress = client.step_outputs("looking closely")
     finally:
         await client.close()
     assert len(rows(plain[-1])) == 1  # one cat on the whole photo
@@ -106,7 +92,7 @@ async def test_a_phone_photo_keeps_its_tiled_objects_for_undo_export_redraw(
         exported = await client.send("export", timeout_s=300)
         files = {e["name"]: e for e in client.elements_for(exported[-1]["id"])}
         (coco_name,) = [n for n in files if n.endswith(".coco.json")]
-        coco = json.loads(fetch(server, client, files[coco_name]))
+        coco = json.loads(client.download(files[coco_name]))
         hidden = await client.send("remove 1", timeout_s=300)
     finally:
         await client.close()
@@ -136,11 +122,7 @@ async def test_a_region_is_tiled_and_its_objects_stay_inside_it(server) -> None:
             [("phone.jpg", ramp_jpeg((4032, 3024)))],
             timeout_s=300,
         )
-        progress = [
-            s.get("output", "")
-            for s in client.steps
-            if s.get("name") == "looking closely"
-        ]
+        progress = client.step_outputs("looking closely")
     finally:
         await client.close()
     found = rows(replies[-1])

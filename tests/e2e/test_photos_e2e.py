@@ -8,7 +8,6 @@ import json
 import re
 import zipfile
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -48,16 +47,6 @@ def server(synthetic_vae_path, tmp_path_factory):
         process.stop()
 
 
-def _fetch(server, client: ChatClient, element: dict) -> bytes:
-    response = httpx.get(
-        f"{server.url}/project/file/{element['chainlitKey']}",
-        params={"session_id": client.session_id},
-        timeout=60,
-    )
-    response.raise_for_status()
-    return response.content
-
-
 async def test_a_phone_photo_is_decoded_once_and_exported_full_size(server) -> None:
     client = ChatClient(server.url)
     await client.connect()
@@ -67,13 +56,11 @@ async def test_a_phone_photo_is_decoded_once_and_exported_full_size(server) -> N
             replies = await client.send("segment cat", timeout_s=300)
         answer = replies[-1]
         files = {e["name"]: e for e in client.elements_for(answer["id"])}
-        overlay = Image.open(
-            io.BytesIO(_fetch(server, client, files["phone-overlay.jpg"]))
-        )
+        overlay = Image.open(io.BytesIO(client.download(files["phone-overlay.jpg"])))
         archive = zipfile.ZipFile(
-            io.BytesIO(_fetch(server, client, files["phone-masks-coco-yolo.zip"]))
+            io.BytesIO(client.download(files["phone-masks-coco-yolo.zip"]))
         )
-        coco = json.loads(_fetch(server, client, files["phone.coco.json"]))
+        coco = json.loads(client.download(files["phone.coco.json"]))
     finally:
         await client.close()
     log = server.log()

@@ -267,3 +267,17 @@ class ChatClient:
 
     def elements_for(self, message_id: str) -> list[dict[str, Any]]:
         return [e for e in self.elements if e.get("forId") == message_id]
+
+    def step_outputs(self, name: str) -> list[str]:
+        """Every output the step called ``name`` showed, updates included."""
+        return [s.get("output", "") for s in self.steps if s.get("name") == name]
+
+    def download(self, element: dict[str, Any]) -> bytes:
+        """The bytes of a file element sent to this session."""
+        response = httpx.get(
+            f"{self.url}/project/file/{element['chainlitKey']}",
+            params={"session_id": self.session_id},
+            timeout=60,
+        )
+        response.raise_for_status()
+        return response.content
