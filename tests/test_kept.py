@@ -30,6 +30,21 @@ def detections(seed: int = 0) -> list[Detection]:
             image_wh=SIZE,
         ),
         Detection(None, (0, 0, 120, 90), image_wh=SIZE),  # box only, no label
+        Detection(  # the whole photo: its runs start with 0 (no False first)
+            "whole",
+            (0, 0, 120, 90),
+            mask_crop=np.ones((90, 120), dtype=bool),
+            mask_origin_xy=(0, 0),
+            image_wh=SIZE,
+        ),
+        Detection(  # one pixel wide
+            "line",
+            (7, 7, 8, 30),
+            mask_crop=np.ones((23, 1), dtype=bool),
+            mask_origin_xy=(7, 7),
+            image_wh=SIZE,
+        ),
+        Detection("flat", (5, 9, 5, 9), image_wh=SIZE),  # an empty box
         Detection(
             "grüne Flasche",
             (60, 10, 119, 89),
@@ -44,11 +59,12 @@ def test_round_trip_through_json_is_exact() -> None:
     original = detections()
     kept = json.loads(json.dumps(keep_objects(original)))
     restored = restore_objects(kept, SIZE)
-    assert len(restored) == 3
+    assert len(restored) == 6
     for before, after in zip(original, restored, strict=True):
         assert after.label == before.label
         assert after.box_px == before.box_px
         assert after.has_mask == before.has_mask
+        assert after.image_wh == SIZE
         if before.has_mask:
             assert np.array_equal(after.mask, before.mask)
     assert restored[0].mask[15, 20] == np.False_  # the hole
@@ -86,7 +102,7 @@ def _with(**changes) -> list:
     ("objects", "phrase"),
     [
         (["not an object"], "expected an object, got str"),
-        (_with(label=5), "label must be text"),
+        (_with(label=5), "label must be text or null, got int"),
         (_with(box=[1, 2, 3]), "box must be 4 integers"),
         (_with(box=[1, 2, 3, True]), "box must be 4 integers"),
         (_with(box=[0, 0, 500, 50]), "is not on the 120x90 photo"),
@@ -94,10 +110,12 @@ def _with(**changes) -> list:
         (_with(mask_size=[30, 40, 1]), "mask size must be 2 integers"),
         (_with(mask_counts=5), "RLE counts"),
         (_with(mask_counts="0~~"), "outside '0'..'o'"),
-        (_with(mask_counts="l"), "ends in the middle"),
+        (_with(mask_counts="0p"), "a character outside '0'..'o': 'p'"),
+        (_with(mask_origin=[1]), "mask origin must be 2 integers"),
+        (_with(mask_counts="l"), "mask RLE ends in the middle of a number"),
         # would make pycocotools write far past its buffer
         (
-            _with(mask_counts=keep_objects(detections()[2:])[0]["mask"]["counts"]),
+            _with(mask_counts=keep_objects(detections()[-1:])[0]["mask"]["counts"]),
             "must cover 40x30 = 1200 pixels",
         ),
         (_with(mask_size=[9000, 9000]), "larger than the photo"),
@@ -110,6 +128,11 @@ def test_hostile_objects_are_refused_clearly(objects, phrase) -> None:
     with pytest.raises(ValueError, match=None) as caught:
         restore_objects(objects, SIZE)
     assert phrase in str(caught.value)
+
+
+def test_exactly_the_most_kept_objects_are_accepted() -> None:
+    boxes = [{"box": [0, 0, 1, 1]}] * MAX_KEPT_OBJECTS
+    assert len(restore_objects(boxes, SIZE)) == MAX_KEPT_OBJECTS
 
 
 def test_a_negative_run_is_refused() -> None:
