@@ -310,30 +310,26 @@ def column_runs(crop: np.ndarray) -> np.ndarray:
 
 
 def from_supervision(merged, names: dict[int, str]) -> list[Detection]:
-    """Merged ``sv.Detections`` -> our detections, masks kept as crops."""
-    from supervision.detection.compact_mask import CompactMask
-
+    """Merged ``sv.Detections`` (masks: ``CompactMask``, see ``to_supervision``)
+    -> our detections, masks kept as crops."""
     found = []
     has_mask = merged.data.get("has_mask")
     masks = merged.mask
     for index in range(len(merged)):
         x1, y1, x2, y2 = (round(float(v)) for v in merged.xyxy[index])
         label = names.get(int(merged.class_id[index])) or None
-        if masks is None or (has_mask is not None and not has_mask[index]):
+        if masks is None or not has_mask[index]:
             found.append(Detection(label=label, box_px=(x1, y1, x2, y2)))
-        elif isinstance(masks, CompactMask):
-            height, width = masks.image_shape
-            ox, oy = (int(v) for v in masks.offsets[index])
-            found.append(
-                Detection(
-                    label,
-                    (x1, y1, x2, y2),
-                    mask_crop=np.asarray(masks.crop(index), dtype=bool),
-                    mask_origin_xy=(ox, oy),
-                    image_wh=(width, height),
-                )
+            continue
+        height, width = masks.image_shape
+        ox, oy = (int(v) for v in masks.offsets[index])
+        found.append(
+            Detection(
+                label,
+                (x1, y1, x2, y2),
+                mask_crop=np.asarray(masks.crop(index), dtype=bool),
+                mask_origin_xy=(ox, oy),
+                image_wh=(width, height),
             )
-        else:
-            mask = np.asarray(masks[index], dtype=bool)
-            found.append(Detection(label=label, box_px=(x1, y1, x2, y2), mask=mask))
+        )
     return found

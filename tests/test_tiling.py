@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import nullcontext as does_not_raise
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -42,6 +43,8 @@ def tile_box(bins: tuple[int, int, int, int], tile_wh, offset_xy):
         ("3x3", (3, 3), does_not_raise()),
         ("2\u00d71", (2, 1), does_not_raise()),  # the multiplication sign
         ("4x4", (4, 4), does_not_raise()),  # the largest grid
+        ("1x2", (1, 2), does_not_raise()),  # one column
+        ("2x1", (2, 1), does_not_raise()),
         ("5x1", None, pytest.raises(UserInputError, match=r"1\.\.4")),  # too many
         ("0x2", None, pytest.raises(UserInputError, match="NxM")),  # zero
         ("lots", None, pytest.raises(UserInputError, match="'auto', 'off'")),
@@ -256,3 +259,120 @@ def test_column_runs_are_cocos_runs() -> None:
     for crop in crops:
         coco = mask_utils.encode(np.asfortranarray(crop, dtype=np.uint8))
         assert column_runs(crop).tolist() == rle_runs(coco["counts"].decode())
+
+
+def test_a_region_is_tiled_and_mapped_back_onto_the_photo() -> None:
+    image = Image.new("RGB", (1000, 500), "gray")
+    answers = [
+        f"{loc(102, 205, 409, 819)} {SEGS} cat",
+        f"{loc(512, 512, 614, 614)} {SEGS} bird",
+        "",
+    ]
+    intent = parse_intent("region 400,0 to 1000,500: segment cat ; bird")
+    assert intent.region is not None
+    model = FakeModel()
+    for answer in answers:
+        model.enqueue(answer)
+    result = analyze_tiled(image, intent, model, (2, 1))
+    alone = FakeModel()
+    for answer in answers:
+        alone.enqueue(answer)
+    plain = replace(intent, region=None)
+    crop = analyze_tiled(image.crop((400, 0, 1000, 500)), plain, alone, (2, 1))
+    assert model.calls[0]["image_size"] == (600, 500)  # the region, whole
+    assert result.intent == intent and result.image_size_wh == (1000, 500)
+    assert len(result.detections) == len(crop.detections) == 2
+    for on_photo, on_crop in zip(result.detections, crop.detections, strict=True):
+        x1, y1, x2, y2 = on_crop.box_px
+        assert on_photo.box_px == (x1 + 400, y1, x2 + 400, y2)
+        assert np.array_equal(on_photo.mask[:, 400:], on_crop.mask)
+        assert not on_photo.mask[:, :400].any()
+
+
+def test_a_region_off_the_photo_is_refused() -> None:
+    intent = parse_intent("region 2000,0 to 3000,500: detect cat")
+    with pytest.raises(UserInputError, match="not on this photo"):
+        analyze_tiled(Image.new("RGB", (1000, 500)), intent, FakeModel(), (2, 1))
+
+
+def test_decoding_options_and_cancel_reach_every_look() -> None:
+    stop = threading.Event()
+    for grid, looks in (((2, 1), 3), ((1, 1), 1)):
+        model = FakeModel()
+        for _ in range(looks):
+            model.enqueue("")
+        analyze_tiled(
+            Image.new("RGB", (1000, 500)),
+            parse_intent("detect cat"),
+            model,
+            grid,
+            max_new_tokens=77,
+            cancel=stop,
+        )
+        assert len(model.calls) == looks
+        assert all(c["max_new_tokens"] == 77 for c in model.calls), model.calls
+        assert all(c["cancel"] is stop for c in model.calls)
+
+
+def test_different_labels_are_never_merged_and_the_cap_counts_drops() -> None:
+    image = Image.new("RGB", (1000, 500), "gray")
+    far = " ; ".join(f"{loc(10 + 100 * i, 10, 60 + 100 * i, 60)} cat" for i in range(3))
+    model = (
+        FakeModel()
+        .enqueue(f"{loc(102, 205, 409, 819)} cat ; {far}")
+        .enqueue(f"{loc(186, 205, 745, 819)} dog")  # where the cat is, but a dog
+        .enqueue("")
+    )
+    full = analyze_tiled(image, parse_intent("detect cat ; dog"), model, (2, 1))
+    labels = sorted(d.label for d in full.detections)
+    assert labels == ["cat", "cat", "cat", "cat", "dog"]
+    model.enqueue(f"{loc(102, 205, 409, 819)} cat ; {far}")
+    model.enqueue(f"{loc(186, 205, 745, 819)} dog").enqueue("")
+    capped = analyze_tiled(
+        image, parse_intent("detect cat ; dog"), model, (2, 1), max_detections=4
+    )
+    assert len(capped.detections) == 4
+    assert capped.detections_dropped == 1
+
+
+def test_box_only_and_empty_boxes_survive_the_merge() -> None:
+    from core.tiling import from_supervision, to_supervision
+
+    ring = np.ones((4, 6), dtype=bool)
+    ring[1:3, 2:4] = False
+    found = [
+        Detection(
+            "cat",
+            (10, 20, 16, 24),
+            mask_crop=ring,
+            mask_origin_xy=(10, 20),
+            image_wh=(50, 40),
+        ),
+        Detection("dog", (5, 9, 5, 9), image_wh=(50, 40)),  # empty, no mask
+        Detection("cow", (40, 30, 50, 40), image_wh=(50, 40)),  # no mask
+    ]
+    labels: dict[str, int] = {}
+    back = from_supervision(
+        to_supervision(found, (50, 40), 1.0, labels), {v: k for k, v in labels.items()}
+    )
+    assert [(d.label, d.box_px, d.has_mask) for d in back] == [
+        ("cat", (10, 20, 16, 24), True),
+        ("dog", (5, 9, 5, 9), False),
+        ("cow", (40, 30, 50, 40), False),
+    ]
+    assert np.array_equal(back[0].mask, found[0].mask)
+
+
+@pytest.mark.parametrize(
+    ("batch_max", "workers"), [(4, 4), (1, 1), (0, 1), ("4", 1), (None, 1)]
+)
+def test_batch_workers(batch_max, workers) -> None:
+    from core.tiling import batch_workers
+
+    class Engine:
+        pass
+
+    engine = Engine()
+    if batch_max is not None:
+        engine.batch_max = batch_max
+    assert batch_workers(engine) == workers
