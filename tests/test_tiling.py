@@ -16,7 +16,7 @@ from core.intent import parse_intent
 from core.pipeline import analyze, scale_detections
 from core.tiling import analyze_tiled, parse_tiles, slices_for, tile_grid
 from core.tokens import LOC_BINS
-from core.types import Detection
+from core.types import Decoding, Detection
 from tests.support.fakes import FakeModel
 
 SEGS = "".join(f"<seg{v:03d}>" for v in range(16))
@@ -295,23 +295,32 @@ def test_a_region_off_the_photo_is_refused() -> None:
         analyze_tiled(Image.new("RGB", (1000, 500)), intent, FakeModel(), (2, 1))
 
 
-def test_decoding_options_and_cancel_reach_every_look() -> None:
+def test_decoding_options_cancel_and_the_cap_reach_every_look() -> None:
     stop = threading.Event()
+    three = " ; ".join(
+        f"{loc(10 + 100 * i, 10, 60 + 100 * i, 60)} cat" for i in range(3)
+    )
+    sampled = Decoding(preset="nucleus 0.3")
     for grid, looks in (((2, 1), 3), ((1, 1), 1)):
         model = FakeModel()
         for _ in range(looks):
-            model.enqueue("")
-        analyze_tiled(
+            model.enqueue(three)
+        result = analyze_tiled(
             Image.new("RGB", (1000, 500)),
             parse_intent("detect cat"),
             model,
             grid,
+            decoding=sampled,
             max_new_tokens=77,
             cancel=stop,
+            max_detections=2,
         )
         assert len(model.calls) == looks
-        assert all(c["max_new_tokens"] == 77 for c in model.calls), model.calls
-        assert all(c["cancel"] is stop for c in model.calls)
+        expected = sampled.generate_kwargs(77)
+        for call in model.calls:
+            assert {k: call[k] for k in expected} == expected, call
+            assert call["cancel"] is stop
+        assert len(result.detections) == 2  # the cap, on one look or merged
 
 
 def test_different_labels_are_never_merged_and_the_cap_counts_drops() -> None:
@@ -326,6 +335,7 @@ def test_different_labels_are_never_merged_and_the_cap_counts_drops() -> None:
     full = analyze_tiled(image, parse_intent("detect cat ; dog"), model, (2, 1))
     labels = sorted(d.label for d in full.detections)
     assert labels == ["cat", "cat", "cat", "cat", "dog"]
+    assert full.detections_dropped == 0
     model.enqueue(f"{loc(102, 205, 409, 819)} cat ; {far}")
     model.enqueue(f"{loc(186, 205, 745, 819)} dog").enqueue("")
     capped = analyze_tiled(
