@@ -295,7 +295,10 @@ def test_a_region_off_the_photo_is_refused() -> None:
         analyze_tiled(Image.new("RGB", (1000, 500)), intent, FakeModel(), (2, 1))
 
 
-def test_decoding_options_cancel_and_the_cap_reach_every_look() -> None:
+@pytest.mark.parametrize(
+    "request_text", ["detect cat", "region 0,0 to 1000,500: detect cat"]
+)
+def test_decoding_options_cancel_and_the_cap_reach_every_look(request_text) -> None:
     stop = threading.Event()
     three = " ; ".join(
         f"{loc(10 + 100 * i, 10, 60 + 100 * i, 60)} cat" for i in range(3)
@@ -305,15 +308,17 @@ def test_decoding_options_cancel_and_the_cap_reach_every_look() -> None:
         model = FakeModel()
         for _ in range(looks):
             model.enqueue(three)
+        progress = []
         result = analyze_tiled(
             Image.new("RGB", (1000, 500)),
-            parse_intent("detect cat"),
+            parse_intent(request_text),
             model,
             grid,
             decoding=sampled,
             max_new_tokens=77,
             cancel=stop,
             max_detections=2,
+            on_tile=lambda n, total, seen=progress: seen.append((n, total)),
         )
         assert len(model.calls) == looks
         expected = sampled.generate_kwargs(77)
@@ -321,6 +326,7 @@ def test_decoding_options_cancel_and_the_cap_reach_every_look() -> None:
             assert {k: call[k] for k in expected} == expected, call
             assert call["cancel"] is stop
         assert len(result.detections) == 2  # the cap, on one look or merged
+        assert progress == ([(1, 3), (2, 3), (3, 3)] if looks == 3 else [])
 
 
 def test_different_labels_are_never_merged_and_the_cap_counts_drops() -> None:
