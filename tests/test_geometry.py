@@ -118,3 +118,30 @@ def test_banded_mask_placement_equals_one_whole_resize(box_wh) -> None:
     differ = crop != (whole > 0)
     assert np.abs(whole[differ]).max(initial=0.0) < 1e-5
     assert differ.sum() <= 10
+
+
+def _bilinear_upsample(logits: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Reference bilinear resize (pixel centres, edges clamped), numpy only."""
+    side = logits.shape[0]
+
+    def along(values: np.ndarray, size: int) -> np.ndarray:
+        centres = (np.arange(size) + 0.5) * side / size - 0.5
+        return np.stack([np.interp(centres, np.arange(side), row) for row in values])
+
+    rows = along(logits.astype(np.float64), width)  # (64, width)
+    return along(rows.T, height).T  # (height, width)
+
+
+@pytest.mark.parametrize("box_wh", [(150, 300), (64, 64), (97, 65)])
+def test_mask_is_the_bilinear_resize_of_the_logits(box_wh) -> None:
+    """Boxes larger than the 64x64 patch: the crop is the patch resized
+    bilinearly (not bicubic, not nearest), computed here without Pillow."""
+    from core.geometry import mask_logits_to_crop
+
+    width, height = box_wh
+    logits = np.random.default_rng(7).normal(size=(64, 64)).astype(np.float32)
+    expected = _bilinear_upsample(logits, width, height)
+    crop = mask_logits_to_crop(logits, (3, 4, 3 + width, 4 + height))
+    clear = np.abs(expected) > 1e-4  # away from float rounding at the threshold
+    assert clear.mean() > 0.99
+    assert np.array_equal(crop[clear], expected[clear] > 0)

@@ -153,7 +153,7 @@ def decode_base64(text: Any, max_bytes: int) -> bytes:
         raise UserInputError("'base64Image' must be a non-empty base64 string.")
     payload = _DATA_URL.sub("", text.strip(), count=1)
     payload = "".join(payload.split())
-    if len(payload) * 3 // 4 > max_bytes:
+    if len(payload.rstrip("=")) * 3 // 4 > max_bytes:  # the decoded size
         raise PayloadTooLargeError(
             f"The image is larger than {max_bytes / MB:.1f} MB (MAX_UPLOAD_MB)."
         )
