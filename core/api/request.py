@@ -132,8 +132,8 @@ def clean_prompt(text: str | None, max_chars: int) -> str:
             f"The prompt is {len(text):,} characters long; the limit is "
             f"{max_chars:,} (MAX_PROMPT_CHARS)."
         )
-    kept = (
-        " " if ch in "\t\n\r" else ch
+    kept = (  # tabs and line breaks stay: split() below turns them into spaces
+        ch
         for ch in text
         if ch in "\t\n\r"
         or (unicodedata.category(ch) != "Cc" and ch not in _BIDI_CONTROLS)
