@@ -31,7 +31,8 @@ default_tests() {
         core/conversation.py)
             echo tests/test_conversation.py,tests/test_conversation_state.py,tests/test_persistence_state.py ;;
         core/api/request.py) echo tests/test_api_request.py,tests/test_api_guards.py ;;
-        core/api/fetch.py | core/ratelimit.py) echo tests/test_api_guards.py ;;
+        core/api/fetch.py) echo tests/test_api_guards.py ;;
+        core/ratelimit.py) echo tests/test_ratelimit.py,tests/test_api_guards.py ;;
         *)
             local name
             name="$(basename "${1%.py}")"

@@ -145,3 +145,23 @@ def test_mask_is_the_bilinear_resize_of_the_logits(box_wh) -> None:
     clear = np.abs(expected) > 1e-4  # away from float rounding at the threshold
     assert clear.mean() > 0.99
     assert np.array_equal(crop[clear], expected[clear] > 0)
+
+
+@pytest.mark.parametrize(
+    "box_px",
+    [(40, 30, 40, 30), (0, 30, 40, 30), (40, 0, 40, 30), (12, 7, 12, 7)],
+    ids=["corner", "bottom-edge", "right-edge", "inside"],
+)
+def test_an_empty_box_with_a_mask_becomes_an_empty_detection(box_px) -> None:
+    """A segmented object whose box clips to nothing (past the image edge)
+    gives a (0, 0) bool crop that the pipeline can place: no crash."""
+    from core.geometry import mask_logits_to_crop
+    from core.types import Detection
+
+    crop = mask_logits_to_crop(np.ones((64, 64), np.float32), box_px)
+    assert crop.shape == (0, 0) and crop.dtype == bool
+    det = Detection(
+        "cat", box_px, mask_crop=crop, mask_origin_xy=box_px[:2], image_wh=(40, 30)
+    )
+    assert det.has_mask and det.area == 0
+    assert not det.mask.any()
