@@ -131,11 +131,11 @@ async def test_read_body_one_byte_over_is_413(max_bytes: int, limit_mb: str) -> 
 
 
 async def test_read_body_declared_too_large_is_refused_unread() -> None:
-    client = Client([b"x" * 10], {"content-length": str(4 * 1000 + 1)})
+    client = Client([b"x" * 10], {"content-length": str(4 * MB + 1)})
     with pytest.raises(PayloadTooLargeError) as caught:
-        await read_body(client.request, 1000)
+        await read_body(client.request, MB)
     assert client.pulled == 0
-    assert caught.value.message == too_large_body("0.0")
+    assert caught.value.message == too_large_body("1.0")
 
 
 @pytest.mark.parametrize(
