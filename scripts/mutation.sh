@@ -28,10 +28,11 @@ default_tests() {
         core/images.py) echo tests/test_images.py ;;
         core/export | core/export/*) echo tests/test_export.py,tests/test_downloads.py ;;
         core/intent | core/intent/*) echo tests/test_intent.py ;;
-        core/conversation.py) echo tests/test_conversation.py,tests/test_persistence_state.py ;;
-        core/api/request.py)
-            echo tests/test_api_guards.py,tests/test_api_formats.py,tests/test_api_app.py ;;
-        core/api/fetch.py | core/ratelimit.py) echo tests/test_api_guards.py ;;
+        core/conversation.py)
+            echo tests/test_conversation.py,tests/test_conversation_state.py,tests/test_persistence_state.py,tests/test_kept.py ;;
+        core/api/request.py) echo tests/test_api_request.py,tests/test_api_guards.py ;;
+        core/api/fetch.py) echo tests/test_api_guards.py ;;
+        core/ratelimit.py) echo tests/test_ratelimit.py,tests/test_api_guards.py ;;
         *)
             local name
             name="$(basename "${1%.py}")"

@@ -118,3 +118,50 @@ def test_banded_mask_placement_equals_one_whole_resize(box_wh) -> None:
     differ = crop != (whole > 0)
     assert np.abs(whole[differ]).max(initial=0.0) < 1e-5
     assert differ.sum() <= 10
+
+
+def _bilinear_upsample(logits: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Reference bilinear resize (pixel centres, edges clamped), numpy only."""
+    side = logits.shape[0]
+
+    def along(values: np.ndarray, size: int) -> np.ndarray:
+        centres = (np.arange(size) + 0.5) * side / size - 0.5
+        return np.stack([np.interp(centres, np.arange(side), row) for row in values])
+
+    rows = along(logits.astype(np.float64), width)  # (64, width)
+    return along(rows.T, height).T  # (height, width)
+
+
+@pytest.mark.parametrize("box_wh", [(150, 300), (64, 64), (97, 65)])
+def test_mask_is_the_bilinear_resize_of_the_logits(box_wh) -> None:
+    """Boxes larger than the 64x64 patch: the crop is the patch resized
+    bilinearly (not bicubic, not nearest), computed here without Pillow."""
+    from core.geometry import mask_logits_to_crop
+
+    width, height = box_wh
+    logits = np.random.default_rng(7).normal(size=(64, 64)).astype(np.float32)
+    expected = _bilinear_upsample(logits, width, height)
+    crop = mask_logits_to_crop(logits, (3, 4, 3 + width, 4 + height))
+    clear = np.abs(expected) > 1e-4  # away from float rounding at the threshold
+    assert clear.mean() > 0.99
+    assert np.array_equal(crop[clear], expected[clear] > 0)
+
+
+@pytest.mark.parametrize(
+    "box_px",
+    [(40, 30, 40, 30), (0, 30, 40, 30), (40, 0, 40, 30), (12, 7, 12, 7)],
+    ids=["corner", "bottom-edge", "right-edge", "inside"],
+)
+def test_an_empty_box_with_a_mask_becomes_an_empty_detection(box_px) -> None:
+    """A segmented object whose box clips to nothing (past the image edge)
+    gives a (0, 0) bool crop that the pipeline can place: no crash."""
+    from core.geometry import mask_logits_to_crop
+    from core.types import Detection
+
+    crop = mask_logits_to_crop(np.ones((64, 64), np.float32), box_px)
+    assert crop.shape == (0, 0) and crop.dtype == bool
+    det = Detection(
+        "cat", box_px, mask_crop=crop, mask_origin_xy=box_px[:2], image_wh=(40, 30)
+    )
+    assert det.has_mask and det.area == 0
+    assert not det.mask.any()

@@ -132,8 +132,8 @@ def clean_prompt(text: str | None, max_chars: int) -> str:
             f"The prompt is {len(text):,} characters long; the limit is "
             f"{max_chars:,} (MAX_PROMPT_CHARS)."
         )
-    kept = (
-        " " if ch in "\t\n\r" else ch
+    kept = (  # tabs and line breaks stay: split() below turns them into spaces
+        ch
         for ch in text
         if ch in "\t\n\r"
         or (unicodedata.category(ch) != "Cc" and ch not in _BIDI_CONTROLS)
@@ -153,7 +153,7 @@ def decode_base64(text: Any, max_bytes: int) -> bytes:
         raise UserInputError("'base64Image' must be a non-empty base64 string.")
     payload = _DATA_URL.sub("", text.strip(), count=1)
     payload = "".join(payload.split())
-    if len(payload) * 3 // 4 > max_bytes:
+    if len(payload.rstrip("=")) * 3 // 4 > max_bytes:  # the decoded size
         raise PayloadTooLargeError(
             f"The image is larger than {max_bytes / MB:.1f} MB (MAX_UPLOAD_MB)."
         )
