@@ -14,7 +14,6 @@ import logging
 import math
 import re
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -136,7 +135,6 @@ def analyze_tiled(
             max_detections=max_detections,
             cancel=cancel,
         )
-    started = time.perf_counter()
     columns, rows = grid
     total = columns * rows + 1
     labels: dict[str, int] = {}
@@ -192,7 +190,6 @@ def analyze_tiled(
         )
     detections = from_supervision(merged, {v: k for k, v in labels.items()})
     timings = {**whole.timings_s, "tiles": float(total - 1)}
-    timings["tiled_total"] = time.perf_counter() - started
     logger.info(
         "%r on %dx%d in %dx%d tiles: %d objects (whole photo alone: %d)",
         intent.prompt,

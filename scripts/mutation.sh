@@ -33,6 +33,7 @@ default_tests() {
         core/api/request.py) echo tests/test_api_request.py,tests/test_api_guards.py ;;
         core/api/fetch.py) echo tests/test_api_guards.py ;;
         core/ratelimit.py) echo tests/test_ratelimit.py,tests/test_api_guards.py ;;
+        core/kept.py) echo tests/test_kept.py,tests/test_closely.py ;;
         *)
             local name
             name="$(basename "${1%.py}")"
