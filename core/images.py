@@ -7,6 +7,7 @@ decoded, EXIF orientation is applied and every mode ends as 8-bit RGB.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
 import io
@@ -55,9 +56,9 @@ def sniff_format(data: bytes) -> str | None:
     for magic, name in _MAGIC:
         if head.startswith(magic):
             return name
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
-    if len(head) >= 18 and head[:2] == b"BM":
+    if len(head) >= 18 and head[:2] == b"BM":  # the DIB header size is at 14..18
         (dib_size,) = struct.unpack_from("<I", head, 14)
         if dib_size in _BMP_HEADER_SIZES:
             return "BMP"
@@ -73,14 +74,14 @@ def describe_bytes(data: bytes) -> str:
         return "a PDF document"
     if b"<svg" in head:
         return "an SVG drawing"
-    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+    if head.startswith(b"<!doctype html") or b"<html" in head:
         return "an HTML page"
     if head.startswith(b"<?xml"):
         return "an XML document"
     if bytes(data[4:12]) in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
         return "a HEIC/AVIF image (not supported; export it as JPEG or PNG)"
-    try:
-        bytes(data[:512]).decode("utf-8")
+    try:  # final=False: a character cut at byte 512 is still text
+        codecs.getincrementaldecoder("utf-8")().decode(bytes(data[:512]), final=False)
     except UnicodeDecodeError:
         return f"unrecognised binary data starting with {bytes(data[:8]).hex(' ')}"
     return "plain text"
@@ -131,9 +132,12 @@ def decode_image(
     if max_pixels <= 0:
         raise ValueError(f"max_pixels must be positive, got {max_pixels}")
     if max_bytes is not None and len(data) > max_bytes:
+        size_text, limit_text = _human_bytes(len(data)), _human_bytes(max_bytes)
+        if size_text == limit_text:  # "20.0 MB; the limit is 20.0 MB" says nothing
+            size_text, limit_text = f"{len(data):,} bytes", f"{max_bytes:,} bytes"
         raise PayloadTooLargeError(
-            f"The file is {_human_bytes(len(data))}; the limit is "
-            f"{_human_bytes(max_bytes)}. Send a smaller or more compressed image."
+            f"The file is {size_text}; the limit is {limit_text}. "
+            "Send a smaller or more compressed image."
         )
     fmt = sniff_format(data)
     if fmt is None:
@@ -226,8 +230,11 @@ def _draft_at_most(jpeg: Image.Image, side: int) -> None:
         jpeg.draft("RGB", (width // scale, height // scale))
 
 
+MB = 1024 * 1024  # the unit of MAX_UPLOAD_MB (chat and API limits are n * MB)
+
+
 def _human_bytes(count: int) -> str:
-    return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count:,} bytes"
+    return f"{count / MB:.1f} MB" if count >= 100_000 else f"{count:,} bytes"
 
 
 def _check_pixels(size_wh: tuple[int, int], max_pixels: int) -> None:
@@ -272,27 +279,26 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB.
 
     Transparency (RGBA, LA, PA, P or L/RGB with a tRNS colour) is composited on
-    white. 16-bit and 32-bit integer or float modes keep their contrast: values
-    already in 0..255 (integers) or 0..1 (floats) keep that scale, anything
-    wider is stretched linearly from its min..max to 0..255.
+    white. 16-bit and 32-bit integer or float modes keep their contrast: float
+    values in 0..1 are scaled by 255, values in 0..255 are taken as 8-bit
+    levels, anything wider is stretched linearly from its min..max to 0..255
+    (NaN and infinities count as 0).
     """
     mode = image.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in image.info:
         return image
     if mode.startswith(("I", "F")):
         return _high_depth_to_rgb(image)
     has_alpha = mode in ("RGBA", "RGBa", "LA", "La", "PA")
     if has_alpha or (mode in ("P", "L", "RGB") and "transparency" in image.info):
-        rgba = image.convert("RGBA")
+        # Pillow converts premultiplied La only to LA; RGBa and PA go straight.
+        rgba = (image.convert("LA") if mode == "La" else image).convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     try:
         return image.convert("RGB")  # P, CMYK, L, 1, YCbCr, LAB, HSV, ...
     except ValueError as exc:
         raise ImageError(f"Unsupported pixel mode {mode!r}: {exc}") from exc
-
-
-_ROWS_PER_CHUNK = 512  # high-depth conversion works on row bands of this height
 
 
 def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
@@ -302,8 +308,6 @@ def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
     plus one float32 band, not several float64 copies of the whole image (a
     40 MP float TIFF of 268 KB once cost 1.4 GB here).
     """
-    if len(image.getbands()) != 1:
-        raise ImageError(f"Unsupported pixel mode {image.mode!r}")
     low, high, floating = np.inf, -np.inf, False
     for _, band in _bands(image):
         floating = band.dtype.kind == "f"
@@ -312,8 +316,6 @@ def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
             low, high = min(low, 0.0), max(high, 0.0)  # NaN/inf count as 0
         if finite.size:
             low, high = min(low, float(finite.min())), max(high, float(finite.max()))
-    if low > high:
-        low = high = 0.0
     if floating and 0 <= low <= high <= 1:
         offset, factor = 0.0, 255.0
     elif 0 <= low and high <= 255:

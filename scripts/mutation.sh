@@ -25,13 +25,14 @@ default_tests() {
     case "$1" in
         core/tokens.py) echo tests/test_tokens.py ;;
         core/geometry.py) echo tests/test_geometry.py ;;
-        core/images.py) echo tests/test_images.py ;;
+        core/images.py)
+            echo tests/test_images.py,tests/test_image_messages.py,tests/test_image_decode.py ;;
         core/export | core/export/*) echo tests/test_export.py,tests/test_downloads.py ;;
         core/intent | core/intent/*) echo tests/test_intent.py ;;
         core/conversation.py)
             echo tests/test_conversation.py,tests/test_conversation_state.py,tests/test_persistence_state.py,tests/test_kept.py ;;
         core/api/request.py) echo tests/test_api_request.py,tests/test_api_guards.py ;;
-        core/api/fetch.py) echo tests/test_api_guards.py ;;
+        core/api/fetch.py) echo tests/test_api_guards.py,tests/test_fetch.py ;;
         core/ratelimit.py) echo tests/test_ratelimit.py,tests/test_api_guards.py ;;
         core/kept.py) echo tests/test_kept.py,tests/test_closely.py ;;
         *)

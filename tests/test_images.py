@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import struct
-import time
-import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -14,21 +10,11 @@ from PIL import Image, ImageFile
 
 from core.errors import ImageError, PayloadTooLargeError
 from core.images import image_digest, load_image, sniff_format, to_rgb
+from tests.support.images import SZ, encode, png_claiming, solid
 
 LIMIT = 40_000_000
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 CMYK_RED = (0, 255, 255, 0)
-SZ = (24, 16)  # default test image size (w, h)
-
-
-def encode(image: Image.Image, fmt: str, **save_kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **save_kwargs)
-    return buffer.getvalue()
-
-
-def solid(color, fmt: str, mode: str = "RGB", size=SZ, **kw) -> bytes:
-    return encode(Image.new(mode, size, color), fmt, **kw)
 
 
 def animated(fmt: str, colors=(RED, GREEN, BLUE), **kw) -> bytes:
@@ -40,22 +26,6 @@ def gradient16(low: int, high: int) -> Image.Image:
     """I;16 image, 64 wide: values rise from ``low`` to ``high`` left to right."""
     row = np.linspace(low, high, 64).astype(np.uint16)
     return Image.fromarray(np.tile(row, (8, 1)))
-
-
-def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    body = kind + payload
-    return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A valid-looking PNG: IHDR claims ``width x height``, the IDAT is tiny."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 def p_with_transparency() -> bytes:
@@ -242,10 +212,8 @@ def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     ids=["bomb", "warn-zone", "own-check", "jpeg"],
 )
 def test_too_many_pixels_rejected_from_header(data, max_pixels, fragments) -> None:
-    started = time.perf_counter()
-    with pytest.raises(ImageError) as excinfo:
+    with pytest.raises(ImageError) as excinfo:  # no_decoding: refused from the header
         load_image(data, max_pixels=max_pixels)
-    assert time.perf_counter() - started < 1.0
     for fragment in fragments:
         assert fragment in excinfo.value.message
 
