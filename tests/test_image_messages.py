@@ -12,9 +12,7 @@ import pytest
 from PIL import Image
 
 from core.errors import ImageError, PayloadTooLargeError
-from core.images import _bomb_error, load_image
-
-MB = 1024 * 1024
+from core.images import MB, _bomb_error, load_image
 from tests.support.images import encode, png_claiming, solid
 
 LIMIT = 40_000_000
