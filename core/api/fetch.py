@@ -34,6 +34,7 @@ from core.errors import (
 logger = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+MB = 1024 * 1024  # the unit of IMAGE_URL_MAX_MB (max_bytes = IMAGE_URL_MAX_MB * MB)
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a)
@@ -109,7 +110,8 @@ async def check_url(url: str, policy: UrlPolicy) -> _Target:
     """Validate ``url`` and resolve it; raises UrlRefusedError / UrlFetchError."""
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        host = parsed.host  # decodes "xn--" labels: a bad one raises IDNAError here
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:  # IDNAError: ValueError
         raise UserInputError(f"image_url is not a valid URL ({exc}).") from exc
     if parsed.scheme not in ("http", "https"):
         raise UrlRefusedError(
@@ -117,7 +119,6 @@ async def check_url(url: str, policy: UrlPolicy) -> _Target:
         )
     if parsed.userinfo:
         raise UrlRefusedError("image_url must not contain user:password@.")
-    host = parsed.host
     if not host:
         raise UserInputError("image_url has no host name.")
     if not host_allowed(host, policy.allowlist):
@@ -222,6 +223,6 @@ def _unusable() -> UrlFetchError:
 
 def _too_large(max_bytes: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(
-        f"The image at image_url is larger than {max_bytes / 1e6:.1f} MB "
+        f"The image at image_url is larger than {max_bytes / MB:g} MB "
         "(IMAGE_URL_MAX_MB)."
     )
