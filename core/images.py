@@ -40,6 +40,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"MM\x00+", "TIFF"),
 )
 ORIENTATION_TAG = 0x0112  # EXIF Orientation
+TURNING_ORIENTATIONS = range(2, 9)  # 2..8 flip and/or rotate; 1 is upright
 _BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)  # DIB header sizes Pillow reads
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 # Raised by Pillow plugins on bad or truncated data.
@@ -80,8 +81,8 @@ def describe_bytes(data: bytes) -> str:
         return "an XML document"
     if bytes(data[4:12]) in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
         return "a HEIC/AVIF image (not supported; export it as JPEG or PNG)"
-    try:  # final=False: a character cut at byte 512 is still text
-        codecs.getincrementaldecoder("utf-8")().decode(bytes(data[:512]), final=False)
+    try:  # incremental: a character cut at byte 512 is still text
+        codecs.getincrementaldecoder("utf-8")().decode(bytes(data[:512]))
     except UnicodeDecodeError:
         return f"unrecognised binary data starting with {bytes(data[:8]).hex(' ')}"
     return "plain text"
@@ -227,7 +228,7 @@ def _draft_at_most(jpeg: Image.Image, side: int) -> None:
     while scale < 8 and max(width, height) / scale > side:
         scale *= 2
     if scale > 1:
-        jpeg.draft("RGB", (width // scale, height // scale))
+        jpeg.draft(None, (width // scale, height // scale))  # None: keep the mode
 
 
 MB = 1024 * 1024  # the unit of MAX_UPLOAD_MB (chat and API limits are n * MB)
@@ -267,7 +268,7 @@ def _apply_exif_orientation(image: Image.Image) -> Image.Image:
     return a full copy).
     """
     try:
-        if image.getexif().get(ORIENTATION_TAG, 1) in (0, 1):
+        if image.getexif().get(ORIENTATION_TAG) not in TURNING_ORIENTATIONS:
             return image
         return ImageOps.exif_transpose(image)
     except (*_DECODE_ERRORS, KeyError, TypeError) as exc:
@@ -293,7 +294,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if has_alpha or (mode in ("P", "L", "RGB") and "transparency" in image.info):
         # Pillow converts premultiplied La only to LA; RGBa and PA go straight.
         rgba = (image.convert("LA") if mode == "La" else image).convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        white = Image.new("RGBA", rgba.size, "white")
         return Image.alpha_composite(white, rgba).convert("RGB")
     try:
         return image.convert("RGB")  # P, CMYK, L, 1, YCbCr, LAB, HSV, ...

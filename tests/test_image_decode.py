@@ -165,7 +165,7 @@ NAN, INF = float("nan"), float("inf")
     [
         ("F", [0.0, 0.6, 1.0], [0, 153, 255]),  # case: float 0..1 times 255
         ("F", [0.5, 0.5], [128, 128]),  # case: flat float in 0..1 stays mid gray
-        ("F", [0.0, 1.5, 3.0], [0, 2, 3]),  # case: float in 0..255 = 8-bit levels
+        ("F", [0.0, 1.0, 2.0], [0, 1, 2]),  # case: float in 0..255 = 8-bit levels
         ("I", [10, 100, 255], [10, 100, 255]),  # case: int in 0..255 kept as is
         ("I", [10, 174, 256], [0, 170, 255]),  # case: 256 stretches min..max
         ("I", [0, 200, 300], [0, 170, 255]),  # case: wide int stretched
