@@ -32,7 +32,8 @@ default_tests() {
         core/conversation.py)
             echo tests/test_conversation.py,tests/test_conversation_state.py,tests/test_persistence_state.py,tests/test_kept.py ;;
         core/api/request.py) echo tests/test_api_request.py,tests/test_api_guards.py ;;
-        core/api/fetch.py) echo tests/test_api_guards.py,tests/test_fetch.py ;;
+        core/api/fetch.py)
+            echo tests/test_api_guards.py,tests/test_fetch.py,tests/test_fetch_origin.py ;;
         core/ratelimit.py) echo tests/test_ratelimit.py,tests/test_api_guards.py ;;
         core/kept.py) echo tests/test_kept.py,tests/test_closely.py ;;
         *)
