@@ -27,8 +27,10 @@ default_tests() {
         core/geometry.py) echo tests/test_geometry.py ;;
         core/images.py)
             echo tests/test_images.py,tests/test_image_messages.py,tests/test_image_decode.py ;;
-        core/export | core/export/*) echo tests/test_export.py,tests/test_downloads.py ;;
-        core/intent | core/intent/*) echo tests/test_intent.py ;;
+        core/export | core/export/*)
+            echo tests/test_export.py,tests/test_downloads.py,tests/test_export_contract.py ;;
+        core/intent | core/intent/*)
+            echo tests/test_intent.py,tests/test_intent_requests.py,tests/test_region.py,tests/test_intent_messages.py,tests/test_intent_edges.py ;;
         core/conversation.py)
             echo tests/test_conversation.py,tests/test_conversation_state.py,tests/test_persistence_state.py,tests/test_kept.py ;;
         core/api/request.py) echo tests/test_api_request.py,tests/test_api_guards.py ;;

@@ -29,7 +29,7 @@ def yolo_class_names(items: Sequence[ExportItem]) -> list[str]:
     return category_names(items)
 
 
-def _yolo_pieces(det: Detection, size_wh: tuple[int, int]) -> list[np.ndarray]:
+def _yolo_pieces(det: Detection) -> list[np.ndarray]:
     """Polygons of one object in pixel units; its box as 4 corners without any.
 
     Mask outlines are pixel indices; boxes are pixel edges (``box_px``, or the
@@ -69,7 +69,7 @@ def to_yolo_seg(item: ExportItem, class_names: Sequence[str]) -> str:
             raise ValueError(
                 f"label {name!r} is not in class_names {list(class_names)!r}"
             )
-        for points in _yolo_pieces(det, item.size_wh):
+        for points in _yolo_pieces(det):
             coords = np.clip(points / scale, 0.0, 1.0).ravel()
             lines.append(
                 " ".join([str(class_ids[name]), *(f"{v:.6f}" for v in coords)])
