@@ -212,6 +212,8 @@ def test_mask_file_names_only_for_masked_objects_and_never_empty() -> None:
         ("XBOX.", "XBOX"),  # trims dots, not letters
         ("..hidden_", "hidden"),  # dots and underscores at both ends
         ("d" * 100, "d" * 64),  # 64 characters at most
+        ("." * 10 + "d" * 70, "d" * 64),  # ends trimmed before cutting to 64
+        ("d" * 63 + "_x", "d" * 63),  # and the cut end trimmed again
         ("zero\u200bwidth", "zero_width"),  # format characters
     ],
 )

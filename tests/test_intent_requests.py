@@ -56,6 +56,22 @@ SEVERAL_IMAGES = [
     ("segment the cat on image 2", [("segment cat", "2")]),  # one image: unchanged
     ("segment the cat", [("segment cat", None)]),  # no image
     ("compare image 1 and image 2", [("clarify", None)]),  # nothing to run
+    (
+        "segment the dog in image 1, the cat in image 2 and image 3",
+        [("segment dog", "1"), ("segment cat", "2"), ("segment cat", "3")],
+    ),  # an image alone takes the request just before it
+    (
+        "image 1 and segment the cat in image 2 and the dog in image 3",
+        [("segment cat", "1"), ("segment cat", "2"), ("segment dog", "3")],
+    ),  # ... or the first one when it comes first
+    (
+        "how many dogs are in image 1 and how many cats are in image 2?",
+        [
+            ("answer en how many dogs are in the image?", "1"),
+            ("answer en how many cats are in the image?", "2"),
+        ],
+    ),  # the question mark once, on each part
+    ("image 1 and image 2", [("clarify", None)]),  # no request to repeat
 ]
 
 
@@ -127,3 +143,27 @@ def test_view_names_its_image_and_survives_a_json_trip() -> None:
     toggles = parse_intent("hide the boxes", SEGMENTED)
     assert intent_from_dict(intent_to_dict(toggles)) == toggles
     assert intent_from_dict(intent_to_dict(intent)) == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "also the cat in image 1 and image 2",
+            [("detect dog ; cat", "1", "add"), ("detect dog ; cat", "2", "add")],
+        ),
+        (
+            "image 1 and image 2",
+            [("detect dog", "1", "repeat"), ("detect dog", "2", "repeat")],
+        ),  # was "detect dog ; image 2" on image 1 only
+        (
+            "again in image 1 and image 2",
+            [("detect dog", "1", "repeat"), ("detect dog", "2", "repeat")],
+        ),
+    ],
+)
+def test_several_images_refine_the_previous_request(text, expected) -> None:
+    previous = parse_intent("detect dog")
+    intents = parse_requests(text, previous)
+    assert [(i.prompt, i.image_ref, i.refinement) for i in intents] == expected
+    assert all(i.follows_previous for i in intents)

@@ -55,6 +55,8 @@ SEGS = "".join(f"<seg{v:03d}>" for v in range(16))
         ("segment the left wheel", None, "segment the left wheel"),
         ("detect 2 cats and 3 dogs", None, "detect 2 cats and 3 dogs"),  # numbers
         ("region 5,5 to 5,90", None, "region 5,5 to 5,90"),  # no width
+        ("region 100,5 to 100,90", None, "region 100,5 to 100,90"),  # no width
+        ("region 100,200 to 600,200", None, "region 100,200 to 600,200"),  # no height
     ],
 )
 def test_split_region(text, region, rest) -> None:
@@ -67,10 +69,29 @@ def test_split_region(text, region, rest) -> None:
         (TOP_LEFT, (640, 480), (0, 0, 320, 240)),
         (Region("px", (100, 200, 600, 700)), (640, 480), (100, 200, 600, 480)),
         (Region("px", (10.4, 0, 20.6, 9)), (640, 480), (10, 0, 21, 9)),
+        (BOTTOM_RIGHT, (640, 480), (320, 240, 640, 480)),
+        (Region("px", (10, 10, 11, 20)), (640, 480), (10, 10, 11, 20)),  # 1 px wide
+        (Region("px", (10, 10, 20, 11)), (640, 480), (10, 10, 20, 11)),  # 1 px high
     ],
 )
 def test_region_to_pixels_clips_to_the_photo(region, size_wh, box) -> None:
     assert region_to_pixels(region, size_wh) == box
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        (0, 10, 0.4, 20),  # rounds to no width at the left edge
+        (700, 10, 800, 20),  # right of it
+        (10, 0, 20, 0.4),  # rounds to no height at the top edge
+        (10, 500, 20, 600),  # below
+        (10.2, 10, 10.4, 20),  # rounds to no width
+    ],
+)
+def test_region_to_pixels_refuses_a_region_off_the_photo(box) -> None:
+    with pytest.raises(ValueError) as error:
+        region_to_pixels(Region("px", box), (640, 480))
+    assert str(error.value) == f"the region {box} lies outside the 640x480 photo"
 
 
 def test_a_region_off_the_photo_is_refused_clearly() -> None:

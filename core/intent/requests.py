@@ -56,7 +56,10 @@ def parse_requests(text: str, previous: Intent | None = None) -> tuple[Intent, .
         lead = lead or _lead(rest)
         intents.append(intent)
     filled = [i for i in intents if i is not None]
-    if not filled:
+    if not filled:  # "image 1 and image 2": the previous request on each
+        alone = tuple(parse_intent(part, previous) for part in parts)
+        if all(intent.action == "run" for intent in alone):
+            return alone
         return (parse_intent(text, previous),)
     out: list[Intent] = []
     for index, (intent, ref) in enumerate(zip(intents, refs, strict=True)):
