@@ -2,16 +2,13 @@
 
 The clarifying message IS the product here: it tells the user what to type
 next. Each row is a short conversation; the last message's reply is checked
-exactly. Also: edge cases of parse_intent found by mutation testing
-(docs/testing.md, "core/intent/").
+exactly. Edge cases that run are in test_intent_edges.py.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from core.intent import language
-from core.intent.language import detect_language, supported_codes
 from core.intent.messages import (
     MSG_NO_PREVIOUS,
     MSG_NOTHING_LEFT,
@@ -20,19 +17,8 @@ from core.intent.messages import (
     MSG_VAGUE,
 )
 from core.intent.parse import parse_intent
-from core.intent.vocab import LANGUAGES, singularize
 from core.types import Intent, Region
-
-
-def reply_to(*texts: str) -> Intent:
-    """The Intent of the last text, each earlier one run as the previous."""
-    previous = None
-    for text in texts:
-        intent = parse_intent(text, previous)
-        if intent.action == "run":
-            previous = intent
-    return intent
-
+from tests.support.intents import reply_to
 
 # (conversation, the exact clarifying message of its last turn)
 CLARIFY = [
@@ -94,6 +80,30 @@ CLARIFY = [
         "or “also cat ; bike” to add it?",
     ),
     (("cats, dogs, bikes and cars",), MSG_UNCLEAR),  # more than 3 names: unclear
+    (
+        ("dog, cat and bike",),
+        "Do you want boxes (“detect dog ; cat ; bike”) or masks "
+        "(“segment dog ; cat ; bike”)?",
+    ),  # three names: still asked
+    (
+        ("le chien noir",),
+        "Do you want boxes (“detect le chien noir”) or masks "
+        "(“segment le chien noir”)?",
+    ),  # French at 76 %: under the 90 % that makes a statement a question
+    (("in this photo",), MSG_UNCLEAR),  # only words about the photo
+    (("answer it is a dog",), MSG_UNCLEAR),  # "it" is a pronoun, not Italian
+    (("find the dog you see",), MSG_UNCLEAR),  # "you": a sentence, not a name
+    (("detect dog", "only find what is there"), MSG_UNCLEAR),  # a question
+    (
+        ("big old rusty bent red bikes",),
+        "Do you want boxes (“detect big old rusty bent red bike”) or masks "
+        "(“segment big old rusty bent red bike”)?",
+    ),  # six words: still a name
+    (("very big old rusty bent red bikes",), MSG_UNCLEAR),  # seven: a sentence
+    (
+        ("detect cold very big old rusty bent red shiny dirty small wet dark bikes",),
+        MSG_UNCLEAR,
+    ),  # thirteen words after the verb: too long for a name
     (("zoom into the top left",), MSG_REGION_WHAT),
 ]
 
@@ -110,6 +120,12 @@ def test_a_region_after_a_request_that_did_not_run_asks_what_to_look_for() -> No
     not_run = Intent(task="free", prompt="", action="clarify", message="x")
     intent = parse_intent("zoom into the top left", not_run)
     assert (intent.action, intent.message) == ("clarify", MSG_REGION_WHAT)
+
+
+def test_a_previous_request_that_did_not_run_is_not_refined() -> None:
+    not_run = Intent(task="free", prompt="", action="clarify", message="x")
+    intent = parse_intent("also the bike", not_run)
+    assert (intent.action, intent.message) == ("clarify", MSG_NO_PREVIOUS)
 
 
 def test_draw_a_region_opens_the_picker() -> None:
@@ -134,107 +150,6 @@ def test_region_words_and_the_request_beside_them() -> None:
     )
     capital = parse_intent("zoom into the top left And segment the bottles")
     assert (capital.prompt, capital.region) == ("segment bottle", top_left)
+    assert capital.refinement is None  # a new request, not "and" = add
     help_there = parse_intent("zoom into the top left and help")
     assert (help_there.action, help_there.region) == ("help", None)
-
-
-# Image references, repeats and languages -------------------------------------
-
-# (conversation, (action, prompt, image_ref, refinement, follows_previous))
-TURNS = [
-    (("detect dog", "again"), ("run", "detect dog", None, "repeat", True)),
-    (("detect dog", "on image 2"), ("run", "detect dog", "2", "repeat", True)),
-    (("detect dog", "same for image 2"), ("run", "detect dog", "2", "repeat", True)),
-    (("image 2",), ("select", "", "2", None, False)),
-    (("detect the dog in the 2nd image",), ("run", "detect dog", "2", None, False)),
-    (("detect the dog in the 23rd photo",), ("run", "detect dog", "23", None, False)),
-    (("detect the dog on 'cat.jpg'",), ("run", "detect dog", "cat.jpg", None, False)),
-    (
-        ('segment the cat on "my cat.png"',),
-        ("run", "segment cat", "my cat.png", None, False),
-    ),
-    (("caption", "in German"), ("run", "caption de", None, "language", True)),
-    (
-        ("what color is it?", "in Japanese"),
-        ("run", "answer ja what color is it?", None, "language", True),
-    ),
-    (
-        ("caption", "also what color is it in German"),
-        ("run", "answer de what color is it", None, None, False),
-    ),
-    (("so, how many dogs?",), ("run", "answer en how many dogs?", None, None, False)),
-    (
-        ("Answer EN how many dogs?",),
-        ("run", "answer en how many dogs?", None, None, False),
-    ),  # typed grammar, any case
-    (("more details please",), ("run", "describe en", None, None, False)),
-    (("describe in detail",), ("run", "describe en", None, None, False)),
-    (("detect a b c d e f",), ("run", "detect b c d e f", None, None, False)),
-    (("detect cats and dogs",), ("run", "detect cat ; dog", None, None, False)),
-    (("detect cats or dogs",), ("run", "detect cat ; dog", None, None, False)),
-    (("find the 'dogs'",), ("run", "detect dog", None, None, False)),
-    (("detect the d\u200bog",), ("run", "detect dog", None, None, False)),  # Cf
-    (("detect the do\x07g",), ("run", "detect dog", None, None, False)),  # Cc
-    (("please: find the dog",), ("run", "detect dog", None, None, False)),
-    (("find the dog that barks",), ("run", "detect dog that barks", None, None, False)),
-    (
-        ("find the cup which the man holds",),
-        ("run", "detect cup which the man holds", None, None, False),
-    ),
-    (
-        ("segment the dog wearing a hat",),
-        ("run", "segment dog wearing a hat", None, None, False),
-    ),
-    (("find the dog holding",), ("run", "detect dog holding", None, None, False)),
-]
-
-
-@pytest.mark.parametrize(("texts", "expected"), TURNS)
-def test_turns(texts: tuple[str, ...], expected: tuple) -> None:
-    intent = reply_to(*texts)
-    got = (
-        intent.action,
-        intent.prompt,
-        intent.image_ref,
-        intent.refinement,
-        intent.follows_previous,
-    )
-    assert got == expected
-
-
-# Languages --------------------------------------------------------------------
-
-# (text, language): short, rare-language and unsure texts.
-LANGUAGE_OF = [
-    ("Почему?", "ru"),  # exactly 6 letters: enough to tell
-    ("Warum?", "en"),  # 5 letters: too short to tell
-    ("Ilang aso ang nasa larawan na ito?", "fil"),  # py3langid "tl"
-    ("hmmmmm ok", "en"),  # best guess "sv" at 15 %: unsure, English
-    ("¿Cuántos perros hay en la foto?", "es"),
-]
-
-
-@pytest.mark.parametrize(("text", "code"), LANGUAGE_OF)
-def test_language_of_a_question(text: str, code: str) -> None:
-    assert detect_language(text) == code
-
-
-def test_a_freshly_loaded_identifier_knows_paligemmas_languages(monkeypatch) -> None:
-    monkeypatch.setattr(language, "_identifier", None)  # load it again, here
-    assert set(supported_codes()) == set(LANGUAGES) - {"mi"}
-    assert language._identifier is not None
-    for text, code in LANGUAGE_OF:
-        assert detect_language(text) == code, text
-
-
-@pytest.mark.parametrize(
-    ("word", "singular"),
-    [
-        ("abs", "abs"),  # three letters: left alone
-        ("dies", "die"),  # four-letter "-ies"
-        ("flies", "fly"),
-        ("cafés", "cafés"),  # not English: left alone
-    ],
-)
-def test_singularize_short_and_foreign_words(word: str, singular: str) -> None:
-    assert singularize(word) == singular

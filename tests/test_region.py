@@ -55,6 +55,13 @@ SEGS = "".join(f"<seg{v:03d}>" for v in range(16))
         ("segment the left wheel", None, "segment the left wheel"),
         ("detect 2 cats and 3 dogs", None, "detect 2 cats and 3 dogs"),  # numbers
         ("region 5,5 to 5,90", None, "region 5,5 to 5,90"),  # no width
+        ("detect bottles. zoom into the top left", TOP_LEFT, "detect bottles"),
+        ("zoom into the top left: find X", TOP_LEFT, "find X"),
+        (
+            "zoom into the top left and detect  bottles",
+            TOP_LEFT,
+            "and detect bottles",
+        ),  # spaces collapsed
         ("region 100,5 to 100,90", None, "region 100,5 to 100,90"),  # no width
         ("region 100,200 to 600,200", None, "region 100,200 to 600,200"),  # no height
     ],
