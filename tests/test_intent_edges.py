@@ -46,6 +46,19 @@ TURNS = [
     (("describe the photos",), ("run", "describe en", None, None, False)),
     (("detect dog", "only segment"), ("run", "segment dog", None, "switch", True)),
     (
+        ("detect dog on image 2", "again"),
+        ("run", "detect dog", None, "repeat", True),
+    ),  # "again" runs on the current image
+    (
+        ("detect dog", "only, segment the cat"),
+        ("run", "segment cat", None, None, False),
+    ),
+    (
+        ("detect black dog ; cat", "remove the dog"),
+        ("run", "detect cat", None, "remove", True),
+    ),  # "dog" names "black dog"
+    (("OK, how many dogs?",), ("run", "answer en how many dogs?", None, None, False)),
+    (
         ("detect dog ; cat", "only the black cat"),
         ("run", "detect black cat", None, "only", True),
     ),

@@ -91,6 +91,17 @@ CLARIFY = [
         "(“segment le chien noir”)?",
     ),  # French at 76 %: under the 90 % that makes a statement a question
     (("in this photo",), MSG_UNCLEAR),  # only words about the photo
+    (("hmm yeah",), MSG_UNCLEAR),  # filler words only
+    (("detect dog", "only what"), MSG_UNCLEAR),
+    (("detect dog", "also the"), MSG_UNCLEAR),  # nothing named
+    (
+        ("detect dog ; bike ; car", "remove the cat"),
+        "“cat” is not in the current request (dog, bike, car). Say e.g. “remove car”.",
+    ),  # the example names the last object
+    (
+        ("caption", "also the bike and the car"),
+        "Boxes or masks? Say “detect bike ; car” or “segment bike ; car”.",
+    ),
     (("answer it is a dog",), MSG_UNCLEAR),  # "it" is a pronoun, not Italian
     (("find the dog you see",), MSG_UNCLEAR),  # "you": a sentence, not a name
     (("detect dog", "only find what is there"), MSG_UNCLEAR),  # a question

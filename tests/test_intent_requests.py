@@ -148,6 +148,7 @@ def test_view_names_its_image_and_survives_a_json_trip() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ("also the cat", [("detect dog ; cat", None, "add")]),  # one request
         (
             "also the cat in image 1 and image 2",
             [("detect dog ; cat", "1", "add"), ("detect dog ; cat", "2", "add")],
