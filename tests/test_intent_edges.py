@@ -59,6 +59,18 @@ TURNS = [
     ),  # "dog" names "black dog"
     (("OK, how many dogs?",), ("run", "answer en how many dogs?", None, None, False)),
     (
+        ("detect dog", "again, in this photo"),
+        ("run", "detect dog", None, "repeat", True),
+    ),
+    (
+        ("detect dog", "also ocr"),
+        ("run", "ocr", None, None, False),
+    ),  # was "detect ocr?"
+    (
+        ("find the dog on the sofa and the",),
+        ("run", "detect dog on the sofa", None, None, False),
+    ),  # a trailing "and the" names nothing
+    (
         ("detect dog ; cat", "only the black cat"),
         ("run", "detect black cat", None, "only", True),
     ),
@@ -203,3 +215,9 @@ def test_redraw_switches_and_ranges() -> None:
     assert parse_intent("only 1 to 3", previous).view.keep == (1, 2, 3)
     caption = parse_intent("caption")
     assert parse_intent("hide the labels", caption).action == "clarify"
+
+
+def test_redraw_by_number_ignores_words_about_the_photo() -> None:
+    previous = parse_intent("detect dog ; cat ; bike")
+    intent = parse_intent("only 1 and 3, in this photo", previous)
+    assert (intent.action, intent.view.keep) == ("view", (1, 3))

@@ -158,6 +158,10 @@ def test_view_names_its_image_and_survives_a_json_trip() -> None:
             [("detect dog", "1", "repeat"), ("detect dog", "2", "repeat")],
         ),  # was "detect dog ; image 2" on image 1 only
         (
+            "use image 1 and image 2",
+            [("detect dog", "1", "repeat"), ("detect dog", "2", "repeat")],
+        ),  # was "detect dog ; image 2" on image 1 only
+        (
             "again in image 1 and image 2",
             [("detect dog", "1", "repeat"), ("detect dog", "2", "repeat")],
         ),

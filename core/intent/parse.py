@@ -137,7 +137,7 @@ def _interpret(
 def _new_request(
     low: str, rest: str, text_q: str, prev: Intent | None, lang: str | None
 ) -> Intent:
-    if v.OCR.search(low):
+    if v.OCR.search(low) or v.OCR.search(rest):  # rest: "also ocr"
         return t.run_intent("ocr")
     if v.DESCRIBE.search(rest) or v.DESCRIBE.search(low):
         return t.run_intent("describe", lang=lang or t.language_named(low))

@@ -57,10 +57,10 @@ def parse_requests(text: str, previous: Intent | None = None) -> tuple[Intent, .
         intents.append(intent)
     filled = [i for i in intents if i is not None]
     if not filled:  # "image 1 and image 2": the previous request on each
-        alone = tuple(parse_intent(part, previous) for part in parts)
-        if all(intent.action == "run" for intent in alone):
-            return alone
-        return (parse_intent(text, previous),)
+        if previous is None or previous.action != "run":
+            return (parse_intent(text, previous),)
+        again = replace(previous, follows_previous=True, refinement="repeat")
+        return tuple(replace(again, image_ref=ref) for ref in refs)
     out: list[Intent] = []
     for index, (intent, ref) in enumerate(zip(intents, refs, strict=True)):
         if intent is None:
