@@ -66,6 +66,7 @@ TURNS = [
         ("detect dog", "also ocr"),
         ("run", "ocr", None, None, False),
     ),  # was "detect ocr?"
+    (("detect dog", "segment: it"), ("run", "segment dog", None, "switch", True)),
     (
         ("find the dog on the sofa and the",),
         ("run", "detect dog on the sofa", None, None, False),

@@ -38,6 +38,10 @@ SEVERAL_IMAGES = [
         [("segment dog", "1"), ("detect car", "2")],
     ),  # leading references
     (
+        "- on image 1 segment the dog, on image 2 detect the car",
+        [("segment dog", "1"), ("detect car", "2")],
+    ),  # a list item: the dash before the first reference
+    (
         "detect dog on image 1 and caption image 2",
         [("detect dog", "1"), ("caption en", "2")],
     ),  # different tasks
