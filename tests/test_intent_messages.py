@@ -12,6 +12,7 @@ import pytest
 from core.intent.messages import (
     MSG_NO_PREVIOUS,
     MSG_NOTHING_LEFT,
+    MSG_REGION_EMPTY,
     MSG_REGION_WHAT,
     MSG_UNCLEAR,
     MSG_VAGUE,
@@ -116,6 +117,8 @@ CLARIFY = [
         MSG_UNCLEAR,
     ),  # thirteen words after the verb: too long for a name
     (("zoom into the top left",), MSG_REGION_WHAT),
+    (("region 100,200 to 100,700: detect the cat",), MSG_REGION_EMPTY),  # no width
+    (("detect dog", "region 100,200 to 600,200"), MSG_REGION_EMPTY),  # no height
 ]
 
 

@@ -36,3 +36,7 @@ MSG_NOTHING_LEFT = (
     "That would leave nothing to look for. Name something else, "
     "e.g. “detect dog”, or say “undo”."
 )
+MSG_REGION_EMPTY = (
+    "That region has no area: its two corners need different x and different "
+    "y values, e.g. “region 100,200 to 600,700: segment the cat”."
+)

@@ -20,13 +20,14 @@ from core.intent.messages import (
     HELP_MESSAGE,
     MSG_NO_PREVIOUS,
     MSG_NOTHING_LEFT,
+    MSG_REGION_EMPTY,
     MSG_REGION_WHAT,
     MSG_UNCLEAR,
     MSG_VAGUE,
 )
 from core.intent.objects import parse_view
 from core.intent.refer import referring_targets
-from core.intent.region import CLEAR, PICK, split_region
+from core.intent.region import CLEAR, PICK, names_empty_region, split_region
 from core.types import GROUNDED_TASKS, Intent, Region
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
     region, rest = split_region(text)
     if region is not None:
         return _with_region(region, rest, previous)
+    if names_empty_region(text):
+        return _clarify(MSG_REGION_EMPTY)
     intent = _parse(text, previous)
     if (
         intent.follows_previous

@@ -72,7 +72,8 @@ def split_region(text: str) -> tuple[Region | None, str]:
 
     CLEAR for "zoom out" / "the whole photo". Pixel boxes are reordered so
     that x1 < x2 and y1 < y2; a degenerate one (zero width or height) is
-    returned as it is not: None with the text unchanged, so the chat can ask.
+    returned as it is not: None with the text unchanged (``names_empty_region``
+    tells ``parse_intent`` to ask for a real one).
     """
     out = _ZOOM_OUT.match(text)
     if out:
@@ -89,6 +90,16 @@ def split_region(text: str) -> tuple[Region | None, str]:
             if box[0] < box[2] and box[1] < box[3]:
                 return Region("px", box), _cut(text, match)
     return None, text
+
+
+def names_empty_region(text: str) -> bool:
+    """True when ``text`` names a pixel region with no width or height
+    ("region 100,200 to 100,700"), which ``split_region`` leaves alone."""
+    match = _BY_PIXELS.search(text) if _HAS_REGION_WORD.search(text) else None
+    if match is None:
+        return False
+    x1, y1, x2, y2 = (float(match.group(i)) for i in range(1, 5))
+    return x1 == x2 or y1 == y2
 
 
 def _cut(text: str, match: re.Match[str]) -> str:
