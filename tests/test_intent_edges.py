@@ -59,6 +59,10 @@ TURNS = [
     ),  # "dog" names "black dog"
     (("OK, how many dogs?",), ("run", "answer en how many dogs?", None, None, False)),
     (
+        ("is 2,3 and 2,5 the same size?",),
+        ("run", "answer en is 2,3 and 2,5 the same size?", None, None, False),
+    ),  # numbers without "region"/"zoom"/"box": not a region
+    (
         ("detect dog", "again, in this photo"),
         ("run", "detect dog", None, "repeat", True),
     ),
