@@ -155,6 +155,13 @@ TURNS = [
         ("run", "segment dog wearing a hat", None, None, False),
     ),
     (("find the dog holding",), ("run", "detect dog holding", None, None, False)),
+    # cut short after the verb: the last request's objects, as masks
+    (("detect dog", "segment the"), ("run", "segment dog", None, "switch", True)),
+    (
+        ("how many dogs are there?", "answer it in German"),
+        ("run", "answer de how many dogs are there?", None, "language", True),
+    ),
+    (("segment a",), ("run", "segment a", None, None, False)),  # "a": a name
 ]
 
 

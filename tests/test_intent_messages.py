@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 
 from core.intent.messages import (
+    MSG_ADD_WHAT,
+    MSG_ANSWER_WHAT,
     MSG_NO_PREVIOUS,
     MSG_NOTHING_LEFT,
     MSG_REGION_EMPTY,
@@ -119,6 +121,14 @@ CLARIFY = [
     (("zoom into the top left",), MSG_REGION_WHAT),
     (("region 100,200 to 100,700: detect the cat",), MSG_REGION_EMPTY),  # no width
     (("detect dog", "region 100,200 to 600,200"), MSG_REGION_EMPTY),  # no height
+    (("detect dog", "also"), MSG_ADD_WHAT),  # it asked about boxes of "also"
+    (("detect dog", "and too"), MSG_ADD_WHAT),
+    (("also",), MSG_ADD_WHAT),
+    (("segment the",), "Segment what? For example “segment the cat”."),
+    (("detect those",), "Detect what? For example “detect the cat”."),
+    (("detect dog", "answer it in German"), MSG_ANSWER_WHAT),  # nothing asked
+    (("answer it",), MSG_ANSWER_WHAT),
+    (("caption", "reply to that"), MSG_ANSWER_WHAT),
 ]
 
 

@@ -36,6 +36,14 @@ MSG_NOTHING_LEFT = (
     "That would leave nothing to look for. Name something else, "
     "e.g. “detect dog”, or say “undo”."
 )
+MSG_ADD_WHAT = (
+    "Also what? Name what to add, e.g. “also the bike”, or say “again” to "
+    "run the last request once more."
+)
+MSG_ANSWER_WHAT = (
+    "What should I answer? Ask a question about the photo, e.g. “how many "
+    "dogs are there?” (in any language), then “in German” to ask it again."
+)
 MSG_REGION_EMPTY = (
     "That region has no area: its two corners need different x and different "
     "y values, e.g. “region 100,200 to 600,700: segment the cat”."

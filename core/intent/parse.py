@@ -18,6 +18,8 @@ from core.intent import vocab as v
 from core.intent.language import detect_language
 from core.intent.messages import (
     HELP_MESSAGE,
+    MSG_ADD_WHAT,
+    MSG_ANSWER_WHAT,
     MSG_NO_PREVIOUS,
     MSG_NOTHING_LEFT,
     MSG_REGION_EMPTY,
@@ -99,6 +101,11 @@ def _parse(text: str, previous: Intent | None) -> Intent:
     return intent
 
 
+ANSWER_AGAIN = re.compile(
+    r"^(?:answer|reply|respond)(?:\s+(?:to\s+)?(?:it|that|this|me))?(?:\s+again)?$"
+)
+
+
 def _clarify(message: str) -> Intent:
     return Intent(task="free", prompt="", action="clarify", message=message)
 
@@ -134,6 +141,12 @@ def _interpret(
     added = v.ADD_SUFFIX.sub("", v.ADD_PREFIX.sub("", rest, count=1))
     if added != rest and added:
         return _add(prev, added, low, text_q, lang)
+    if added != rest:  # "also", "and ... too" with nothing named
+        return _clarify(MSG_ADD_WHAT)
+    if ANSWER_AGAIN.match(rest):  # "answer it in German", "reply to that"
+        if lang and prev is not None and prev.task in ("answer", "question"):
+            return _language_change(prev, lang)
+        return _clarify(MSG_ANSWER_WHAT)
     return _new_request(low, rest, text_q, prev, lang)
 
 
@@ -186,6 +199,8 @@ def _grounded(
     if where:
         phrase = re.sub(r"\s+(?:is|are|located|positioned|placed)$", "", phrase)
     phrase = phrase.strip(t.PUNCT_ENDS)
+    if phrase in t.LONE_DETERMINERS:  # "segment the": cut short, nothing named
+        phrase = ""
     if not phrase or phrase in v.PRONOUNS:
         if _grounded_prev(prev):
             return _switch(prev, task)

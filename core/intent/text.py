@@ -48,6 +48,12 @@ def _join(text: str) -> str:
     return re.sub(r"\s+([?!.,;:])", r"\1", " ".join(text.split()))
 
 
+LONE_DETERMINERS = frozenset(
+    "the an this that these those my your his her their its our of some any "
+    "every each both".split()
+)
+
+
 def is_plain_target(part: str) -> bool:
     """True for an object name as PaliGemma takes it: "left wheel", "a", "cats"."""
     words = part.split()
@@ -55,6 +61,8 @@ def is_plain_target(part: str) -> bool:
         return False
     if len(words) > 1 and words[0] in v.DETERMINERS:
         return False  # "the dog" is natural language, "a" alone is a name
+    if part in LONE_DETERMINERS:
+        return False  # "segment the": a sentence cut short, not an object
     return (
         part not in v.PRONOUNS
         and part not in v.VAGUE_TARGETS
