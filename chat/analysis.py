@@ -47,8 +47,10 @@ async def analyze_and_reply(
     conversation: Conversation,
     record: ImageRecord,
     intent: Intent,
+    request: int = 0,
 ) -> None:
-    """Run ``intent`` on ``record`` through the queue, record the turn, reply."""
+    """Run ``intent`` on ``record`` through the queue, record the turn (with
+    ``request``: the message it belongs to, for "undo"), reply."""
     options = cl.user_session.get("options")
     decoding = Decoding(
         preset=options.decoding,
@@ -87,7 +89,7 @@ async def analyze_and_reply(
             )
             if waiting.content:
                 await waiting.remove()
-            conversation.record(record.id, intent, tiled_summary(result))
+            conversation.record(record.id, intent, tiled_summary(result), (), request)
             await send_result(services, record, result, options)
             return
         async with cl.Step(
@@ -135,7 +137,9 @@ async def analyze_and_reply(
     finally:
         if pump is not None:
             await pump.close()
-    conversation.record(record.id, intent, ResultSummary.from_result(result))
+    conversation.record(
+        record.id, intent, ResultSummary.from_result(result), (), request
+    )
     await send_result(services, record, result, options, pump.message if pump else None)
 
 

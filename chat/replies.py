@@ -52,7 +52,7 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
         pending: Intent | None = cl.user_session.get("pending")
         if added and pending is not None:
             cl.user_session.set("pending", None)
-            await _run(services, conversation, pending)
+            await _run(services, conversation, pending, conversation.new_request())
         elif added:
             names = ", ".join(escape_markdown(record.name) for record in added)
             await say(f"Got {names}. What should I look for?")
@@ -69,8 +69,9 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
     # In a thread: the first question loads the language identifier (~1 s).
     intents = await asyncio.to_thread(parse_requests, text, conversation.last_intent())
     if len(intents) > 1 and conversation.has_images:  # "... image 1 and ... image 2"
+        request = conversation.new_request()  # one "undo" takes all parts back
         for intent in intents:
-            await _run(services, conversation, intent)
+            await _run(services, conversation, intent, request)
         return
     intent = intents[0]
     if intent.action == "clarify" and intent.message:  # may quote the user's words
@@ -95,12 +96,16 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
     elif intent.action == "view":
         await _guard(redraw(services, conversation, intent))
     else:
-        await _run(services, conversation, intent)
+        await _run(services, conversation, intent, conversation.new_request())
 
 
 async def _run(
-    services: ChatServices, conversation: Conversation, intent: Intent
+    services: ChatServices,
+    conversation: Conversation,
+    intent: Intent,
+    request: int = 0,
 ) -> None:
+    """``intent`` on its photo(s); the turns share ``request`` for "undo"."""
     try:
         targets = conversation.resolve(intent.image_ref)
         records = targets if isinstance(targets, list) else [targets]
@@ -116,7 +121,7 @@ async def _run(
         if len(records) > 1:
             name = escape_markdown(record.name)
             await say(f"Image {number} of {len(records)}: *{name}*")
-        await analyze_and_reply(services, conversation, record, intent)
+        await analyze_and_reply(services, conversation, record, intent, request)
 
 
 async def ingest_uploads(
@@ -179,24 +184,29 @@ def _free_name(folder: Path, number: int) -> Path:
 
 
 async def _undo(services: ChatServices, conversation: Conversation) -> None:
+    """Take back the last request: every photo it ran on shows its previous
+    answer again (or is back to the plain photo)."""
     try:
-        turn = conversation.undo()
+        undone = conversation.undo_request()
     except AppError as exc:
         await say(escape_markdown(exc.message))
         return
-    if turn is None:
-        await say("Undone: back to the plain photo. What should I look for?")
-        return
-    record = next(r for r in conversation.images if r.id == turn.image_id)
-    try:
-        charge(services, 1)  # the previous answer's masks are decoded again
-        result = await replay_turn(services, turn, record)
-    except AppError as exc:
-        await say(f"⚠️ {escape_markdown(exc.message)}")
-        return
-    await say("Undone: this is the previous answer again.")
     options = cl.user_session.get("options")
-    await send_result(services, record, result, options, hidden=turn.hidden)
+    for record, turn in undone:
+        where = f" on *{escape_markdown(record.name)}*" if len(undone) > 1 else ""
+        if turn is None:
+            await say(
+                f"Undone{where}: back to the plain photo. What should I look for?"
+            )
+            continue
+        try:
+            charge(services, 1)  # the previous answer's masks are decoded again
+            result = await replay_turn(services, turn, record)
+        except AppError as exc:
+            await say(f"⚠️ {escape_markdown(exc.message)}")
+            continue
+        await say(f"Undone{where}: this is the previous answer again.")
+        await send_result(services, record, result, options, hidden=turn.hidden)
 
 
 async def _export(

@@ -104,7 +104,9 @@ class Turn:
 
     ``hidden`` holds the 1-based numbers of objects the user hid ("remove 2",
     "only 1 and 3"): such a redraw is a new turn with the same intent and
-    summary, so "undo" brings the objects back.
+    summary, so "undo" brings the objects back. ``request`` groups the turns
+    one message made (several photos): "undo" takes them back together
+    (0: a turn of its own).
     """
 
     index: int
@@ -112,6 +114,7 @@ class Turn:
     intent: Intent
     summary: ResultSummary
     hidden: tuple[int, ...] = ()
+    request: int = 0
 
 
 class Conversation:
@@ -123,6 +126,7 @@ class Conversation:
         self._turns: list[Turn] = []
         self._next_image = 1
         self._next_turn = 1
+        self._next_request = 1
         self._group: tuple[str, ...] = ()  # ids of photos sent in one message
 
     # Images -----------------------------------------------------------------
@@ -288,10 +292,12 @@ class Conversation:
         intent: Intent,
         summary: ResultSummary,
         hidden: tuple[int, ...] = (),
+        request: int = 0,
     ) -> Turn:
         """Remember a model run on ``image_id``; only "run" intents belong here.
 
         ``hidden``: 1-based object numbers not shown (a redraw of a result).
+        ``request``: from ``new_request``, shared by the turns of one message.
         """
         if self._by_id(image_id) is None:
             raise ValueError(f"unknown image id {image_id!r}; known: {self._ids()}")
@@ -299,7 +305,9 @@ class Conversation:
             raise ValueError(
                 f"only intents that ran are recorded, got {intent.action!r}"
             )
-        turn = Turn(self._next_turn, image_id, intent, summary, tuple(hidden))
+        turn = Turn(
+            self._next_turn, image_id, intent, summary, tuple(hidden), int(request)
+        )
         self._next_turn += 1
         self._turns.append(turn)
         return turn
@@ -318,6 +326,31 @@ class Conversation:
 
     def can_undo(self, image_id: str | None = None) -> bool:
         return self.last_turn(image_id) is not None
+
+    def new_request(self) -> int:
+        """A number for the turns one message records (``record(request=)``)."""
+        number = self._next_request
+        self._next_request += 1
+        return number
+
+    def undo_request(self) -> list[tuple[ImageRecord, Turn | None]]:
+        """Take back every turn of the newest request (one per photo it ran on).
+
+        Returns, per photo in the order the turns were made, the turn now
+        current there (None: back to the plain upload). Raises
+        UserInputError when there is nothing to undo.
+        """
+        latest = self.last_turn()
+        if latest is None:
+            raise UserInputError("There is nothing to undo yet.")
+        together = [latest]
+        if latest.request:
+            together = [t for t in self._turns if t.request == latest.request]
+        for turn in together:
+            self._turns.remove(turn)
+        if len(together) == 1:
+            self._active_id = latest.image_id
+        return [(self._by_id(t.image_id), self.last_turn(t.image_id)) for t in together]
 
     def undo(self, image_id: str | None = None) -> Turn | None:
         """Take back the newest turn on ``image_id`` (default: the newest turn).
@@ -349,12 +382,14 @@ class Conversation:
                     "intent": intent_to_dict(t.intent),
                     "summary": asdict(t.summary),
                     "hidden": list(t.hidden),
+                    "request": t.request,
                 }
                 for t in self._turns
             ],
             "group": list(self._group),
             "next_image": self._next_image,
             "next_turn": self._next_turn,
+            "next_request": self._next_request,
         }
 
     @classmethod
@@ -389,10 +424,15 @@ class Conversation:
                         intent_from_dict(t["intent"]),
                         ResultSummary(**summary),
                         tuple(int(n) for n in t.get("hidden") or ()),
+                        int(t.get("request") or 0),
                     )
                 )
             chat._next_image = int(data["next_image"])
             chat._next_turn = int(data["next_turn"])
+            requests = [t.request for t in chat._turns]
+            chat._next_request = max(
+                int(data.get("next_request") or 1), max(requests, default=0) + 1
+            )
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"malformed conversation snapshot: {exc!r}") from exc
         unknown = {t.image_id for t in chat._turns} - set(chat._ids())

@@ -243,3 +243,56 @@ def test_summary_keeps_the_answer() -> None:
     )
     summary = ResultSummary.from_result(result)
     assert summary == ResultSummary("A cat on a mat.", (), "A cat on a mat.", False)
+
+
+# "undo" takes back a whole message -------------------------------------------
+
+
+def _ran(text: str) -> tuple[Intent, ResultSummary]:
+    return parse_intent(text), ResultSummary(f"<loc0001> {text}")
+
+
+def test_undo_request_takes_back_every_photo_of_the_last_message(chat) -> None:
+    photos = [r.id for r in chat.images]
+    first = chat.record(photos[0], *_ran("detect cat"))  # a request of its own
+    together = chat.new_request()
+    for image_id in photos:
+        chat.record(image_id, *_ran("detect dog"), request=together)
+    undone = chat.undo_request()
+    assert [(record.id, turn) for record, turn in undone] == [
+        (photos[0], first),
+        (photos[1], None),
+        (photos[2], None),
+    ]
+    assert chat.history == (first,)
+    assert chat.undo_request() == [(chat.images[0], None)]
+    assert _message(chat.undo_request) == "There is nothing to undo yet."
+
+
+def test_a_redraw_after_a_message_is_undone_alone(chat) -> None:
+    photos = [r.id for r in chat.images[:2]]
+    together = chat.new_request()
+    turns = [chat.record(i, *_ran("detect dog"), request=together) for i in photos]
+    chat.record(photos[1], turns[1].intent, turns[1].summary, hidden=(1,))
+    (only,) = chat.undo_request()
+    assert only == (chat.images[1], turns[1])
+    assert chat.active_image.id == photos[1]
+    assert [t.index for t in chat.history] == [t.index for t in turns]
+
+
+def test_requests_survive_the_snapshot_and_old_snapshots_undo_one_turn(chat) -> None:
+    photos = [r.id for r in chat.images[:2]]
+    together = chat.new_request()
+    for image_id in photos:
+        chat.record(image_id, *_ran("detect dog"), request=together)
+    again = _json_trip(chat)
+    assert again.new_request() == together + 1  # numbers are not reused
+    assert [t.request for t in again.history] == [together, together]
+    assert len(_json_trip(chat).undo_request()) == 2
+    old = chat.to_dict()
+    del old["next_request"]
+    for turn in old["turns"]:
+        del turn["request"]  # saved before requests were numbered
+    restored = Conversation.from_dict(old)
+    assert len(restored.undo_request()) == 1
+    assert len(restored.history) == 1

@@ -172,6 +172,20 @@ async def test_two_photos_in_one_message_and_one_request_per_image(replay_server
         assert "`segment cat`** on *cat.png*" in first
         assert "`segment car`** on *car.png*" in second
         assert table_rows(second) == [("| 🟥 1", "car")]
+
+        # "undo" takes a whole message back, on every photo it ran on
+        runs = len(generating_inputs(client))
+        for prompt in ("detect cat ; dog", "detect cat"):
+            replies = await client.send("undo")
+            shown = [r["output"] for r in results(replies)]
+            assert len(shown) == 2, [r["output"] for r in replies]
+            assert f"`{prompt}`** on *cat.png*" in shown[0]
+            assert f"`{prompt}`** on *car.png*" in shown[1]
+        replies = await client.send("undo")
+        said = [r["output"] for r in replies]
+        assert any("Undone on *cat.png*: back to the plain photo" in t for t in said)
+        assert any("Undone on *car.png*: back to the plain photo" in t for t in said)
+        assert len(generating_inputs(client)) == runs  # undo never re-generates
     finally:
         await client.close()
 
