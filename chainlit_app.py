@@ -15,7 +15,7 @@ from chainlit.types import ThreadDict
 
 from chat.options import ChatOptions
 from chat.replies import handle_message
-from chat.runs import cancel_runs, tracked
+from chat.runs import cancel_runs, cancel_unless_back, tracked
 from chat.samples import attach_sample, starters
 from chat.security import install_web_security
 from chat.services import ChatServices
@@ -147,5 +147,6 @@ async def on_stop() -> None:
 
 @cl.on_chat_end
 async def on_chat_end() -> None:
-    """A disconnected session's requests leave the queue before their turn."""
-    cancel_runs("disconnect")
+    """A disconnected session's requests leave the queue (or stop at the next
+    token), unless it reconnects within DISCONNECT_GRACE_S (chat.runs)."""
+    cancel_unless_back(SETTINGS.disconnect_grace_s)

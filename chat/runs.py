@@ -49,6 +49,35 @@ def cancel_runs(reason: str) -> int:
     return cancelled
 
 
+_LATER: set[asyncio.Task] = set()  # grace timers, kept until they end
+
+
+def cancel_unless_back(grace_s: float) -> None:
+    """The socket dropped: cancel this session's requests unless it comes back
+    within ``grace_s`` (Chainlit restores a session that reconnects with its
+    id, on a new socket, and the answer then reaches it). A chat the user
+    closed ("new chat") is cancelled at once, and so is every request when
+    ``grace_s`` is 0."""
+    session = cl.context.session
+    if grace_s <= 0 or getattr(session, "to_clear", False):
+        cancel_runs("disconnect")
+        return
+    if not cl.user_session.get(RUNS_KEY):
+        return  # nothing in flight
+    dropped = session.socket_id
+
+    async def later() -> None:
+        await asyncio.sleep(grace_s)  # a timer: the grace period itself
+        if session.socket_id == dropped:
+            cancel_runs(f"no reconnect within {grace_s:g} s")
+        else:
+            logger.info("session came back within %g s: its requests go on", grace_s)
+
+    task = asyncio.create_task(later())
+    _LATER.add(task)
+    task.add_done_callback(_LATER.discard)
+
+
 def chat_client() -> str:
     """The chat user, for queue turns: the logged-in user, else this session."""
     session = cl.context.session

@@ -76,6 +76,7 @@ class Settings:
     load_on_start: bool = True  # LOAD_ON_START: background load at start
     queue_max: int = 16  # QUEUE_MAX: requests waiting or running before "busy"
     request_timeout_s: float = 900.0  # REQUEST_TIMEOUT_S: wait for one request
+    disconnect_grace_s: float = 20.0  # DISCONNECT_GRACE_S: a dropped chat socket
     queue_per_client: int = 4  # QUEUE_PER_CLIENT: one API client's queued requests
     api_key: str | None = field(default=None, repr=False)  # API_KEY: Bearer <key>
     allow_image_url: bool = False  # ALLOW_IMAGE_URL: let /segment fetch image_url
@@ -164,6 +165,11 @@ class Settings:
         ):
             if not low <= value <= high:
                 raise ValueError(f"{env_name} must be in {low}..{high}, got {value}")
+        if not 0 <= self.disconnect_grace_s <= 600:
+            raise ValueError(
+                f"DISCONNECT_GRACE_S must be in 0..600 seconds, got "
+                f"{self.disconnect_grace_s}"
+            )
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"MODELS lists a checkpoint twice: {list(self.models)}")
         if self.models and self.model_id and self.model_id not in self.models:
@@ -286,6 +292,7 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("load_on_start", "LOAD_ON_START", _bool),
     ("queue_max", "QUEUE_MAX", int),
     ("request_timeout_s", "REQUEST_TIMEOUT_S", float),
+    ("disconnect_grace_s", "DISCONNECT_GRACE_S", float),
     ("queue_per_client", "QUEUE_PER_CLIENT", int),
     ("api_key", "API_KEY", str),
     ("allow_image_url", "ALLOW_IMAGE_URL", _bool),

@@ -98,7 +98,7 @@ def gated_server(synthetic_vae_path, tmp_path_factory):
     gate = folder / "gate"
     os.mkfifo(gate)
     options = {"gate": str(gate), "call_log": str(folder / "calls.jsonl")}
-    server = _server(folder, synthetic_vae_path, options)
+    server = _server(folder, synthetic_vae_path, options, DISCONNECT_GRACE_S="3")
     server.call_log = folder / "calls.jsonl"
     writer = os.open(gate, os.O_RDWR)  # never blocks; the model reads from it
     server.release = lambda pieces: os.write(writer, b"x" * pieces)
@@ -217,6 +217,32 @@ async def test_work_abandoned_while_waiting_never_reaches_the_model(gated_server
     prompts = {c["prompt"] for c in calls(gated_server.call_log)}
     assert "detect dog" not in prompts and "detect cat" not in prompts
     assert "caption en" in prompts
+
+
+async def test_a_brief_drop_keeps_the_request_and_the_answer_arrives(gated_server):
+    client = ChatClient(gated_server.url)
+    await client.connect()
+    try:
+        sent = asyncio.ensure_future(
+            client.send("caption en", [("photo.png", png_bytes())])
+        )
+        await _running(gated_server, "chat")  # held at the gate
+        await client.reconnect()  # a new socket, the same session id
+        # the grace timer (DISCONNECT_GRACE_S=3) has run out and spared it
+        await until(lambda: "came back within 3 s" in gated_server.log(), "grace")
+        gated_server.release(6)
+        await client.wait_for(
+            lambda: any(CAPTION in m["output"] for m in client.assistant_messages()),
+            timeout_s=60,
+        )
+        sent.cancel()  # it waited for a task end the reconnect already sent
+    finally:
+        await client.close()
+    await until(lambda: idle(gated_server), "an empty queue", 10)
+    ends = [
+        c["event"] for c in calls(gated_server.call_log) if c["prompt"] == "caption en"
+    ]
+    assert ends[-1] == "done", ends
 
 
 async def test_stop_ends_the_generation_within_one_token_and_frees_the_worker(

@@ -215,6 +215,24 @@ class ChatClient:
     async def close(self) -> None:
         await self.sio.disconnect()
 
+    async def reconnect(self) -> None:
+        """Drop the socket and come back with the same session id, as the
+        browser does after a network blip (Chainlit restores the session)."""
+        ended = self.tasks_ended
+        await self.sio.disconnect()
+        await self.sio.connect(
+            self.url,
+            socketio_path="/ws/socket.io",
+            transports=["websocket"],
+            auth={
+                "sessionId": self.session_id,
+                "clientType": "webapp",
+                "threadId": self.thread_id,
+            },
+        )
+        await self.sio.emit("connection_successful")
+        await self.wait_for(lambda: self.tasks_ended > ended, timeout_s=30)
+
     async def upload(self, name: str, data: bytes, mime: str = "image/png") -> str:
         async with httpx.AsyncClient(base_url=self.url) as http:
             response = await http.post(
