@@ -80,6 +80,14 @@ def test_env_example_values_parse():
             None,
             pytest.raises(ValueError, match="MAX_NEW_TOKENS_LIMIT"),
         ),
+        ({}, "disconnect_grace_s", 20.0, does_not_raise()),
+        ({"DISCONNECT_GRACE_S": "0"}, "disconnect_grace_s", 0.0, does_not_raise()),
+        (
+            {"DISCONNECT_GRACE_S": "-1"},
+            "disconnect_grace_s",
+            None,
+            pytest.raises(ValueError, match=r"DISCONNECT_GRACE_S must be in 0\.\.600"),
+        ),
     ],
 )
 def test_from_env(env, field, value, expectation):
