@@ -144,7 +144,7 @@ def _interpret(
     if added != rest:  # "also", "and ... too" with nothing named
         return _clarify(MSG_ADD_WHAT)
     if ANSWER_AGAIN.match(rest):  # "answer it in German", "reply to that"
-        if lang and prev is not None and prev.task in ("answer", "question"):
+        if lang and prev is not None and prev.task == "answer":
             return _language_change(prev, lang)
         return _clarify(MSG_ANSWER_WHAT)
     return _new_request(low, rest, text_q, prev, lang)
