@@ -296,3 +296,20 @@ def test_requests_survive_the_snapshot_and_old_snapshots_undo_one_turn(chat) -> 
     restored = Conversation.from_dict(old)
     assert len(restored.undo_request()) == 1
     assert len(restored.history) == 1
+
+
+def test_request_numbers_are_never_reused_even_across_snapshots(chat) -> None:
+    assert [chat.new_request() for _ in range(3)] == [1, 2, 3]
+    photo = chat.images[0].id
+    chat.record(photo, *_ran("detect cat"), request=3)
+    later = chat.new_request()
+    chat.record(photo, *_ran("detect dog"), request=later)
+    chat.undo_request()  # request 4 is gone, but its number was handed out
+    again = _json_trip(chat)
+    assert again.new_request() == 5  # reusing 4 would tie it to nothing, 3: to "cat"
+    old = chat.to_dict()
+    del old["next_request"]  # an older snapshot: numbers follow the turns
+    assert Conversation.from_dict(old).new_request() == 4
+    empty = Conversation().to_dict()
+    del empty["next_request"]
+    assert Conversation.from_dict(empty).new_request() == 1
