@@ -250,3 +250,44 @@ def test_a_cancelled_row_stops_within_a_token_and_the_batch_goes_on(
     assert kept == one_at_a_time[0]
     assert cancelled.num_tokens == 1 and cancelled.truncated is False
     manager.close()
+
+
+def test_a_photos_tiles_reach_the_model_as_one_batch(
+    tmp_path, tiny_model_dir, synthetic_vae_path
+) -> None:
+    """core.tiling sends tiles as wide as the engine batches: on the real
+    transformers path, the whole photo first, then its 4 tiles together."""
+    from core.intent import parse_intent
+    from core.tiling import analyze_tiled
+
+    manager = _manager(tmp_path, tiny_model_dir, synthetic_vae_path, batch_max=4)
+    batcher = manager._batcher
+    run_batch, gate, held = batcher._run_batch, threading.Event(), threading.Event()
+    first_tiles: list[int] = []
+
+    def gated(requests):  # hold the first tiles' batch until the rest wait
+        if len(batcher.batch_sizes) == 2 and not held.is_set():
+            first_tiles.append(len(requests))
+            held.set()
+            assert gate.wait(30)
+        return run_batch(requests)
+
+    batcher._run_batch = gated
+    image = Image.new("RGB", (800, 600), (120, 80, 40))
+    intent = parse_intent("detect cat")
+    done = {}
+    worker = threading.Thread(
+        target=lambda: done.update(r=analyze_tiled(image, intent, manager, (2, 2)))
+    )
+    worker.start()
+    assert held.wait(60)
+    (taken,) = first_tiles
+    with batcher._wake:  # every other tile is submitted while that batch runs
+        assert batcher._wake.wait_for(lambda: len(batcher._pending) == 4 - taken, 30)
+    gate.set()
+    worker.join(120)
+    # the whole photo alone, then the 4 tiles in at most two batches: all four
+    # were in flight at once (one at a time would be [1, 1, 1, 1, 1])
+    assert batcher.batch_sizes == [1, taken] + ([4 - taken] if taken < 4 else [])
+    assert done["r"].timings_s["tiles"] == 4
+    manager.close()
