@@ -56,39 +56,20 @@ class AuthChatClient(ChatClient):
             self.resume_error = error
             self._changed.set()
 
+    def socket_headers(self) -> dict[str, str]:
+        return {"Cookie": f"access_token={self.token}"}
+
+    def http_options(self) -> dict[str, Any]:
+        return {"cookies": {"access_token": self.token}}
+
     async def connect(self, resume: bool = False) -> None:
-        await self.sio.connect(
-            self.url,
-            socketio_path="/ws/socket.io",
-            transports=["websocket"],
-            headers={"Cookie": f"access_token={self.token}"},
-            auth={
-                "sessionId": self.session_id,
-                "clientType": "webapp",
-                "threadId": self.thread_id,
-            },
-        )
-        await self.sio.emit("connection_successful")
+        await self._open()
         if resume:
             await self.wait_for(
                 lambda: self.resumed is not None or self.resume_error, timeout_s=30
             )
             assert self.resume_error is None, self.resume_error
-            await self.wait_for(lambda: self.tasks_ended >= 2, timeout_s=30)
-        else:
-            await self.wait_for(lambda: self.tasks_ended >= 2, timeout_s=30)
-
-    async def upload(self, name: str, data: bytes, mime: str = "image/png") -> str:
-        async with httpx.AsyncClient(
-            base_url=self.url, cookies={"access_token": self.token}
-        ) as http:
-            response = await http.post(
-                "/project/file",
-                params={"session_id": self.session_id},
-                files={"file": (name, data, mime)},
-            )
-        response.raise_for_status()
-        return response.json()["id"]
+        await self.wait_for(lambda: self.tasks_ended >= 2, timeout_s=30)
 
 
 def find_pg_bin() -> Path | None:

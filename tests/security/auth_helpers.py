@@ -7,6 +7,7 @@ import io
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 from PIL import Image
@@ -59,6 +60,8 @@ def png(color: str = "orange") -> bytes:
 class TabClient(ChatClient):
     """A browser tab: optional login cookie and client address (X-Forwarded-For)."""
 
+    connect_timeout_s = 60.0
+
     def __init__(
         self, url: str, token: str | None = None, address: str | None = None
     ) -> None:
@@ -70,32 +73,11 @@ class TabClient(ChatClient):
         if address:
             self.headers["X-Forwarded-For"] = address
 
-    async def connect(self) -> None:
-        await self.sio.connect(
-            self.url,
-            socketio_path="/ws/socket.io",
-            transports=["websocket"],
-            headers=self.headers,
-            auth={
-                "sessionId": self.session_id,
-                "clientType": "webapp",
-                "threadId": self.thread_id,
-            },
-        )
-        await self.sio.emit("connection_successful")
-        await self.wait_for(lambda: self.tasks_ended >= 2, timeout_s=60)
+    def socket_headers(self) -> dict[str, str]:
+        return self.headers
 
-    async def upload(self, name: str, data: bytes, mime: str = "image/png") -> str:
-        async with httpx.AsyncClient(
-            base_url=self.url, headers=self.http_headers, cookies=self.cookies
-        ) as http:
-            response = await http.post(
-                "/project/file",
-                params={"session_id": self.session_id},
-                files={"file": (name, data, mime)},
-            )
-        response.raise_for_status()
-        return response.json()["id"]
+    def http_options(self) -> dict[str, Any]:
+        return {"headers": self.http_headers, "cookies": self.cookies}
 
     @property
     def http_headers(self) -> dict[str, str]:

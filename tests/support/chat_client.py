@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import socketio
@@ -157,6 +157,7 @@ class ChatClient:
     # (perf_counter at arrival, step) for every new message or step: latency.
     arrivals: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     streams: dict[str, list[str]] = field(default_factory=dict)  # id -> pieces
+    connect_timeout_s: ClassVar[float] = 30.0  # until on_chat_start has run
 
     def __post_init__(self) -> None:
         self.sio = socketio.AsyncClient()
@@ -196,11 +197,21 @@ class ChatClient:
             self.tasks_ended += 1
             self._changed.set()
 
-    async def connect(self) -> None:
+    def socket_headers(self) -> dict[str, str]:
+        """Headers of the socket's handshake (a subclass adds a login cookie)."""
+        return {}
+
+    def http_options(self) -> dict[str, Any]:
+        """Extra ``httpx.AsyncClient`` arguments for uploads (cookies, headers)."""
+        return {}
+
+    async def _open(self) -> None:
+        """Open the socket for this session id and say the connection is up."""
         await self.sio.connect(
             self.url,
             socketio_path="/ws/socket.io",
             transports=["websocket"],
+            headers=self.socket_headers(),
             auth={
                 "sessionId": self.session_id,
                 "clientType": "webapp",
@@ -208,9 +219,12 @@ class ChatClient:
             },
         )
         await self.sio.emit("connection_successful")
+
+    async def connect(self) -> None:
+        await self._open()
         # One task_end for the connection, one when on_chat_start has run:
         # only then does the server know the session (uploads 404 before).
-        await self.wait_for(lambda: self.tasks_ended >= 2, timeout_s=30)
+        await self.wait_for(lambda: self.tasks_ended >= 2, self.connect_timeout_s)
 
     async def close(self) -> None:
         await self.sio.disconnect()
@@ -220,21 +234,11 @@ class ChatClient:
         browser does after a network blip (Chainlit restores the session)."""
         ended = self.tasks_ended
         await self.sio.disconnect()
-        await self.sio.connect(
-            self.url,
-            socketio_path="/ws/socket.io",
-            transports=["websocket"],
-            auth={
-                "sessionId": self.session_id,
-                "clientType": "webapp",
-                "threadId": self.thread_id,
-            },
-        )
-        await self.sio.emit("connection_successful")
+        await self._open()
         await self.wait_for(lambda: self.tasks_ended > ended, timeout_s=30)
 
     async def upload(self, name: str, data: bytes, mime: str = "image/png") -> str:
-        async with httpx.AsyncClient(base_url=self.url) as http:
+        async with httpx.AsyncClient(base_url=self.url, **self.http_options()) as http:
             response = await http.post(
                 "/project/file",
                 params={"session_id": self.session_id},
