@@ -25,9 +25,8 @@ from chat.services import ChatServices
 from core.conversation import ImageRecord, ResultSummary, Turn
 from core.engine.queue import CHAT, Place
 from core.errors import UserInputError
-from core.intent.region import region_to_pixels
 from core.kept import keep_objects, restore_objects
-from core.pipeline import CancellableModel, scale_detections
+from core.pipeline import CancellableModel, region_on_photo, scale_detections
 from core.security import code_block_safe
 from core.tiling import analyze_tiled, tile_grid
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent, Region
@@ -44,7 +43,7 @@ def look_grid(
     if not options.look_closely or intent.task not in GROUNDED_TASKS:
         return 1, 1
     if intent.region is not None:
-        x1, y1, x2, y2 = region_px(intent.region, size_wh)
+        x1, y1, x2, y2 = region_on_photo(intent.region, size_wh)
         size_wh = (x2 - x1, y2 - y1)
     return tile_grid("auto", size_wh)
 
@@ -55,18 +54,6 @@ def looks(options: ChatOptions, intent: Intent | None, size_wh: tuple[int, int])
         return 1
     columns, rows = look_grid(options, intent, size_wh)
     return 1 if columns * rows == 1 else columns * rows + 1
-
-
-def region_px(region: Region, size_wh: tuple[int, int]) -> tuple[int, int, int, int]:
-    try:
-        return region_to_pixels(region, size_wh)
-    except ValueError as exc:
-        width, height = size_wh
-        raise UserInputError(
-            f"That region is not on this photo ({exc}); give it in pixels of the "
-            f"{width}x{height} photo, e.g. 'region 100,200 to 600,700', or say "
-            "'zoom out'."
-        ) from exc
 
 
 def tile_text(number: int, total: int) -> str:
@@ -116,7 +103,7 @@ async def look_closely(
     display = photo.display
     tiled_intent = intent
     if intent.region is not None:  # the region, as a fraction of any copy
-        x1, y1, x2, y2 = region_px(intent.region, record.size_wh)
+        x1, y1, x2, y2 = region_on_photo(intent.region, record.size_wh)
         width, height = record.size_wh
         fraction = (x1 / width, y1 / height, x2 / width, y2 / height)
         tiled_intent = replace(intent, region=Region("fraction", fraction))

@@ -29,6 +29,7 @@ from core.types import (
     Detection,
     Intent,
     ParsedObject,
+    Region,
 )
 
 logger = logging.getLogger(__name__)
@@ -156,14 +157,7 @@ def generate(
     crop_px = None
     if intent.region is not None:
         width, height = source_wh or image.size
-        try:
-            crop_px = region_to_pixels(intent.region, (width, height))
-        except ValueError as exc:
-            raise UserInputError(
-                f"That region is not on this photo ({exc}); give it in pixels of "
-                f"the {width}x{height} photo, e.g. "
-                "'region 100,200 to 600,700', or say 'zoom out'."
-            ) from exc
+        crop_px = region_on_photo(intent.region, (width, height))
         sx, sy = image.width / width, image.height / height
         x1, y1, x2, y2 = crop_px
         image = image.crop(
@@ -183,6 +177,20 @@ def generate(
     if truncated:
         logger.warning("answer cut at max_new_tokens=%d: %r", budget, intent.prompt)
     return Generation(intent, str(raw), truncated, budget, elapsed, crop_px)
+
+
+def region_on_photo(region: Region, size_wh: tuple[int, int]) -> BoxPx:
+    """``region`` in pixels of a ``size_wh`` photo (clipped to it); a
+    UserInputError saying how to give one when nothing of it is on the photo."""
+    try:
+        return region_to_pixels(region, size_wh)
+    except ValueError as exc:
+        width, height = size_wh
+        raise UserInputError(
+            f"That region is not on this photo ({exc}); give it in pixels of "
+            f"the {width}x{height} photo, e.g. "
+            "'region 100,200 to 600,700', or say 'zoom out'."
+        ) from exc
 
 
 def build_result(

@@ -17,13 +17,19 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 from PIL import Image
 
 from core.errors import UserInputError
-from core.intent.region import region_to_pixels
-from core.pipeline import MAX_DETECTIONS, VisionModel, analyze, shift_detections
+from core.pipeline import (
+    MAX_DETECTIONS,
+    VisionModel,
+    analyze,
+    region_on_photo,
+    shift_detections,
+)
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Detection, Intent
 
 logger = logging.getLogger(__name__)
@@ -113,16 +119,17 @@ def analyze_tiled(
     """
     import supervision as sv
 
+    look = partial(  # one look: the whole photo, a tile, or all of a 1x1 grid
+        analyze,
+        request=intent,
+        model=model,
+        decoding=decoding,
+        max_new_tokens=max_new_tokens,
+        max_detections=max_detections,
+        cancel=cancel,
+    )
     if intent.task not in GROUNDED_TASKS or grid == (1, 1):
-        return analyze(
-            image,
-            intent,
-            model,
-            decoding=decoding,
-            max_new_tokens=max_new_tokens,
-            max_detections=max_detections,
-            cancel=cancel,
-        )
+        return look(image)
     if intent.region is not None:  # tiles of the region, not of the whole photo
         return _tiled_region(
             image,
@@ -148,15 +155,7 @@ def analyze_tiled(
             number = done
         if on_tile is not None:
             on_tile(number, total)
-        return analyze(
-            part,
-            intent,
-            model,
-            decoding=decoding,
-            max_new_tokens=max_new_tokens,
-            max_detections=max_detections,
-            cancel=cancel,
-        )
+        return look(part)
 
     def tile_detections(tile: np.ndarray):
         found = run(Image.fromarray(tile)).detections
@@ -221,10 +220,7 @@ def _tiled_region(
     grid: tuple[int, int],
     **options,
 ) -> AnalysisResult:
-    try:
-        crop = region_to_pixels(intent.region, image.size)
-    except ValueError as exc:
-        raise UserInputError(f"That region is not on this photo ({exc}).") from exc
+    crop = region_on_photo(intent.region, image.size)
     inner = analyze_tiled(
         image.crop(crop),
         replace(intent, region=None),
