@@ -3,16 +3,14 @@ objects as the REST API's tiles=auto, kept for undo, export and redraw."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 
 from tests.recorded import REPLAY_RECORDING
+from tests.support.api_inputs import ramp_jpeg
 from tests.support.chat_client import ChatClient
 
 pytestmark = pytest.mark.e2e
@@ -23,15 +21,6 @@ ROW = re.compile(r"^\|[^|\d]*(\d+) \| (\w+)" + r" \| (\d+)" * 4 + r" \|", re.M)
 @pytest.fixture(scope="module")
 def server(app_server):
     return app_server(recording=REPLAY_RECORDING, name="closely", RATE_LIMIT="0")
-
-
-def ramp_jpeg(size_wh: tuple[int, int]) -> bytes:
-    width, height = size_wh
-    ramp = np.linspace(0, 255, width, dtype=np.uint8)[None, :, None]
-    pixels = np.broadcast_to(ramp, (height, width, 3)).copy()
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def rows(answer: dict) -> list[tuple[str, tuple[int, ...]]]:

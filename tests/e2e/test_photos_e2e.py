@@ -13,18 +13,10 @@ import pytest
 from PIL import Image
 
 from tests.recorded import REPLAY_RECORDING
+from tests.support.api_inputs import ramp_jpeg
 from tests.support.chat_client import ChatClient, start_server
 
 PHOTO_WH = (4032, 3024)
-
-
-def phone_jpeg() -> bytes:
-    width, height = PHOTO_WH
-    ramp = np.linspace(0, 255, width, dtype=np.uint8)[None, :, None]
-    pixels = np.broadcast_to(ramp, (height, width, 3)).copy()
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +43,9 @@ async def test_a_phone_photo_is_decoded_once_and_exported_full_size(server) -> N
     client = ChatClient(server.url)
     await client.connect()
     try:
-        await client.send("segment cat", [("phone.jpg", phone_jpeg())], timeout_s=300)
+        await client.send(
+            "segment cat", [("phone.jpg", ramp_jpeg(PHOTO_WH))], timeout_s=300
+        )
         for _ in range(2):
             replies = await client.send("segment cat", timeout_s=300)
         answer = replies[-1]

@@ -24,6 +24,16 @@ def jpeg(size_wh: tuple[int, int] = (64, 48), mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
+def ramp_jpeg(size_wh: tuple[int, int] = (4032, 3024)) -> bytes:
+    """A photo-like JPEG (a left-to-right grey ramp); default: 12 MP."""
+    width, height = size_wh
+    ramp = np.linspace(0, 255, width, dtype=np.uint8)[None, :, None]
+    pixels = np.broadcast_to(ramp, (height, width, 3)).copy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def tiff16(size_wh: tuple[int, int] = (40, 30)) -> bytes:
     """A 16-bit greyscale TIFF with a ramp 0..65535."""
     width, height = size_wh
