@@ -120,8 +120,10 @@ def rle_runs(counts: str) -> list[int]:
 
 
 def _ints(values: Any, count: int, what: str) -> tuple[int, ...]:
-    if not isinstance(values, list | tuple) or len(values) != count:
-        raise ValueError(f"{what} must be {count} integers, got {values!r:.60}")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+    if (
+        not isinstance(values, list | tuple)
+        or len(values) != count
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    ):
         raise ValueError(f"{what} must be {count} integers, got {values!r:.60}")
     return tuple(values)
