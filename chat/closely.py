@@ -48,10 +48,8 @@ def look_grid(
     return tile_grid("auto", size_wh)
 
 
-def looks(options: ChatOptions, intent: Intent | None, size_wh: tuple[int, int]) -> int:
+def looks(options: ChatOptions, intent: Intent, size_wh: tuple[int, int]) -> int:
     """Model runs one request costs on a photo: 1, or tiles + the whole photo."""
-    if intent is None:
-        return 1
     columns, rows = look_grid(options, intent, size_wh)
     return 1 if columns * rows == 1 else columns * rows + 1
 

@@ -52,7 +52,7 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
         pending: Intent | None = cl.user_session.get("pending")
         if added and pending is not None:
             cl.user_session.set("pending", None)
-            await _run(services, conversation, pending, conversation.new_request())
+            await _run(services, conversation, pending)
         elif added:
             names = ", ".join(escape_markdown(record.name) for record in added)
             await say(f"Got {names}. What should I look for?")
@@ -96,7 +96,7 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
     elif intent.action == "view":
         await _guard(redraw(services, conversation, intent))
     else:
-        await _run(services, conversation, intent, conversation.new_request())
+        await _run(services, conversation, intent)
 
 
 async def _run(
@@ -105,7 +105,9 @@ async def _run(
     intent: Intent,
     request: int = 0,
 ) -> None:
-    """``intent`` on its photo(s); the turns share ``request`` for "undo"."""
+    """``intent`` on its photo(s); the turns share ``request`` (default: a
+    new one) so that "undo" takes them back together."""
+    request = request or conversation.new_request()
     try:
         targets = conversation.resolve(intent.image_ref)
         records = targets if isinstance(targets, list) else [targets]
