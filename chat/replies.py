@@ -22,6 +22,7 @@ from chat.redraw import redraw
 from chat.region import pick_region
 from chat.services import ChatServices
 from chat.session import client_key
+from core.config import MB
 from core.conversation import Conversation, ImageRecord
 from core.errors import AppError
 from core.export import ExportItem
@@ -150,7 +151,7 @@ async def ingest_uploads(
                 data,
                 stored,
                 max_pixels=settings.max_image_pixels,
-                max_bytes=settings.max_upload_mb * 1024 * 1024,
+                max_bytes=settings.max_upload_mb * MB,
             )
         except AppError as exc:
             await say(f"**{escape_markdown(name)}**: {escape_markdown(exc.message)}")

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+MB = 1024 * 1024  # the unit of every *_MB setting (MAX_UPLOAD_MB, IMAGE_URL_MAX_MB)
+
 DEFAULT_MODEL_CPU = "google/paligemma2-3b-mix-224"
 DEFAULT_MODEL_CUDA = "google/paligemma2-3b-mix-448"
 VAE_REPO_ID = "big-vision/paligemma-hf"

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.config import MB
 from core.errors import BusyError, ImageError, PayloadTooLargeError
 
 logger = logging.getLogger(__name__)
@@ -229,9 +230,6 @@ def _draft_at_most(jpeg: Image.Image, side: int) -> None:
         scale *= 2
     if scale > 1:
         jpeg.draft(None, (width // scale, height // scale))  # None: keep the mode
-
-
-MB = 1024 * 1024  # the unit of MAX_UPLOAD_MB (chat and API limits are n * MB)
 
 
 def _human_bytes(count: int) -> str:

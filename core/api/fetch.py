@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from core.config import MB
 from core.errors import (
     PayloadTooLargeError,
     UrlFetchError,
@@ -34,7 +35,6 @@ from core.errors import (
 logger = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-MB = 1024 * 1024  # the unit of IMAGE_URL_MAX_MB (max_bytes = IMAGE_URL_MAX_MB * MB)
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a)

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from core.batch import detection_to_dict
+from core.config import MB
 from core.errors import (
     PayloadTooLargeError,
     UnsupportedMediaError,
@@ -27,7 +28,6 @@ from core.errors import (
 from core.export.masks import mask_to_png
 from core.types import Detection
 
-MB = 1024 * 1024
 FORM_SLACK_BYTES = 64 * 1024  # multipart boundaries and small fields
 DRAIN_FACTOR = 4  # read (and drop) up to 4x the limit so the client sees the 413
 # Bidirectional overrides/isolates and marks: invisible, and they reorder text.

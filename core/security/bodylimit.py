@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.config import MB
+
 logger = logging.getLogger(__name__)
 
-MB = 1024 * 1024
 FORM_SLACK_BYTES = 64 * 1024  # multipart boundaries and small text fields
 # A declared body up to this many times the limit is read and dropped before the
 # 413, so browsers and HTTP clients see the answer instead of a reset
