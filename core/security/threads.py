@@ -114,10 +114,11 @@ def body_thread_ids(body: bytes) -> list[object]:
 
 
 def route_thread_refusal(path: str, body_ids: list[object]) -> str | None:
-    """Why a request naming thread ids (in its path or JSON body) is refused."""
+    """Why a request naming thread ids (in its path or JSON body) is refused;
+    an empty or null ``threadId`` in a body names none (Chainlit's own)."""
     match = _PATH_ID.match(path)
     named = [match.group(1)] if match and path not in BODY_PATHS else []
-    for value in named + body_ids:
+    for value in named + [v for v in body_ids if _named(v)]:  # "": no thread
         if not is_canonical_uuid(value):
             return f"thread id {str(value)[:80]!r} refused: {THREAD_ID_HINT}."
     return None

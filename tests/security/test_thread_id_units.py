@@ -126,6 +126,12 @@ def test_routes_refuse_other_spellings_in_path_and_body(http, thread):
             assert "lowercase hyphenated" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("empty", ["", None])
+def test_an_empty_body_thread_id_names_no_thread(http, empty):
+    body = {"element": {"threadId": empty, "id": ID}}
+    assert http.request("PUT", "/project/element", json=body).status_code == 200
+
+
 @pytest.fixture
 async def layer(tmp_path):
     url = async_database_url(None, tmp_path)
