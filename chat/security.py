@@ -17,6 +17,7 @@ from core.security.bodylimit import BodyLimitMiddleware, upload_limits
 from core.security.headers import RouteGuardMiddleware, SecurityHeadersMiddleware
 from core.security.origins import OriginPolicy, add_trusted_hosts, restrict_cors
 from core.security.sessions import install_socket_guard, session_folder
+from core.security.threads import ThreadIdMiddleware, thread_id_refusal, wrap_message
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,23 @@ def guard_session_folders() -> None:
     BaseSession.files_dir = property(files_dir)  # type: ignore[assignment]
 
 
+def guard_message_threads(sio: Any) -> None:
+    """Drop chat messages whose ``threadId`` is not this socket's own thread
+    (a re-spelled id included). Chainlit ignores that field today; the guard
+    keeps a future use of it from opening another user's thread."""
+    from chainlit.session import WebsocketSession
+
+    def thread_of(sid: str) -> str | None:
+        session = WebsocketSession.get(sid)
+        return session.thread_id if session else None
+
+    handlers = sio.handlers.get("/", {})
+    for event in ("client_message", "edit_message"):
+        original = handlers.get(event)
+        if original is not None and not getattr(original, "_guarded", False):
+            sio.on(event, wrap_message(original, thread_of))
+
+
 def install_web_security(settings: Settings) -> None:
     """Guards on Chainlit's app and socket server; call before it serves."""
     from chainlit.config import config
@@ -48,7 +66,8 @@ def install_web_security(settings: Settings) -> None:
 
     policy = OriginPolicy(settings.allowed_origins, settings.allowed_hosts)
     guard_session_folders()
-    install_socket_guard(sio, policy.socket_refusal)
+    install_socket_guard(sio, policy.socket_refusal, (thread_id_refusal,))
+    guard_message_threads(sio)
     config.project.allow_origins = list(settings.allowed_origins)
     restrict_cors(app, settings.allowed_origins)
     uploads = config.features.spontaneous_file_upload
@@ -60,6 +79,7 @@ def install_web_security(settings: Settings) -> None:
         RouteGuardMiddleware,
         sharing_enabled=lambda: bool(config.features.allow_thread_sharing),
     )
+    app.add_middleware(ThreadIdMiddleware)  # reads bodies: inside their limit
     limits = upload_limits(settings.max_upload_mb)
     app.add_middleware(BodyLimitMiddleware, limit_for=limits)
     add_trusted_hosts(app, settings.allowed_hosts)

@@ -19,6 +19,7 @@ from chat.options import (
 from core.conversation import Conversation
 from core.persist.service import ChatState, Persistence
 from core.security import escape_markdown, redact
+from core.security.threads import canonical_thread_id
 from core.tiling import AUTO_TILE_PX
 from core.types import DECODING_PRESETS
 
@@ -122,9 +123,14 @@ async def restore_state(
     the thread goes on with the rest (or fresh).
     """
     try:
+        thread_id = canonical_thread_id(thread["id"])  # never folded: see docs
         state = await asyncio.to_thread(
-            persist.load_state, thread["id"], DEFAULT_OPTIONS.to_dict()
+            persist.load_state, thread_id, DEFAULT_OPTIONS.to_dict()
         )
+    except ValueError as exc:
+        logger.warning("not restoring thread %.80r: %s", thread["id"], exc)
+        lost = (f"its saved state ({exc})",)
+        state = ChatState(Conversation(), DEFAULT_OPTIONS.to_dict(), problems=lost)
     except OSError as exc:
         logger.exception("could not restore thread %s", thread["id"])
         lost = (f"its saved state ({redact(exc)})",)

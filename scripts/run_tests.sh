@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 # System packages the tests use: Chromium (browser tests) and a PostgreSQL server
-# (tests/test_persistence_e2e.py runs its history tests on PostgreSQL too).
+# (tests/e2e/test_persistence_e2e.py and tests/security/test_thread_ids.py run
+# their history tests on PostgreSQL too).
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)

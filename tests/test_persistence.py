@@ -182,15 +182,16 @@ def test_async_database_url(tmp_path, url, expected, expectation):
     ("thread_id", "expectation"),
     [
         ("8c1f3c52-1a4b-4f7e-9d55-0a4b8e0e6c11", does_not_raise()),  # a UUID
-        ("8C1F3C52-1A4B-4F7E-9D55-0A4B8E0E6C11", does_not_raise()),  # upper case
+        ("8C1F3C52-1A4B-4F7E-9D55-0A4B8E0E6C11", pytest.raises(ValueError)),  # upper
         ("../../etc", pytest.raises(ValueError, match="UUID")),  # traversal
         ("", pytest.raises(ValueError, match="UUID")),  # empty
     ],
 )
 def test_thread_folder_only_takes_uuids(tmp_path, thread_id, expectation):
+    """More spellings: tests/security/test_thread_id_units.py."""
     with expectation:
         folder = thread_folder(tmp_path, thread_id)
-        assert folder.parent == tmp_path and folder.name == thread_id.lower()
+        assert folder.parent == tmp_path and folder.name == thread_id
 
 
 async def test_storage_round_trip_and_cleanup(tmp_path):

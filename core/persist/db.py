@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import shutil
-import uuid
 from collections.abc import Awaitable
 from contextvars import ContextVar
 from pathlib import Path
@@ -24,6 +23,9 @@ from chainlit.data.storage_clients.base import BaseStorageClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+
+from core.persist.thread_guard import ThreadIdGuard
+from core.security.threads import canonical_thread_id
 
 logger = logging.getLogger(__name__)
 
@@ -159,18 +161,17 @@ def schema_statements(dialect: str) -> list[str]:
 
 
 def thread_folder(root: str | Path, thread_id: str) -> Path:
-    """``root/<thread uuid>``; ValueError unless ``thread_id`` is a UUID
-    (thread ids come from the browser, so they never become raw paths)."""
-    try:
-        canonical = str(uuid.UUID(str(thread_id)))
-    except ValueError as exc:
-        raise ValueError(f"thread ids are UUIDs, got {thread_id!r}") from exc
-    return Path(root) / canonical
+    """``root/<thread id>``; ValueError unless ``thread_id`` is a canonical
+    UUID. Other spellings of one UUID are refused, not folded: the ownership
+    check and the database rows key on the id as given (core.security.threads).
+    """
+    return Path(root) / canonical_thread_id(thread_id)
 
 
-class AppDataLayer(SQLAlchemyDataLayer):
+class AppDataLayer(ThreadIdGuard, SQLAlchemyDataLayer):
     """``SQLAlchemyDataLayer`` that creates its tables, binds JSON values on
-    either database, and deletes a thread's image folder with the thread.
+    either database, deletes a thread's image folder with the thread, and
+    takes canonical thread ids only (ThreadIdGuard).
 
     Chainlit fires step and element writes as background tasks. Here they run
     one at a time in the order they were started (a step's update can no

@@ -87,16 +87,21 @@ class RouteGuardMiddleware:
             return
         status, message = refusal
         logger.warning("refused %s %s: %s", scope["method"], scope["path"], message)
-        code = "bad_request" if status == 400 else "forbidden"
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_refusal(send, status, message)
+
+
+async def send_refusal(send: Send, status: int, message: str) -> None:
+    """A JSON error response: 400 bad_request or 403 forbidden."""
+    code = "bad_request" if status == 400 else "forbidden"
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

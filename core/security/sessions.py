@@ -58,6 +58,7 @@ def session_folder(files_root: Path, session_id: object) -> Path:
 
 
 ConnectHandler = Callable[[str, dict, Any], Awaitable[Any]]
+AuthCheck = Callable[[dict], str | None]
 
 
 def session_id_refusal(auth: object) -> str | None:
@@ -70,12 +71,17 @@ def session_id_refusal(auth: object) -> str | None:
 
 
 def wrap_connect(
-    original: ConnectHandler, origin_refusal: Callable[[dict], str | None]
+    original: ConnectHandler,
+    origin_refusal: Callable[[dict], str | None],
+    auth_checks: tuple[AuthCheck, ...] = (),
 ) -> ConnectHandler:
-    """Chainlit's socket connect handler behind the id and Origin checks."""
+    """Chainlit's socket connect handler behind the Origin, session id and
+    ``auth_checks`` (e.g. the thread id: core.security.threads) checks."""
 
     async def connect(sid: str, environ: dict, auth: Any = None) -> Any:
         reason = origin_refusal(environ) or session_id_refusal(auth)
+        if reason is None:  # auth is a dict from here on
+            reason = next(filter(None, (check(auth) for check in auth_checks)), None)
         if reason is not None:
             peer = environ.get("REMOTE_ADDR", "?")
             logger.warning("refused socket connection from %s: %s", peer, reason)
@@ -86,7 +92,11 @@ def wrap_connect(
     return connect
 
 
-def install_socket_guard(sio: Any, origin_refusal: Callable[[dict], str | None]):
+def install_socket_guard(
+    sio: Any,
+    origin_refusal: Callable[[dict], str | None],
+    auth_checks: tuple[AuthCheck, ...] = (),
+):
     """Replace the connect handler on Chainlit's socket.io server. Idempotent."""
     handlers = sio.handlers.get("/", {})
     original = handlers.get("connect")
@@ -97,4 +107,4 @@ def install_socket_guard(sio: Any, origin_refusal: Callable[[dict], str | None])
         )
     if getattr(original, "_guarded", False):
         return
-    sio.on("connect", wrap_connect(original, origin_refusal))
+    sio.on("connect", wrap_connect(original, origin_refusal, auth_checks))
