@@ -1,8 +1,8 @@
 """Login flooding and the AUTH_USERS switch over the real server (loopback).
 
-Client addresses are sent as X-Forwarded-For, which uvicorn trusts from
-127.0.0.1 only (as from a reverse proxy on the same machine): that is how one
-test machine plays several attackers.
+Client addresses are sent as X-Forwarded-For, which the server believes from
+127.0.0.1 only because FORWARDED_ALLOW_IPS says so (a reverse proxy on the same
+machine): that is how one test machine plays several attackers.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def server(synthetic_vae_path, tmp_path_factory):
         AUTH_USERS=users,
         PERSIST="off",  # login must stay on anyway
         LOGIN_RATE_LIMIT=str(LIMIT),
+        FORWARDED_ALLOW_IPS="127.0.0.1",  # the tests play a proxy: see above
     )
     process = run_server(env, folder / "server.log")
     try:
