@@ -41,7 +41,9 @@ async def redraw(
     if hidden != turn.hidden:
         turn = conversation.record(record.id, turn.intent, turn.summary, hidden)
     # the masks are decoded again: one hit, like undo (RateLimitedError past it)
-    services.limiter.hit(client_key(cl.context.session))
+    services.limiter.hit(
+        client_key(cl.context.session, services.settings.forwarded_allow_ips)
+    )
     result = await replay_turn(services, turn, record)
     await send_result(services, record, result, options, hidden=turn.hidden)
 

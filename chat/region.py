@@ -18,6 +18,7 @@ from chat.analysis import stored_photo
 from chat.services import ChatServices
 from core.conversation import Conversation
 from core.render import to_jpeg_bytes
+from core.security import escape_markdown, inline_code
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,16 @@ def preview_data_url(display: Image.Image) -> str:
     ).decode("ascii")
 
 
+def region_hint(name: str, prompt: str | None) -> str:
+    """The message above the photo. ``name`` is the upload's own name and
+    ``prompt`` came from the user's words: both shown inert (no link, image
+    or emphasis from a name like ``![b](https://evil.example/b.png).png``)."""
+    where = f"*{escape_markdown(name)}*"
+    if prompt:
+        return f"Drag a rectangle on {where}: {inline_code(prompt)} runs there."
+    return f"Drag a rectangle on {where}, then say what to look for."
+
+
 async def pick_region(services: ChatServices, conversation: Conversation) -> None:
     """Show the active photo to drag a rectangle on (raises AppError: no photo)."""
     record = conversation.resolve(None)
@@ -41,14 +52,10 @@ async def pick_region(services: ChatServices, conversation: Conversation) -> Non
     src = await asyncio.to_thread(preview_data_url, photo.display)
     width, height = record.size_wh
     prompt = last.prompt if last is not None else None
-    hint = (
-        f"Drag a rectangle on *{record.name}*: `{prompt}` runs there."
-        if prompt
-        else f"Drag a rectangle on *{record.name}*, then say what to look for."
-    )
     element = cl.CustomElement(
         name="RegionSelect",
         props={"src": src, "width": width, "height": height, "prompt": prompt},
         display="inline",
     )
+    hint = region_hint(record.name, prompt)
     await cl.Message(content=hint, elements=[element]).send()

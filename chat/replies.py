@@ -173,7 +173,8 @@ def charge(services: ChatServices, images: int, intent: Intent | None = None) ->
             or services.settings.max_new_tokens
             or token_budget(intent)
         )
-    services.limiter.hit(client_key(cl.context.session), work_cost(images, budget))
+    key = client_key(cl.context.session, services.settings.forwarded_allow_ips)
+    services.limiter.hit(key, work_cost(images, budget))
 
 
 def _free_name(folder: Path, number: int) -> Path:

@@ -14,6 +14,7 @@ from typing import Any
 from core.config import Settings
 from core.security import private_data_dir
 from core.security.bodylimit import BodyLimitMiddleware, upload_limits
+from core.security.clients import pin_uvicorn_proxy_trust
 from core.security.headers import RouteGuardMiddleware, SecurityHeadersMiddleware
 from core.security.origins import OriginPolicy, add_trusted_hosts, restrict_cors
 from core.security.sessions import install_socket_guard, session_folder
@@ -64,6 +65,7 @@ def install_web_security(settings: Settings) -> None:
     from chainlit.config import config
     from chainlit.server import app, sio
 
+    pin_uvicorn_proxy_trust(settings.forwarded_allow_ips)  # before uvicorn.Config
     policy = OriginPolicy(settings.allowed_origins, settings.allowed_hosts)
     guard_session_folders()
     install_socket_guard(sio, policy.socket_refusal, (thread_id_refusal,))

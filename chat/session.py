@@ -19,6 +19,7 @@ from chat.options import (
 from core.conversation import Conversation
 from core.persist.service import ChatState, Persistence
 from core.security import escape_markdown, redact
+from core.security.clients import client_address
 from core.security.threads import canonical_thread_id
 from core.tiling import AUTO_TILE_PX
 from core.types import DECODING_PRESETS
@@ -28,16 +29,16 @@ logger = logging.getLogger(__name__)
 DEFAULT_OPTIONS = ChatOptions()
 
 
-def client_key(session) -> str:
+def client_key(session, trusted_proxies: Sequence[str] = ()) -> str:
     """Who a chat session's work counts for: ``user:<name>`` when logged in,
-    else ``ip:<address>`` (the socket's peer; the session id is the client's
-    own choice, so it is never the key)."""
+    else ``ip:<address>`` (core.security.clients.client_address: the socket's
+    peer, or what a proxy of FORWARDED_ALLOW_IPS forwarded; the session id is
+    the client's own choice, so it is never the key)."""
     user = getattr(session, "user", None)
     if user is not None:
         return f"user:{user.identifier}"
     scope = (getattr(session, "environ", None) or {}).get("asgi.scope") or {}
-    client = scope.get("client")
-    return f"ip:{client[0]}" if client else "ip:unknown"
+    return f"ip:{client_address(scope, trusted_proxies)}"
 
 
 def model_select(options: ChatOptions, models: dict[str, str]) -> list[Select]:

@@ -5,6 +5,7 @@ Every setting, its default and meaning is listed in ``.env.example``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()  # ALLOWED_ORIGINS: extra browser origins
     max_files_per_message: int = 10  # MAX_FILES_PER_MESSAGE: chat uploads at once
     image_url_ports: tuple[int, ...] = (80, 443)  # IMAGE_URL_PORTS (allowlist "*")
+    forwarded_allow_ips: tuple[str, ...] = ()  # FORWARDED_ALLOW_IPS: proxies' IPs
     # Memory caps (issue 13 item 7); operators may raise them.
     max_detections: int = 100  # MAX_DETECTIONS: objects kept per image
     max_concurrent_decodes: int = 2  # MAX_CONCURRENT_DECODES: image decodes at once
@@ -262,10 +264,23 @@ def _check_web_security(settings: Settings) -> None:
         raise ValueError(
             f"MAX_FILES_PER_MESSAGE must be >= 1, got {settings.max_files_per_message}"
         )
+    _check_proxies(settings.forwarded_allow_ips)
     if not all(1 <= port <= 65535 for port in settings.image_url_ports):
         raise ValueError(
             f"IMAGE_URL_PORTS must be ports in 1..65535, got {settings.image_url_ports}"
         )
+
+
+def _check_proxies(entries: tuple[str, ...]) -> None:
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                "FORWARDED_ALLOW_IPS must list your reverse proxies' IP addresses "
+                f"or networks (e.g. 127.0.0.1 or 172.16.0.0/12), got {entry!r}: "
+                "X-Forwarded-For from anyone else is ignored"
+            ) from None
 
 
 def _ports(value: str) -> tuple[int, ...]:
@@ -321,6 +336,7 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ),
     ("max_files_per_message", "MAX_FILES_PER_MESSAGE", int),
     ("image_url_ports", "IMAGE_URL_PORTS", _ports),
+    ("forwarded_allow_ips", "FORWARDED_ALLOW_IPS", _list),
     ("max_detections", "MAX_DETECTIONS", int),
     ("max_concurrent_decodes", "MAX_CONCURRENT_DECODES", int),
     ("max_new_tokens_limit", "MAX_NEW_TOKENS_LIMIT", int),

@@ -38,6 +38,7 @@ from core.pipeline import CancellableModel, token_budget
 from core.ratelimit import RateLimiter, work_cost
 from core.render import render_overlay, to_png_bytes
 from core.security.auth import SessionTokens, api_identity
+from core.security.clients import client_address
 from core.tiling import TileSpec, analyze_tiled, tile_grid
 from core.types import AnalysisResult, Decoding, Intent
 
@@ -88,14 +89,16 @@ class ApiContext:
     def client_of(self, request: Request) -> str:
         """Who is asking, for rate limits and queue turns: the API key's id, a
         logged-in user (``user:<name>``, with AUTH_USERS), or the client
-        address (proxy headers are not trusted). 401 on bad credentials."""
+        address (``client_address``: X-Forwarded-For only from a proxy of
+        FORWARDED_ALLOW_IPS). 401 on bad credentials."""
         identity = api_identity(
             request.headers.get("authorization"),
             request.cookies.get(AUTH_COOKIE),
             self.settings.api_key,
             self.tokens,
         )
-        return identity or f"ip:{request.client.host if request.client else 'unknown'}"
+        address = client_address(request.scope, self.settings.forwarded_allow_ips)
+        return identity or f"ip:{address}"
 
     def charge(
         self,

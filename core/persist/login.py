@@ -30,6 +30,7 @@ from core.errors import RateLimitedError
 from core.persist.auth import PasswordChecker
 from core.persist.service import Persistence
 from core.security.auth import LoginGuard, SessionTokens
+from core.security.clients import client_address
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ def protect_sessions(tokens: SessionTokens) -> None:
     config.project.user_session_timeout = int(tokens.lifetime_s)
 
 
-def install_login_routes(app: FastAPI, guard: LoginGuard) -> None:
+def install_login_routes(
+    app: FastAPI, guard: LoginGuard, trusted_proxies: tuple[str, ...] = ()
+) -> None:
     """``POST /login`` with the flood limits and ``POST /auth/jwt`` refused,
     in front of Chainlit's routes of the same paths."""
     router = APIRouter()
@@ -77,7 +80,7 @@ def install_login_routes(app: FastAPI, guard: LoginGuard) -> None:
         response: Response,
         form_data: OAuth2PasswordRequestForm = Depends(),  # noqa: B008
     ):
-        address = request.client.host if request.client else "unknown"
+        address = client_address(request.scope, trusted_proxies)
         try:
             guard.admit(address, form_data.username)
         except RateLimitedError as exc:
@@ -114,13 +117,15 @@ class Login:
     checker: PasswordChecker
     tokens: SessionTokens
     guard: LoginGuard
+    trusted_proxies: tuple[str, ...] = ()  # FORWARDED_ALLOW_IPS
 
     @classmethod
     def from_persistence(cls, persist: Persistence, settings: Settings) -> Login:
         """Wires revocation into Chainlit (``protect_sessions``) right away."""
         tokens = persist.session_tokens(settings.session_hours * 3600)
         protect_sessions(tokens)
-        return cls(persist.checker(), tokens, LoginGuard(settings.login_rate_limit))
+        guard = LoginGuard(settings.login_rate_limit)
+        return cls(persist.checker(), tokens, guard, settings.forwarded_allow_ips)
 
     async def password_auth(self, username: str, password: str) -> User | None:
         """Chainlit's password callback: the hash runs on the guard's threads;
@@ -131,4 +136,4 @@ class Login:
         return None
 
     def install(self, app: FastAPI) -> None:
-        install_login_routes(app, self.guard)
+        install_login_routes(app, self.guard, self.trusted_proxies)

@@ -40,8 +40,8 @@ def run_server(env: dict[str, str], log: Path) -> ServerProcess:
 
 
 def login(url: str, name: str, password: str, address: str | None = None):
-    """POST /login; ``address`` is sent as X-Forwarded-For, which uvicorn
-    trusts from 127.0.0.1 only (a reverse proxy on this machine)."""
+    """POST /login; ``address`` is sent as X-Forwarded-For, which the server
+    believes only with FORWARDED_ALLOW_IPS=127.0.0.1 (a proxy on this machine)."""
     headers = {"X-Forwarded-For": address} if address else None
     return httpx.post(
         f"{url}/login",

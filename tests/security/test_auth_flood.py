@@ -1,8 +1,8 @@
 """Login flooding and the AUTH_USERS switch over the real server (loopback).
 
-Client addresses are sent as X-Forwarded-For, which uvicorn trusts from
-127.0.0.1 only (as from a reverse proxy on the same machine): that is how one
-test machine plays several attackers.
+Client addresses are sent as X-Forwarded-For, which the server believes from
+127.0.0.1 only because FORWARDED_ALLOW_IPS says so (a reverse proxy on the same
+machine): that is how one test machine plays several attackers.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def server(synthetic_vae_path, tmp_path_factory):
         AUTH_USERS=users,
         PERSIST="off",  # login must stay on anyway
         LOGIN_RATE_LIMIT=str(LIMIT),
+        FORWARDED_ALLOW_IPS="127.0.0.1",  # the tests play a proxy: see above
     )
     process = run_server(env, folder / "server.log")
     try:
@@ -86,3 +87,18 @@ def test_wrong_logins_of_one_name_from_many_addresses(server):
     assert "this user name" in locked.json()["detail"]
     other = login(server.url, "carol", PASSWORD, "203.0.113.101")
     assert other.status_code == 200, other.text
+
+
+def test_login_token_comes_as_a_cookie_and_works_as_a_bearer(server):
+    """What docs/api.md tells API clients: POST /login answers only
+    {"success": true} and sets the token as the ``access_token`` cookie; that
+    value also works as ``Authorization: Bearer``."""
+    response = login(server.url, "alice", PASSWORD, "192.0.2.201")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"success": True}  # no token in the body
+    token = response.cookies["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    models = httpx.get(f"{server.url}/v1/models", headers=bearer, timeout=30)
+    assert models.status_code == 200, models.text
+    refused = httpx.get(f"{server.url}/v1/models", timeout=30)
+    assert refused.status_code == 401, refused.text

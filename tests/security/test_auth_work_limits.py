@@ -2,7 +2,7 @@
 a new session id does not reset the chat's limit, every image, undo and export
 counts, every /v1/analyze image counts, and chat settings from the socket are
 clamped to their widgets. Client addresses are sent as X-Forwarded-For (trusted
-from 127.0.0.1 only)."""
+from 127.0.0.1 only, FORWARDED_ALLOW_IPS)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,12 @@ LIMITED = "Too many requests"
 @pytest.fixture(scope="module")
 def server(synthetic_vae_path, tmp_path_factory):
     folder = tmp_path_factory.mktemp("auth-work-limits")
-    env = replay_env(folder, synthetic_vae_path, RATE_LIMIT=str(LIMIT))
+    env = replay_env(
+        folder,
+        synthetic_vae_path,
+        RATE_LIMIT=str(LIMIT),
+        FORWARDED_ALLOW_IPS="127.0.0.1",
+    )
     process = run_server(env, folder / "server.log")
     try:
         yield process
