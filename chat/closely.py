@@ -28,7 +28,7 @@ from core.errors import UserInputError
 from core.kept import keep_objects, restore_objects
 from core.pipeline import CancellableModel, region_on_photo, scale_detections
 from core.security import code_block_safe
-from core.tiling import analyze_tiled, tile_grid
+from core.tiling import analyze_tiled, tile_grid, tile_looks
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent, Region
 
 
@@ -50,8 +50,7 @@ def look_grid(
 
 def looks(options: ChatOptions, intent: Intent, size_wh: tuple[int, int]) -> int:
     """Model runs one request costs on a photo: 1, or tiles + the whole photo."""
-    columns, rows = look_grid(options, intent, size_wh)
-    return 1 if columns * rows == 1 else columns * rows + 1
+    return tile_looks(look_grid(options, intent, size_wh), intent)
 
 
 def tile_text(number: int, total: int) -> str:
