@@ -156,14 +156,17 @@ def tiled_summary(result: AnalysisResult) -> ResultSummary:
     return replace(summary, tiles=tiles, objects=keep_objects(result.detections))
 
 
-def kept_result(turn: Turn, record: ImageRecord) -> AnalysisResult:
+def kept_result(turn: Turn, record: ImageRecord, max_pixels: int) -> AnalysisResult:
     """A "look closely" turn again, from its kept objects (no model, no VAE).
 
     Raises UserInputError when the kept objects cannot be read back (a saved
-    state from elsewhere or edited by hand).
+    state from elsewhere or edited by hand, a photo over ``max_pixels``:
+    MAX_IMAGE_PIXELS), before any mask is decoded.
     """
     try:
-        detections = restore_objects(turn.summary.objects, record.size_wh)
+        detections = restore_objects(
+            turn.summary.objects, record.size_wh, max_pixels=max_pixels
+        )
     except ValueError as exc:
         raise UserInputError(
             f"The objects of that answer could not be read back ({exc}); ask again."
