@@ -20,6 +20,7 @@ from chat.samples import attach_sample, starters
 from chat.security import install_web_security
 from chat.services import ChatServices
 from chat.session import DEFAULT_OPTIONS, restore_state, save_state, send_chat_settings
+from chat.uploads import start_sweeping
 from core.config import Settings
 from core.conversation import Conversation
 from core.engine import get_engines
@@ -70,6 +71,7 @@ async def on_app_startup() -> None:
     from core.api.routes import install_api
 
     FILES_DIRECTORY.mkdir(parents=True, exist_ok=True)  # uploads 500 without it
+    start_sweeping()  # abandoned sessions' upload folders (chat.uploads)
     tokens = LOGIN.tokens if LOGIN else None
     install_api(
         app,

@@ -204,7 +204,8 @@ async def replay_turn(
 ) -> AnalysisResult:
     """A past turn's result again, from its kept answer (no new generation)."""
     if turn.summary.tiles:  # "look closely": merged objects, kept as they were
-        return await asyncio.to_thread(kept_result, turn, record)
+        pixels = services.settings.max_image_pixels  # the photo's size is claimed
+        return await asyncio.to_thread(kept_result, turn, record, pixels)
     region = turn.intent.region
     generation = Generation(
         turn.intent,

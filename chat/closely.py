@@ -28,7 +28,7 @@ from core.errors import UserInputError
 from core.kept import keep_objects, restore_objects
 from core.pipeline import CancellableModel, region_on_photo, scale_detections
 from core.security import code_block_safe
-from core.tiling import analyze_tiled, tile_grid
+from core.tiling import analyze_tiled, tile_grid, tile_looks
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent, Region
 
 
@@ -50,8 +50,7 @@ def look_grid(
 
 def looks(options: ChatOptions, intent: Intent, size_wh: tuple[int, int]) -> int:
     """Model runs one request costs on a photo: 1, or tiles + the whole photo."""
-    columns, rows = look_grid(options, intent, size_wh)
-    return 1 if columns * rows == 1 else columns * rows + 1
+    return tile_looks(look_grid(options, intent, size_wh), intent)
 
 
 def tile_text(number: int, total: int) -> str:
@@ -157,14 +156,17 @@ def tiled_summary(result: AnalysisResult) -> ResultSummary:
     return replace(summary, tiles=tiles, objects=keep_objects(result.detections))
 
 
-def kept_result(turn: Turn, record: ImageRecord) -> AnalysisResult:
+def kept_result(turn: Turn, record: ImageRecord, max_pixels: int) -> AnalysisResult:
     """A "look closely" turn again, from its kept objects (no model, no VAE).
 
     Raises UserInputError when the kept objects cannot be read back (a saved
-    state from elsewhere or edited by hand).
+    state from elsewhere or edited by hand, a photo over ``max_pixels``:
+    MAX_IMAGE_PIXELS), before any mask is decoded.
     """
     try:
-        detections = restore_objects(turn.summary.objects, record.size_wh)
+        detections = restore_objects(
+            turn.summary.objects, record.size_wh, max_pixels=max_pixels
+        )
     except ValueError as exc:
         raise UserInputError(
             f"The objects of that answer could not be read back ({exc}); ask again."

@@ -22,6 +22,13 @@ from chat.redraw import redraw
 from chat.region import pick_region
 from chat.services import ChatServices
 from chat.session import client_key
+from chat.uploads import (
+    count_kept,
+    drop_refused,
+    free_name,
+    quota_refusal,
+    refusal_text,
+)
 from core.config import MB
 from core.conversation import Conversation, ImageRecord
 from core.errors import AppError
@@ -45,7 +52,11 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
             "(MAX_FILES_PER_MESSAGE). Nothing was kept: send them in smaller groups."
         )
         return
-    added = await ingest_uploads(services, message, conversation)
+    added, refused = await ingest_uploads(services, message, conversation)
+    if refused:  # told why; the message's request waits for the user
+        if len(added) > 1:
+            conversation.set_group(added)
+        return
     if len(added) > 1:  # plain requests now run on each photo of this message
         conversation.set_group(added)
     text = (message.content or "").strip()
@@ -129,23 +140,35 @@ async def _run(
 
 async def ingest_uploads(
     services: ChatServices, message: cl.Message, conversation: Conversation
-) -> list[ImageRecord]:
-    """Validate and keep every uploaded image; tell the user about bad ones."""
+) -> tuple[list[ImageRecord], bool]:
+    """Validate and keep every uploaded image; tell the user about bad ones.
+
+    Each upload is charged (RATE_LIMIT) and checked against the upload quotas
+    (chat.uploads) before it is decoded. Returns the photos kept and whether
+    the message's uploads were cut short by those limits (then the user has
+    been told, and the rest of the message is not run).
+    """
     settings = services.settings
     added = []
     if services.persist.enabled:  # kept with the thread, deleted with it
         images_dir = services.persist.thread_folder(cl.context.session.thread_id)
     else:  # Chainlit's session folder: removed when the session ends for good
         images_dir = Path(cl.context.session.files_dir) / "images"
-    for element in message.elements or []:
-        path = getattr(element, "path", None)
-        if not path:
-            continue
-        name = element.name or Path(path).name
+    elements = [e for e in message.elements or [] if getattr(e, "path", None)]
+    for number, element in enumerate(elements):
+        name = element.name or Path(element.path).name
+        refusal = await _upload_refusal(services)
+        if refusal is not None:
+            refused = elements[number:]
+            names = [e.name or Path(e.path).name for e in refused]
+            await say(refusal_text(names, [r.name for r in added], refusal))
+            if not services.persist.enabled:  # with history, the thread shows them
+                drop_refused([e.path for e in refused])
+            return added, True
         images_dir.mkdir(parents=True, exist_ok=True)
-        stored = _free_name(images_dir, len(conversation.images) + 1)
+        stored = free_name(images_dir, len(conversation.images) + 1)
         try:
-            data = await asyncio.to_thread(Path(path).read_bytes)
+            data = await asyncio.to_thread(Path(element.path).read_bytes)
             photo = await asyncio.to_thread(  # the only decode of this upload
                 services.photos.ingest,
                 data,
@@ -156,8 +179,22 @@ async def ingest_uploads(
         except AppError as exc:
             await say(f"**{escape_markdown(name)}**: {escape_markdown(exc.message)}")
             continue
+        count_kept()
         added.append(conversation.add_image(name, str(stored), photo.original_wh))
-    return added
+    return added, False
+
+
+async def _upload_refusal(services: ChatServices) -> str | None:
+    """Why the next upload is not kept (quota, rate limit), or None; a
+    kept upload takes one hit of the rate limit here, before decoding."""
+    refusal = await quota_refusal(services.settings)
+    if refusal is not None:
+        return refusal
+    try:
+        charge(services, 1)
+    except AppError as exc:
+        return exc.message
+    return None
 
 
 def charge(services: ChatServices, images: int, intent: Intent | None = None) -> None:
@@ -175,16 +212,6 @@ def charge(services: ChatServices, images: int, intent: Intent | None = None) ->
         )
     key = client_key(cl.context.session, services.settings.forwarded_allow_ips)
     services.limiter.hit(key, work_cost(images, budget))
-
-
-def _free_name(folder: Path, number: int) -> Path:
-    """``NNN.jpg``, the display copy's name (chat.photos), not yet taken."""
-    while any(  # a resumed thread's older ones (.png before display copies)
-        (folder / f"{number:03d}{suffix}").exists()
-        for suffix in (".jpg", ".png", ".orig")  # .orig: written first
-    ):
-        number += 1
-    return folder / f"{number:03d}.jpg"
 
 
 async def _undo(services: ChatServices, conversation: Conversation) -> None:

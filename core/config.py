@@ -102,6 +102,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = LOCAL_HOSTS  # ALLOWED_HOSTS: Host header names
     allowed_origins: tuple[str, ...] = ()  # ALLOWED_ORIGINS: extra browser origins
     max_files_per_message: int = 10  # MAX_FILES_PER_MESSAGE: chat uploads at once
+    uploads_per_session_max: int = 50  # UPLOADS_PER_SESSION_MAX: anonymous; 0: any
+    uploads_total_mb: int = 2048  # UPLOADS_TOTAL_MB: Chainlit's .files; 0: any
     image_url_ports: tuple[int, ...] = (80, 443)  # IMAGE_URL_PORTS (allowlist "*")
     forwarded_allow_ips: tuple[str, ...] = ()  # FORWARDED_ALLOW_IPS: proxies' IPs
     # Memory caps (issue 13 item 7); operators may raise them.
@@ -166,6 +168,8 @@ class Settings:
             ("MAX_DETECTIONS", self.max_detections, 1, 10_000),
             ("MAX_CONCURRENT_DECODES", self.max_concurrent_decodes, 1, 64),
             ("MAX_NEW_TOKENS_LIMIT", self.max_new_tokens_limit, 1, 2048),
+            ("UPLOADS_PER_SESSION_MAX", self.uploads_per_session_max, 0, 10**6),
+            ("UPLOADS_TOTAL_MB", self.uploads_total_mb, 0, 10**9),
         ):
             if not low <= value <= high:
                 raise ValueError(f"{env_name} must be in {low}..{high}, got {value}")
@@ -335,6 +339,8 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
         lambda v: tuple(o.rstrip("/") for o in _list(v)),
     ),
     ("max_files_per_message", "MAX_FILES_PER_MESSAGE", int),
+    ("uploads_per_session_max", "UPLOADS_PER_SESSION_MAX", int),
+    ("uploads_total_mb", "UPLOADS_TOTAL_MB", int),
     ("image_url_ports", "IMAGE_URL_PORTS", _ports),
     ("forwarded_allow_ips", "FORWARDED_ALLOW_IPS", _list),
     ("max_detections", "MAX_DETECTIONS", int),

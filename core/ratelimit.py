@@ -82,8 +82,8 @@ class RateLimiter:
         if 0 < self.per_minute < cost:
             raise RateLimitedError(
                 f"This request counts {cost} toward the rate limit (one per image "
-                f"and per {TOKENS_PER_HIT} tokens of its budget), more than the "
-                f"{self.per_minute} per minute allowed (RATE_LIMIT): send fewer "
-                "images or ask for fewer new tokens.",
+                f"and tile, and per {TOKENS_PER_HIT} tokens of its budget), more "
+                f"than the {self.per_minute} per minute allowed (RATE_LIMIT): send "
+                "fewer images, ask for fewer tiles or fewer new tokens.",
                 retry_after_s=60,
             )

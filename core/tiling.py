@@ -74,6 +74,15 @@ def tile_grid(spec: TileSpec, size_wh: tuple[int, int]) -> tuple[int, int]:
     return spec  # type: ignore[return-value]
 
 
+def tile_looks(grid: tuple[int, int], intent: Intent) -> int:
+    """Model runs ``analyze_tiled`` makes on one photo with ``grid``: 1, or
+    the whole photo plus every tile (detect/segment only; see there)."""
+    columns, rows = grid
+    if intent.task not in GROUNDED_TASKS or columns * rows == 1:
+        return 1
+    return columns * rows + 1
+
+
 def slices_for(
     grid: tuple[int, int], size_wh: tuple[int, int]
 ) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -59,11 +59,11 @@ def _turn(objects) -> tuple[Turn, ImageRecord]:
 
 def test_a_kept_turn_comes_back_without_the_model() -> None:
     kept = keep_objects([Detection("cat", (1, 2, 30, 40), image_wh=(100, 80))])
-    result = kept_result(*_turn(kept))
+    result = kept_result(*_turn(kept), 40_000_000)
     assert [(d.label, d.box_px) for d in result.detections] == [("cat", (1, 2, 30, 40))]
     assert result.image_size_wh == (100, 80) and result.timings_s["tiles"] == 4
 
 
 def test_broken_kept_objects_say_so() -> None:
     with pytest.raises(UserInputError, match=r"could not be read back.*ask again"):
-        kept_result(*_turn(({"box": [0, 0, 500, 5]},)))
+        kept_result(*_turn(({"box": [0, 0, 500, 5]},)), 40_000_000)

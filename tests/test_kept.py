@@ -14,6 +14,7 @@ from core.kept import MAX_KEPT_OBJECTS, keep_objects, restore_objects, rle_runs
 from core.types import Detection, Intent
 
 SIZE = (120, 90)
+PIXELS = 40_000_000  # MAX_IMAGE_PIXELS
 
 
 def detections(seed: int = 0) -> list[Detection]:
@@ -58,7 +59,7 @@ def detections(seed: int = 0) -> list[Detection]:
 def test_round_trip_through_json_is_exact() -> None:
     original = detections()
     kept = json.loads(json.dumps(keep_objects(original)))
-    restored = restore_objects(kept, SIZE)
+    restored = restore_objects(kept, SIZE, max_pixels=PIXELS)
     assert len(restored) == 6
     for before, after in zip(original, restored, strict=True):
         assert after.label == before.label
@@ -126,13 +127,13 @@ def _with(**changes) -> list:
 )
 def test_hostile_objects_are_refused_clearly(objects, phrase) -> None:
     with pytest.raises(ValueError, match=None) as caught:
-        restore_objects(objects, SIZE)
+        restore_objects(objects, SIZE, max_pixels=PIXELS)
     assert phrase in str(caught.value)
 
 
 def test_exactly_the_most_kept_objects_are_accepted() -> None:
     boxes = [{"box": [0, 0, 1, 1]}] * MAX_KEPT_OBJECTS
-    assert len(restore_objects(boxes, SIZE)) == MAX_KEPT_OBJECTS
+    assert len(restore_objects(boxes, SIZE, max_pixels=PIXELS)) == MAX_KEPT_OBJECTS
 
 
 def test_a_negative_run_is_refused() -> None:
@@ -141,7 +142,7 @@ def test_a_negative_run_is_refused() -> None:
     item = {"box": [0, 0, 1, 1], "mask": {"origin": [0, 0], "size": [1, 2]}}
     item["mask"]["counts"] = "12O"  # 1 + 2 - 1 = 2 pixels, but a run is negative
     with pytest.raises(ValueError, match="non-negative runs"):
-        restore_objects([item], (10, 10))
+        restore_objects([item], (10, 10), max_pixels=PIXELS)
 
 
 def test_a_tiled_turn_survives_the_state_snapshot() -> None:
@@ -157,6 +158,6 @@ def test_a_tiled_turn_survives_the_state_snapshot() -> None:
     again = Conversation.from_dict(json.loads(json.dumps(chat.to_dict())))
     turn = again.last_turn()
     assert turn.summary.tiles == 4
-    restored = restore_objects(turn.summary.objects, SIZE)
+    restored = restore_objects(turn.summary.objects, SIZE, max_pixels=PIXELS)
     assert [d.box_px for d in restored] == [d.box_px for d in detections()]
     assert np.array_equal(restored[2].mask, detections()[2].mask)

@@ -61,8 +61,9 @@ def test_work_that_never_fits_says_what_to_change(per_minute: int, cost: int):
         limiter.hit("ip:a", cost=cost)
     assert caught.value.message == (
         f"This request counts {cost} toward the rate limit (one per image and "
-        f"per 256 tokens of its budget), more than the {per_minute} per minute "
-        "allowed (RATE_LIMIT): send fewer images or ask for fewer new tokens."
+        f"tile, and per 256 tokens of its budget), more than the {per_minute} per "
+        "minute allowed (RATE_LIMIT): send fewer images, ask for fewer tiles or "
+        "fewer new tokens."
     )
     assert caught.value.retry_after_s == 60
     limiter.hit("ip:a", cost=per_minute)  # the refused request counted nothing

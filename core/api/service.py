@@ -39,7 +39,7 @@ from core.ratelimit import RateLimiter, work_cost
 from core.render import render_overlay, to_png_bytes
 from core.security.auth import SessionTokens, api_identity
 from core.security.clients import client_address
-from core.tiling import TileSpec, analyze_tiled, tile_grid
+from core.tiling import TileSpec, analyze_tiled, tile_grid, tile_looks
 from core.types import AnalysisResult, Decoding, Intent
 
 logger = logging.getLogger(__name__)
@@ -109,20 +109,41 @@ class ApiContext:
         tiles: TileSpec = "off",
     ) -> None:
         """The rest of a request's cost once its size is known: one hit per
-        image and per TOKENS_PER_HIT of the token budget the pipeline will use,
-        less the one ``admit`` took (429 past the limit)."""
-        budget = (
+        model run (per image, and per tile of an NxM grid plus the whole
+        photo) and per TOKENS_PER_HIT of the token budget the pipeline will
+        use, less the one ``admit`` took (429 past the limit). ``tiles="auto"``
+        counts one run per image here: its grid depends on the image's size,
+        and ``run`` charges its other runs once the image is decoded."""
+        looks = tile_looks(tiles, intent) if isinstance(tiles, tuple) else 1
+        cost = work_cost(images * looks, self._budget(intent, decoding))
+        self.limiter.check_cost(cost)
+        if cost > 1:
+            self.limiter.hit(client_id, cost=cost - 1)
+
+    def charge_grid(
+        self,
+        client_id: str,
+        grid: tuple[int, int],
+        intent: Intent,
+        decoding: Decoding,
+    ) -> None:
+        """``tiles="auto"`` resolved to ``grid`` on a decoded image: its runs
+        past the one ``charge`` counted, before any of them runs (429 past the
+        limit, or when this image alone could never be admitted)."""
+        looks = tile_looks(grid, intent)
+        if looks == 1:
+            return
+        budget = self._budget(intent, decoding)
+        self.limiter.check_cost(work_cost(looks, budget))
+        self.limiter.hit(client_id, cost=work_cost(looks - 1, budget))
+
+    def _budget(self, intent: Intent, decoding: Decoding) -> int:
+        """The token budget the pipeline will use for ``intent``."""
+        return (
             decoding.max_new_tokens
             or self.settings.max_new_tokens
             or token_budget(intent)
         )
-        # an NxM grid runs the model N*M times per image; "auto" is decided
-        # per image after decoding, so it counts once here
-        runs = tiles[0] * tiles[1] if isinstance(tiles, tuple) else 1
-        cost = work_cost(images * runs, budget)
-        self.limiter.check_cost(cost)
-        if cost > 1:
-            self.limiter.hit(client_id, cost=cost - 1)
 
     async def fetch(self, url: str) -> bytes:
         """Bytes at a client's image_url, under the SSRF policy (403 when off)."""
@@ -161,7 +182,8 @@ class ApiContext:
         hangs up, its job leaves the queue (or stops at the next token) and
         RequestCancelledError is raised.
 
-        ``tiles`` also runs detect/segment on overlapping tiles (core.tiling).
+        ``tiles`` also runs detect/segment on overlapping tiles (core.tiling);
+        "auto" charges ``request``'s client for its grid first (``charge_grid``).
         """
         engine = self.manager if engine is None else engine
         status = engine.status
@@ -174,17 +196,21 @@ class ApiContext:
                 "The model is still loading; try again shortly.",
                 retry_after_s=LOADING_RETRY_S,
             )
+        client = self.client_of(request) if request is not None else "internal"
+        grid = tile_grid(tiles, image.size)
+        if tiles == "auto" and request is not None:  # its grid is known now
+            self.charge_grid(client, grid, intent, decoding)
         cancel = threading.Event()
         work = self.queue.submit(
             analyze_tiled,
             image,
             intent,
             CancellableModel(engine, cancel),
-            tile_grid(tiles, image.size),
+            grid,
             decoding=decoding,
             max_new_tokens=self.settings.max_new_tokens,
             cancel=cancel,  # the queue's: set when the caller stops waiting
-            client=self.client_of(request) if request is not None else "internal",
+            client=client,
             kind=API,
             max_detections=self.settings.max_detections,
         )

@@ -1,8 +1,8 @@
 """Rate limits that count work, over the real server (loopback, no login):
-a new session id does not reset the chat's limit, every image, undo and export
-counts, every /v1/analyze image counts, and chat settings from the socket are
-clamped to their widgets. Client addresses are sent as X-Forwarded-For (trusted
-from 127.0.0.1 only, FORWARDED_ALLOW_IPS)."""
+a new session id does not reset the chat's limit, every image, upload, undo
+and export counts, every /v1/analyze image counts, and chat settings from the
+socket are clamped to their widgets. Client addresses are sent as
+X-Forwarded-For (trusted from 127.0.0.1 only, FORWARDED_ALLOW_IPS)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.security.auth_helpers import TabClient, png, replay_env, run_server
 
 pytestmark = pytest.mark.e2e
 
-LIMIT = 4
+LIMIT = 5
 LIMITED = "Too many requests"
 
 
@@ -37,19 +37,18 @@ async def test_a_new_session_id_does_not_reset_the_chat_limit(server):
     first = TabClient(server.url, address="192.0.2.1")
     await first.connect()
     try:
-        await first.send("", [("a.png", png("red")), ("b.png", png("blue"))])
-        replies = await first.send("segment the cat in all images")  # counts 2
+        await first.send("", [("a.png", png("red")), ("b.png", png("blue"))])  # 2
+        replies = await first.send("segment the cat in all images")  # 2 more: 4
         assert sum("`segment cat`" in r["output"] for r in replies) == 2, replies
     finally:
         await first.close()
     second = TabClient(server.url, address="192.0.2.1")  # same address, new id
     await second.connect()
     try:
-        replies = await second.send("segment the cat", [("c.png", png())])  # 3
-        assert "`segment cat`" in replies[-1]["output"]
-        assert "`segment cat`" in (await second.send("segment the cat"))[-1]["output"]
-        refused = await second.send("segment the cat")  # 5 > 4
+        # the upload is the 5th of 5; its request would be the 6th
+        refused = await second.send("segment the cat", [("c.png", png())])
         assert LIMITED in refused[-1]["output"], second.outputs()
+        assert "`segment cat`" not in "".join(second.outputs())
     finally:
         await second.close()
 
@@ -58,10 +57,10 @@ async def test_undo_and_export_count(server):
     tab = TabClient(server.url, address="192.0.2.2")
     await tab.connect()
     try:
-        await tab.send("segment the cat", [("c.png", png())])  # 1
+        await tab.send("segment the cat", [("c.png", png())])  # 2: upload, run
         assert "`segment cat ; dog`" in (await tab.send("also the dog"))[-1]["output"]
-        assert "Undone" in (await tab.send("undo"))[0]["output"]  # 3
-        exported = await tab.send("export")  # 4
+        assert "Undone" in (await tab.send("undo"))[0]["output"]  # 4
+        exported = await tab.send("export")  # 5
         assert "Exports of 1 image" in exported[-1]["output"], tab.outputs()
         refused = await tab.send("segment the cat")
         assert LIMITED in refused[-1]["output"], tab.outputs()
@@ -82,7 +81,7 @@ async def test_chat_settings_from_the_socket_are_clamped(server):
         ended = tab.tasks_ended
         await tab.sio.emit("chat_settings_change", hostile)
         await tab.wait_for(lambda: tab.tasks_ended > ended)  # handler finished
-        # 1024 tokens at most (the slider's top): 4 of the 4 per minute
+        # 1024 tokens at most (the slider's top): 4, and the upload 1, of 5
         replies = await tab.send("segment the cat", [("c.png", png())])
         assert "`segment cat`" in replies[-1]["output"], tab.outputs()
         assert not any("⚠️" in text for text in tab.outputs()), tab.outputs()
@@ -105,7 +104,7 @@ def test_every_v1_analyze_image_counts(server):
     too_many = _analyze(server, LIMIT + 1)
     assert too_many.status_code == 429, too_many.text
     assert "fewer images" in too_many.json()["error"]["message"]
-    # the refused request still took its first hit: 1 + 3 = 4 of 4
+    # the refused request still took its first hit: 1 + (1 + 3) = 5 of 5
     assert _analyze(server, LIMIT - 1).status_code == 200
     refused = httpx.post(
         f"{server.url}/segment",
