@@ -5,7 +5,8 @@ An explicit ``tiles=4x4`` was refused under RATE_LIMIT=3, but ``auto`` on a
 Now ``auto`` is resolved to its grid once the image is decoded and charged
 like that grid (N*M tiles plus the whole photo) before any of it runs, on
 every door that takes ``tiles``. Over the real server (replay model); each
-test is its own client address (X-Forwarded-For, trusted from 127.0.0.1).
+test is its own client address (X-Forwarded-For, trusted from 127.0.0.1:
+FORWARDED_ALLOW_IPS).
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ LIMIT = 3
 @pytest.fixture(scope="module")
 def server(synthetic_vae_path, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tile-charges")
-    env = replay_env(folder, synthetic_vae_path, RATE_LIMIT=str(LIMIT))
+    env = replay_env(
+        folder,
+        synthetic_vae_path,
+        RATE_LIMIT=str(LIMIT),
+        FORWARDED_ALLOW_IPS="127.0.0.1",
+    )
     process = run_server(env, folder / "server.log")
     try:
         yield process
