@@ -29,7 +29,6 @@ from core.images import set_decode_limit
 from core.persist.login import Login
 from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
-from core.security import redact
 from core.security.auth import warn_if_exposed
 from logging_config import setup_logging
 
@@ -118,7 +117,7 @@ async def on_chat_start() -> None:
     await send_chat_settings(DEFAULT_OPTIONS, ENGINES.choices())
     for _, engine in ENGINES.engines():  # e.g. a checkpoint refused for memory
         if engine.status.state == "failed":
-            await cl.Message(content=f"⚠️ {redact(engine.status.error)}").send()
+            await cl.Message(content=f"⚠️ {engine.status.error}").send()
 
 
 @cl.on_settings_update

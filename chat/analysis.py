@@ -32,14 +32,14 @@ from core.intent.region import region_to_pixels
 from core.pipeline import Generation, build_result, generate
 from core.render import render_overlay
 from core.reply import reply_markdown
-from core.security import code_block_safe, escape_markdown, redact
+from core.security import code_block_safe, escape_markdown
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent
 
 
 async def say(text: str) -> None:
-    """Send ``text`` (markdown) as a new chat message, without local paths or
-    URL credentials (core.security.redact)."""
-    await cl.Message(content=redact(text)).send()
+    """Send ``text`` (markdown) as a new chat message (redacted on its way out:
+    chat.security.install_outbound_filter)."""
+    await cl.Message(content=text).send()
 
 
 async def analyze_and_reply(

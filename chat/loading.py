@@ -16,6 +16,7 @@ import chainlit as cl
 from chat.services import ChatServices
 from core.engine.base import Engine
 from core.errors import AppError
+from core.security import shown_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ async def ready_engine(services: ChatServices, model_id: str | None) -> Engine:
     if state == "idle":
         logger.info("chat request needs %s: starting the load", engine.status.model_id)
         services.start_loading()
+    name = shown_model_id(model_id or engine.status.model_id)  # never a path
     async with cl.Step(name=LOADING_STEP, type="tool") as step:
-        step.input = model_id or engine.status.model_id
+        step.input = name
         started = time.perf_counter()
         timeout_s = services.settings.request_timeout_s
         while engine.status.state in ("idle", "loading"):
@@ -56,5 +58,5 @@ async def ready_engine(services: ChatServices, model_id: str | None) -> Engine:
         if status.state != "ready":
             step.output = "failed"
             raise AppError(status.error or "The model failed to load.")
-        step.output = f"{status.model_id} ready ({time.perf_counter() - started:.1f} s)"
+        step.output = f"{name} ready ({time.perf_counter() - started:.1f} s)"
     return engine

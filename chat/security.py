@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Settings
-from core.security import private_data_dir
+from core.security import private_data_dir, redact
 from core.security.bodylimit import BodyLimitMiddleware, upload_limits
 from core.security.clients import pin_uvicorn_proxy_trust
 from core.security.headers import RouteGuardMiddleware, SecurityHeadersMiddleware
@@ -60,6 +60,48 @@ def guard_message_threads(sio: Any) -> None:
             sio.on(event, wrap_message(original, thread_of))
 
 
+REDACTED_FIELDS = ("output", "input")  # a step's texts the browser shows
+
+
+def redacted_step(step_dict: Any) -> Any:
+    """``step_dict`` with its texts redacted (core.security.redact)."""
+    if not isinstance(step_dict, dict):
+        return step_dict
+    texts = {
+        key: redact(step_dict[key])
+        for key in REDACTED_FIELDS
+        if isinstance(step_dict.get(key), str)
+    }
+    return {**step_dict, **texts}
+
+
+def install_outbound_filter() -> None:
+    """The chat's one door: every message and step Chainlit sends (new, updated,
+    a resumed thread's, its own error messages) passes ``redact`` on its way
+    to the browser, wherever in the chat it was written."""
+    from chainlit.emitter import ChainlitEmitter
+
+    if getattr(ChainlitEmitter.send_step, "_redacting", False):
+        return
+    send_step, update_step = ChainlitEmitter.send_step, ChainlitEmitter.update_step
+    resume_thread = ChainlitEmitter.resume_thread
+
+    def send(self: Any, step_dict: Any) -> Any:
+        return send_step(self, redacted_step(step_dict))
+
+    def update(self: Any, step_dict: Any) -> Any:
+        return update_step(self, redacted_step(step_dict))
+
+    def resume(self: Any, thread: Any) -> Any:
+        steps = [redacted_step(step) for step in thread.get("steps") or []]
+        return resume_thread(self, {**thread, "steps": steps})
+
+    send._redacting = True  # type: ignore[attr-defined]
+    ChainlitEmitter.send_step = send  # type: ignore[method-assign]
+    ChainlitEmitter.update_step = update  # type: ignore[method-assign]
+    ChainlitEmitter.resume_thread = resume  # type: ignore[method-assign]
+
+
 def install_web_security(settings: Settings) -> None:
     """Guards on Chainlit's app and socket server; call before it serves."""
     from chainlit.config import config
@@ -68,6 +110,7 @@ def install_web_security(settings: Settings) -> None:
     pin_uvicorn_proxy_trust(settings.forwarded_allow_ips)  # before uvicorn.Config
     policy = OriginPolicy(settings.allowed_origins, settings.allowed_hosts)
     guard_session_folders()
+    install_outbound_filter()
     install_socket_guard(sio, policy.socket_refusal, (thread_id_refusal,))
     guard_message_threads(sio)
     config.project.allow_origins = list(settings.allowed_origins)

@@ -18,7 +18,7 @@ from chat.options import (
 )
 from core.conversation import Conversation
 from core.persist.service import ChatState, Persistence
-from core.security import escape_markdown, redact
+from core.security import escape_markdown
 from core.security.clients import client_address
 from core.security.threads import canonical_thread_id
 from core.tiling import AUTO_TILE_PX
@@ -134,7 +134,7 @@ async def restore_state(
         state = ChatState(Conversation(), DEFAULT_OPTIONS.to_dict(), problems=lost)
     except OSError as exc:
         logger.exception("could not restore thread %s", thread["id"])
-        lost = (f"its saved state ({redact(exc)})",)
+        lost = (f"its saved state ({exc})",)
         state = ChatState(Conversation(), DEFAULT_OPTIONS.to_dict(), problems=lost)
     cl.user_session.set("conversation", state.conversation)
     options = ChatOptions.from_values(state.options)

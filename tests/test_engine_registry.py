@@ -63,6 +63,7 @@ def test_models_setting(env, expected, raises) -> None:
         (None, (), "first", None),  # case: not named -> the default
         ("", (), "first", None),  # case: empty -> the default
         ("second", (), "second", None),  # case: the other one, as listed
+        ("replay:second.json", (), "second", None),  # case: by its shown name
         ("google/paligemma2-28b-mix-448", (), None, ModelNotAllowedError),  # other
         ("evil/model", ("google/x",), None, ModelNotAllowedError),  # not listed
         ("google/x", ("google/x",), None, ModelNotLoadedError),  # listed, not served
@@ -83,7 +84,9 @@ def test_get_chooses_among_the_served_models(
     else:
         with pytest.raises(error) as caught:
             registry.get(requested)
-        assert registry.ids[0] in caught.value.message  # names what is served
+        message = caught.value.message
+        assert "replay:first.json" in message  # names what is served,
+        assert str(tmp_path) not in message  # by name, not by path
 
 
 def test_choices_label_each_checkpoint_by_its_name() -> None:
@@ -93,14 +96,13 @@ def test_choices_label_each_checkpoint_by_its_name() -> None:
         "google/paligemma2-3b-mix-448": ReplayModel(settings),
     }
     assert EngineRegistry(settings, engines).choices() == {
-        "paligemma2-3b-mix-224": "/models/paligemma2-3b-mix-224",
+        "paligemma2-3b-mix-224": "paligemma2-3b-mix-224",  # a name, no path
         "paligemma2-3b-mix-448": "google/paligemma2-3b-mix-448",
     }
     clash = {"/a/tiny": ReplayModel(settings), "/b/tiny": ReplayModel(settings)}
-    assert EngineRegistry(settings, clash).choices() == {
-        "/a/tiny": "/a/tiny",
-        "/b/tiny": "/b/tiny",
-    }
+    registry = EngineRegistry(settings, clash)
+    assert registry.choices() == {"tiny": "tiny", "tiny-2": "tiny-2"}
+    assert registry.get("tiny-2") is dict(registry.engines())["/b/tiny"]
 
 
 def test_two_replays_answer_from_their_own_recordings(

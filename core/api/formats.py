@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Sequence
 from typing import Any
 
+from core.api.request import error_json
 from core.batch import BatchItem, batch_to_export_items
 from core.export import (
     ExportItem,
@@ -46,7 +47,7 @@ def failed_items(items: Sequence[BatchItem]) -> list[dict[str, Any]]:
         {
             "index": index,
             "filename": item.name,
-            "error": {"code": item.error_code, "message": item.error},
+            "error": error_json(item.error_code, item.error),
         }
         for index, item in enumerate(items)
         if not item.ok

@@ -28,7 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.requests import Request
 
 from core.api.openai_chat import NO_IMAGE, ChatRequest, parse_chat
-from core.api.request import MB, decode_base64, read_body
+from core.api.request import MB, decode_base64, error_json, read_body
 from core.api.service import ApiContext, decoding_for
 from core.errors import (
     AppError,
@@ -38,6 +38,7 @@ from core.errors import (
 )
 from core.render import render_overlay, to_jpeg_bytes
 from core.reply import reply_markdown
+from core.security import shown_model_id
 from core.types import Decoding
 
 logger = logging.getLogger(__name__)
@@ -97,14 +98,18 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
     store = OverlayStore(Path(settings.data_dir) / "openai-overlays")
     max_body = settings.max_upload_mb * MB * 4 // 3 + 256 * 1024  # base64 images
 
-    def model_ids() -> list[str]:
-        """The alias (the first model), then every model of MODELS: as
-        configured, and as the engine reports it once loaded."""
-        ids = [ALIAS]
+    def served() -> dict[str, str | None]:
+        """Model name -> the id it runs (None: the default): the alias (the
+        first model), then every model of MODELS by the name clients see
+        (EngineRegistry.names; never a local path), and as the engine
+        reports it once loaded."""
+        names = {model_id: name for name, model_id in ctx.engines.names().items()}
+        ids: dict[str, str | None] = {ALIAS: None}
         for configured, engine in ctx.engines.engines():
-            for name in (configured, engine.status.model_id):
-                if name and name not in ids:
-                    ids.append(name)
+            ids.setdefault(names[configured], configured)
+            reported = shown_model_id(engine.status.model_id)
+            if reported:
+                ids.setdefault(reported, configured)
         return ids
 
     @router.get("/v1/models")
@@ -113,7 +118,7 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
         created = int(ctx.started)
         data = [
             {"id": name, "object": "model", "created": created, "owned_by": "local"}
-            for name in model_ids()
+            for name in served()
         ]
         return JSONResponse({"object": "list", "data": data})
 
@@ -133,11 +138,7 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
         if not isinstance(body, dict):
             raise UserInputError("The body must be a JSON object.")
         model = body.get("model") or ALIAS
-        if model not in model_ids():
-            raise ModelNotFoundError(
-                f"Unknown model {model!r}; this server serves {model_ids()} "
-                "(GET /v1/models)."
-            )
+        engine = _engine_named(ctx, model, served())
         overlay = body.get("overlay", "link")
         if overlay not in OVERLAY_MODES:
             raise UserInputError(f"'overlay' must be one of {list(OVERLAY_MODES)}.")
@@ -150,7 +151,6 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
         )
         if parsed.intent.action == "run":  # one image, its token budget
             ctx.charge(client_id, 1, parsed.intent, decoding)
-        engine = ctx.engine_for(None if model == ALIAS else model)
         answer = _answer(ctx, store, request, parsed, decoding, overlay, engine)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if body.get("stream") is True:
@@ -161,6 +161,19 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
             )
         content = await answer
         return JSONResponse(_completion(completion_id, model, content))
+
+
+def _engine_named(ctx: ApiContext, model: Any, served: dict[str, str | None]) -> Any:
+    """The engine of a request's ``model``: a served name, or a model's id as
+    configured (still accepted, never listed); 404 naming the served ones."""
+    try:
+        known = isinstance(model, str) and model in served  # a list is unhashable
+        return ctx.engine_for(served[model] if known else model)
+    except AppError:
+        raise ModelNotFoundError(
+            f"Unknown model {model!r}; this server serves {list(served)} "
+            "(GET /v1/models)."
+        ) from None
 
 
 def _decoding(max_tokens: Any, limit: int) -> Decoding:
@@ -244,8 +257,8 @@ async def _stream(completion_id: str, model: str, answer: Any) -> AsyncIterator[
     yield _chunk(completion_id, model, {"role": "assistant", "content": ""}, None)
     try:
         content = await answer
-    except AppError as exc:
-        content = f"⚠️ {exc.message}"
+    except AppError as exc:  # the same redaction as every API error body
+        content = f"⚠️ {error_json(exc.code, exc.message)['message']}"
     except Exception:
         logger.exception("streamed chat completion failed")
         content = "⚠️ Internal error; the details are in the server log."

@@ -26,6 +26,7 @@ from core.errors import (
     UserInputError,
 )
 from core.export.masks import mask_to_png
+from core.security.redact import redact
 from core.types import Detection
 
 FORM_SLACK_BYTES = 64 * 1024  # multipart boundaries and small fields
@@ -212,6 +213,12 @@ def png_b64(image: Image.Image) -> str:
 
 def mask_png_b64(mask: Any) -> str:
     return base64.b64encode(mask_to_png(mask)).decode("ascii")
+
+
+def error_json(code: str | None, message: object) -> dict[str, Any]:
+    """The API's one error shape ``{"code", "message"}``, the message redacted
+    (core.security.redact): every error body and per-item error is built here."""
+    return {"code": code, "message": redact(message)}
 
 
 def detection_json(det: Detection, include: frozenset[str]) -> dict[str, Any]:

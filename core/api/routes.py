@@ -38,6 +38,7 @@ from core.api.request import (
     clean_prompt,
     decode_base64,
     detection_json,
+    error_json,
     form_file,
     form_text,
     parse_format,
@@ -63,17 +64,12 @@ from core.config import Settings
 from core.engine.queue import ModelQueue
 from core.errors import AppError, ModelUnavailableError, UserInputError
 from core.ratelimit import RateLimiter
-from core.security import redact
+from core.security import redact, shown_model_id
 from core.security.auth import SessionTokens
 from core.tiling import parse_tiles
 from core.types import Decoding
 
 logger = logging.getLogger(__name__)
-
-
-def redact_or_none(text: str | None) -> str | None:
-    """``text`` without credentials or local folders (core.security.redact)."""
-    return None if text is None else redact(text)
 
 
 def error_response(exc: AppError) -> JSONResponse:
@@ -82,7 +78,7 @@ def error_response(exc: AppError) -> JSONResponse:
     retry_after = getattr(exc, "retry_after_s", None)
     if retry_after is not None:
         headers["Retry-After"] = str(int(retry_after))
-    body = {"error": {"code": exc.code, "message": redact(exc.message)}}
+    body = {"error": error_json(exc.code, exc.message)}
     return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 
@@ -167,17 +163,17 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 "uptime": uptime_text(uptime_s),
                 "uptime_s": round(uptime_s, 3),
                 "started_at": datetime.fromtimestamp(ctx.started, UTC).isoformat(),
-                "model_path": redact_or_none(status.model_id),
+                "model_path": shown_model_id(status.model_id),
                 "endpoints": ENDPOINTS,
                 "models": [
                     {
-                        "id": redact_or_none(model_id),  # local paths: last part
+                        "id": shown_model_id(model_id),  # local paths: a name
                         "state": engine.status.state,
-                        "error": redact_or_none(engine.status.error),
+                        "error": engine.status.error and redact(engine.status.error),
                     }
                     for model_id, engine in ctx.engines.engines()
                 ],
-                "model_id": redact_or_none(status.model_id),
+                "model_id": shown_model_id(status.model_id),
                 "model_state": status.state,
                 "device": status.device,
                 "dtype": status.dtype,
@@ -193,13 +189,13 @@ def build_router(ctx: ApiContext) -> APIRouter:
     async def ready() -> JSONResponse:
         status = ctx.manager.status
         loading = [  # the other checkpoints of MODELS, still on their way
-            model_id
+            shown_model_id(model_id)
             for model_id, engine in ctx.engines.engines()
             if engine.status.state in ("idle", "loading")
         ]
         if status.state == "ready" and status.model_loaded and status.vae_loaded:
             if not loading:
-                model_id = redact(status.model_id)  # a local path: its last part only
+                model_id = shown_model_id(status.model_id)  # never a local path
                 return JSONResponse({"status": "ready", "model_id": model_id})
             return error_response(
                 ModelLoadingError(
@@ -322,7 +318,8 @@ def build_router(ctx: ApiContext) -> APIRouter:
             results = await asyncio.to_thread(
                 lambda: [v1_item(item, include) for item in items]
             )
-            body = {"model_id": engine.status.model_id, "results": results}
+            body = {"model_id": shown_model_id(engine.status.model_id)}
+            body["results"] = results
             return JSONResponse(body, headers=headers)
         data, media_type, filename = await asyncio.to_thread(
             encode_results,
@@ -348,8 +345,8 @@ def _all_failed(
     if retry:
         headers = {**headers, "Retry-After": retry}
     body = {
-        "model_id": engine.status.model_id,
+        "model_id": shown_model_id(engine.status.model_id),
         "results": [v1_item(item, frozenset()) for item in items],
-        "error": {"code": first.code, "message": first.message},
+        "error": error_json(first.code, first.message),
     }
     return JSONResponse(body, status_code=response.status_code, headers=headers)

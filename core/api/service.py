@@ -19,7 +19,7 @@ from PIL import Image
 from starlette.requests import Request
 
 from core.api.fetch import ENABLE_HINT, UrlPolicy, UrlRefusedError, fetch_image_url
-from core.api.request import MB, detection_json, mask_png_b64
+from core.api.request import MB, detection_json, error_json, mask_png_b64
 from core.batch import INTERNAL_ERROR, BatchItem
 from core.config import Settings
 from core.engine.queue import API, ModelQueue
@@ -361,8 +361,7 @@ def v1_item(item: BatchItem, include: frozenset[str]) -> dict[str, Any]:
     """
     result = item.result
     if result is None:
-        error = {"code": item.error_code, "message": item.error}
-        return {"filename": item.name, "error": error}
+        return {"filename": item.name, "error": error_json(item.error_code, item.error)}
     body: dict[str, Any] = {
         "filename": item.name,
         "prompt": result.intent.prompt,

@@ -20,6 +20,7 @@ from core.config import Settings
 from core.engine.base import Engine
 from core.engine.hub import is_local_path
 from core.errors import ModelNotAllowedError, ModelNotLoadedError
+from core.security.redact import shown_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -65,28 +66,46 @@ class EngineRegistry:
         return list(self._engines.items())
 
     def choices(self) -> dict[str, str]:
-        """Dropdown items, label -> id: the checkpoint's folder or repo name
-        ("paligemma2-3b-mix-448"), the whole id where two names clash."""
-        labels = [_short_name(model_id) for model_id in self._engines]
+        """Dropdown items, label -> value: the checkpoint's folder or repo name
+        ("paligemma2-3b-mix-448"), the shown id where two names clash; the
+        value is the shown id (``names``), never a local path."""
+        names = self.names()
+        labels = [_short_name(model_id) for model_id in names.values()]
         return {
-            label if labels.count(label) == 1 else model_id: model_id
-            for label, model_id in zip(labels, self._engines, strict=True)
+            label if labels.count(label) == 1 else name: name
+            for label, name in zip(labels, names, strict=True)
         }
+
+    def names(self) -> dict[str, str]:
+        """Shown id -> id as configured, in MODELS order: what clients see
+        and may name (core.security.shown_model_id: a local checkpoint by its
+        folder name); a clashing name gets "-2", "-3", ..."""
+        names: dict[str, str] = {}
+        for model_id in self._engines:
+            name = base = shown_model_id(model_id) or model_id
+            number = 1
+            while name in names:
+                number += 1
+                name = f"{base}-{number}"
+            names[name] = model_id
+        return names
 
     def get(self, model_id: str | None) -> Engine:
         """The engine serving ``model_id`` (None or "": the default).
 
-        Matches the id as listed in MODELS or as the engine reports it once
-        loaded. Raises ModelNotAllowedError (403) for an id this server does
-        not know, ModelNotLoadedError (409) for one in MODEL_ALLOWLIST that is
-        not served. Nothing is ever downloaded because a client named it.
+        Matches the id as listed in MODELS, as the engine reports it once
+        loaded, or as shown to clients (``names``). Raises
+        ModelNotAllowedError (403) for an id this server does not know,
+        ModelNotLoadedError (409) for one in MODEL_ALLOWLIST that is not
+        served. Nothing is ever downloaded because a client named it.
         """
         if not model_id:
             return self.default
+        model_id = self.names().get(model_id, model_id)
         for configured, engine in self._engines.items():
             if model_id in (configured, engine.status.model_id):
                 return engine
-        served = ", ".join(repr(i) for i in self._engines)
+        served = ", ".join(repr(i) for i in self.names())
         if model_id in self.settings.model_allowlist:
             raise ModelNotLoadedError(
                 f"model_id {model_id!r} is allowed but not loaded; this server "

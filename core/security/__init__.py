@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from core.security.markdown import code_block_safe, escape_markdown, inline_code
-from core.security.redact import redact
+from core.security.redact import redact, shown_model_id
 from core.security.sessions import is_canonical_uuid
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "is_canonical_uuid",
     "private_data_dir",
     "redact",
+    "shown_model_id",
 ]
 
 OWNER_ONLY_UMASK = 0o077  # files rw-------, folders rwx------

@@ -1,8 +1,13 @@
 """Keep credentials and local paths out of what clients see.
 
-``/health``, ``/ready``, API errors and chat messages pass through ``redact``:
-``user:password@`` in URLs becomes ``***@`` and absolute filesystem paths keep
-only their last part (``…/vae-oid.npz``). The log keeps the full text.
+Every string that leaves the process passes through ``redact`` at its door
+(core.api.request.error_json for REST errors, the SSE writer of
+core.api.openai_routes, the chat's emitter filter in chat.security):
+``user:password@`` in URLs becomes ``***@``, secret query values
+(``api_key=``, ``token=``, ``sig=``, ...) become ``***`` and absolute
+filesystem paths keep only their last part (``…/vae-oid.npz``). Model ids are
+shown by name (``shown_model_id``): a local folder's last part, never its path.
+The log keeps the full text.
 """
 
 from __future__ import annotations
@@ -11,7 +16,14 @@ import re
 
 # "://" may carry the word joiner of core.security.markdown (already escaped text).
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*:\u2060?//)[^/\s@]+@")
-_QUERY_SECRET = re.compile(r"(?i)([?&](?:api[_-]?key|token|key|password)=)[^&\s]+")
+SECRET_PARAMS = (
+    "access_token|api[_-]?key|apikey|auth|client_secret|credential|key"
+    "|passwd|password|pwd|refresh_token|secret|sig|signature|token"
+    "|x-amz-signature|x-goog-signature"
+)
+_QUERY_SECRET = re.compile(
+    rf"(?i)([?&;](?:[\w.-]*[_-])?(?:{SECRET_PARAMS})=)[^&#\s\"'<>)\]]+"
+)
 # An absolute path's folders: from a "/" (or "~/", "C:\\") not preceded by a word
 # char or "/" (URL paths stay) and not starting "//" (a URL's host).
 _PATH = re.compile(
@@ -20,6 +32,8 @@ _PATH = re.compile(
 _ROOTS = frozenset(
     "app data home media mnt opt private root srv tmp Users usr var work".split()
 )
+_LOCAL = re.compile(r"^(?:[/\\.~]|[A-Za-z]:[/\\])")  # "/x", "./x", "~/x", "C:\\x"
+REPLAY = "replay:"
 
 
 def _folders(match: re.Match[str]) -> str:
@@ -35,3 +49,19 @@ def redact(text: object) -> str:
     cleaned = _USERINFO.sub(r"\1***@", str(text))
     cleaned = _QUERY_SECRET.sub(r"\1***", cleaned)
     return _PATH.sub(_folders, cleaned)
+
+
+def shown_model_id(model_id: str | None) -> str | None:
+    """The name clients see for ``model_id``: a local folder or recording by
+    its last part (``/tmp/x/tiny-pg2`` -> ``tiny-pg2``, ``replay:/a/rec.json``
+    -> ``replay:rec.json``); hub ids (``google/paligemma2-3b-mix-448``) as
+    they are; anything else redacted."""
+    if not model_id:
+        return model_id
+    prefix, rest = ("", model_id)
+    if model_id.startswith(REPLAY):
+        prefix, rest = REPLAY, model_id[len(REPLAY) :]
+    if _LOCAL.match(rest) or rest.count("/") > 1 or "\\" in rest:
+        last = re.split(r"[/\\]", rest.rstrip("/\\"))[-1]
+        return prefix + (last if last not in ("", ".", "..", "~") else "local")
+    return redact(model_id)

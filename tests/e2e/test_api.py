@@ -395,7 +395,7 @@ def test_tiny_model_runs_the_real_generate_path(tiny) -> None:
     health = httpx.get(f"{tiny.url}/health", timeout=30).json()
     assert health["backend"] == "local" and health["device"] == "cpu"
     assert health["dtype"] == "float32"
-    assert health["model_id"].startswith("…/tiny-paligemma2")  # no local path shown
+    assert health["model_id"].startswith("tiny-paligemma2")  # its name, no path
     response = httpx.post(
         f"{tiny.url}/v1/analyze",
         data={"prompt": "segment cat", "max_new_tokens": "24"},

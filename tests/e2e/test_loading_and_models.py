@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from chat.samples import SAMPLES
-from core.security import redact
 from tests.recorded import REPLAY_DOG, REPLAY_RECORDING
 from tests.support import api_inputs as inputs
 from tests.support.chat_client import ChatClient, start_server
@@ -26,6 +25,7 @@ from tests.support.chat_client import ChatClient, start_server
 pytestmark = pytest.mark.e2e
 
 LOADING = "loading the model"
+NAMES = ["replay:mix-224.json", "replay:mix-448.json"]  # two_models, as shown
 
 
 def _health(server) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def two_models(synthetic_vae_path, tmp_path_factory):
     first.write_text(json.dumps(REPLAY_RECORDING), encoding="utf-8")
     tabby = {"segment cat": REPLAY_DOG.replace(" dog", " tabby cat")}
     second.write_text(json.dumps(tabby), encoding="utf-8")
-    ids = [f"replay:{first}", f"replay:{second}"]
+    ids = [f"replay:{first}", f"replay:{second}"]  # clients see NAMES
     env = {
         "MODELS": ",".join(ids),
         "VAE_PATH": str(synthetic_vae_path),
@@ -160,7 +160,7 @@ def two_models(synthetic_vae_path, tmp_path_factory):
 async def test_chat_settings_offer_the_models_and_the_choice_is_used(
     two_models,
 ) -> None:
-    server, ids = two_models
+    server, _ = two_models
     client = ChatClient(server.url)
     panels: list[list[dict[str, Any]]] = []
     client.sio.on("chat_settings", lambda widgets: panels.append(widgets))
@@ -169,14 +169,14 @@ async def test_chat_settings_offer_the_models_and_the_choice_is_used(
         await client.wait_for(lambda: panels, timeout_s=30)
         (dropdown,) = [w for w in panels[-1] if w.get("id") == "model"]
         items = {item["label"]: item["value"] for item in dropdown["items"]}
-        assert items == {"mix-224.json": ids[0], "mix-448.json": ids[1]}
-        assert dropdown["initial"] == ids[0]  # the first of MODELS
+        assert items == {"mix-224.json": NAMES[0], "mix-448.json": NAMES[1]}
+        assert dropdown["initial"] == NAMES[0]  # the first of MODELS, no path
 
         photo = [("cat.png", inputs.png((100, 80)))]
         default = await client.send("segment the cat", photo)
         assert "tabby" not in default[-1]["output"]
         ended = client.tasks_ended
-        await client.sio.emit("chat_settings_change", {"model": ids[1]})
+        await client.sio.emit("chat_settings_change", {"model": NAMES[1]})
         await client.wait_for(lambda: client.tasks_ended > ended)  # handler ran
         chosen = await client.send("segment the cat")
         assert "tabby cat" in chosen[-1]["output"]
@@ -203,16 +203,17 @@ def test_openai_door_lists_and_serves_every_model(two_models) -> None:
         )
         .choices[0]
         .message.content
-        for name in ("paligemma", *ids)
+        for name in ("paligemma", *NAMES, ids[1])  # a full id is still served
     }
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(
             model="google/paligemma2-28b-mix-448",
             messages=[{"role": "user", "content": content}],
         )
-    assert listed == ["paligemma", *ids]  # the alias, then MODELS in order
+    assert listed == ["paligemma", *NAMES]  # the alias, then MODELS by name
     assert "| cat |" in answers["paligemma"] and "tabby" not in answers["paligemma"]
-    assert "| cat |" in answers[ids[0]] and "tabby" not in answers[ids[0]]
+    assert "| cat |" in answers[NAMES[0]] and "tabby" not in answers[NAMES[0]]
+    assert "| tabby cat |" in answers[NAMES[1]]
     assert "| tabby cat |" in answers[ids[1]]
 
 
@@ -220,7 +221,7 @@ def test_api_model_id_chooses_the_model(two_models) -> None:
     server, ids = two_models
     labels = {}
     with httpx.Client(base_url=server.url, timeout=60) as http:
-        for model_id in (None, *ids):
+        for model_id in (None, *NAMES, ids[1]):
             data = {"prompt": "segment cat"} | (
                 {"model_id": model_id} if model_id else {}
             )
@@ -239,13 +240,13 @@ def test_api_model_id_chooses_the_model(two_models) -> None:
             files={"image_file": ("a.png", inputs.png((64, 48)), "image/png")},
         )
         health = http.get("/health").json()
-    assert labels[None][0] == ["cat"] and labels[None][1]["model_id"] == ids[0]
-    assert labels[ids[0]][0] == ["cat"]
-    assert (
-        labels[ids[1]][0] == ["tabby cat"] and labels[ids[1]][1]["model_id"] == ids[1]
-    )
+    assert labels[None][0] == ["cat"] and labels[None][1]["model_id"] == NAMES[0]
+    assert labels[NAMES[0]][0] == ["cat"]
+    tabby, body = labels[NAMES[1]]
+    assert tabby == ["tabby cat"] and body["model_id"] == NAMES[1]
+    assert labels[ids[1]][0] == ["tabby cat"]  # a full id is still served
     assert unknown.status_code == 403
     assert unknown.json()["error"]["code"] == "model_not_allowed"
-    assert [m["id"] for m in health["models"]] == [redact(i) for i in ids]
+    assert [m["id"] for m in health["models"]] == NAMES
     assert {m["state"] for m in health["models"]} == {"ready"}
     assert [m["error"] for m in health["models"]] == [None, None]
