@@ -13,7 +13,7 @@ import chainlit as cl
 from chat.analysis import replay_turn, send_result
 from chat.options import ChatOptions
 from chat.services import ChatServices
-from chat.session import client_key, send_chat_settings
+from chat.session import client_key, save_state, send_chat_settings
 from core.conversation import Conversation, ImageRecord, Turn
 from core.errors import UserInputError
 from core.types import GROUNDED_TASKS, Intent, ViewChange
@@ -43,6 +43,7 @@ async def redraw(
     # the masks are decoded again: one hit, like undo (RateLimitedError past it)
     services.limiter.hit(client_key(cl.context.session))
     result = await replay_turn(services, turn, record)
+    await save_state(services.persist)  # the new turn, before it is shown
     await send_result(services, record, result, options, hidden=turn.hidden)
 
 
