@@ -9,7 +9,9 @@ configured (AUTH_USERS, PERSIST=auto) or PERSIST=on:
   Chainlit's storage interface, served by signed URLs;
 - each thread's working images and chat state in ``DATA_DIR/threads/<id>/``
   (``state.json``: images, active image, turns with intents and raw answers,
-  options, a request waiting for its photo), removed with the thread;
+  options, a request waiting for its photo), removed with the thread; the
+  chat writes it ahead of each answer and a resume checks the folder against
+  it (core.persist.recovery);
 - password login against AUTH_USERS hashes, JWT secret CHAINLIT_AUTH_SECRET or
   one generated into ``DATA_DIR/auth-secret``.
 Off, the chat works as without this module: no login, images in Chainlit's
