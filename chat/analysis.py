@@ -2,8 +2,9 @@
 
 Per turn: the photo decoded at upload (chat.photos) goes to the model through
 the queue; parsing and mask placement run beside it (never on the model
-worker); the answer is sent with an overlay drawn on the display copy, and only
-then are its downloads (ZIP, COCO JSON) built and attached to it.
+worker); the turn is recorded and the chat state saved (chat.session), then
+the answer is sent with an overlay drawn on the display copy, and only then
+are its downloads (ZIP, COCO JSON) built and attached to it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from chat.options import ChatOptions
 from chat.photos import Photo
 from chat.runs import CHAT_PER_SESSION, chat_client
 from chat.services import ChatServices
+from chat.session import save_state
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.engine.queue import CHAT, Place
 from core.errors import AppError, ClientQueueFullError
@@ -90,6 +92,7 @@ async def analyze_and_reply(
             if waiting.content:
                 await waiting.remove()
             conversation.record(record.id, intent, tiled_summary(result), (), request)
+            await save_state(services.persist)  # before the answer is shown
             await send_result(services, record, result, options)
             return
         async with cl.Step(
@@ -140,6 +143,7 @@ async def analyze_and_reply(
     conversation.record(
         record.id, intent, ResultSummary.from_result(result), (), request
     )
+    await save_state(services.persist)  # write-ahead: saved before it is seen
     await send_result(services, record, result, options, pump.message if pump else None)
 
 

@@ -168,7 +168,7 @@ class PhotoStore:
         if pending is not None:
             self._finish(display_path, pending)
         path = Path(display_path)
-        if model_path(path).is_file():
+        if path.is_file() and model_path(path).is_file():  # else remade from .orig
             photo = Photo(tuple(original_wh), _read(path), _read(model_path(path)))
         else:
             photo = self._upgrade(path)
@@ -209,10 +209,13 @@ def _write_copies(photo: Photo, display_path: Path) -> None:
 
 
 def _save(image: Image.Image, path: Path) -> None:
+    """Write ``image`` whole or not at all (a crash leaves no half file)."""
+    draft = path.with_name(f".{path.name}.part")
     if path.suffix == ".png":
-        image.save(path, format="PNG", compress_level=1)
+        image.save(draft, format="PNG", compress_level=1)
     else:
-        image.save(path, format="JPEG", quality=JPEG_QUALITY)
+        image.save(draft, format="JPEG", quality=JPEG_QUALITY)
+    draft.replace(path)
 
 
 def _read(path: Path) -> Image.Image:

@@ -13,7 +13,7 @@ import chainlit as cl
 from chat.analysis import replay_turn, send_result
 from chat.options import ChatOptions
 from chat.services import ChatServices
-from chat.session import client_key, send_chat_settings
+from chat.session import client_key, save_state, send_chat_settings
 from core.conversation import Conversation, ImageRecord, Turn
 from core.errors import UserInputError
 from core.types import GROUNDED_TASKS, Intent, ViewChange
@@ -45,6 +45,7 @@ async def redraw(
         client_key(cl.context.session, services.settings.forwarded_allow_ips)
     )
     result = await replay_turn(services, turn, record)
+    await save_state(services.persist)  # the new turn, before it is shown
     await send_result(services, record, result, options, hidden=turn.hidden)
 
 

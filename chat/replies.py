@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import chainlit as cl
+from chainlit.data import get_data_layer
 
 from chat.analysis import (
     analyze_and_reply,
@@ -21,7 +22,7 @@ from chat.options import ChatOptions
 from chat.redraw import redraw
 from chat.region import pick_region
 from chat.services import ChatServices
-from chat.session import client_key
+from chat.session import client_key, save_state
 from chat.uploads import (
     count_kept,
     drop_refused,
@@ -53,12 +54,13 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
         )
         return
     added, refused = await ingest_uploads(services, message, conversation)
-    if refused:  # told why; the message's request waits for the user
-        if len(added) > 1:
-            conversation.set_group(added)
-        return
     if len(added) > 1:  # plain requests now run on each photo of this message
         conversation.set_group(added)
+    if added:  # write-ahead: a crash from here on keeps the photos ...
+        await save_state(services.persist)
+        await services.persist.flush(get_data_layer())  # ... and the thread row
+    if refused:  # told why; the message's request waits for the user
+        return
     text = (message.content or "").strip()
     if not text:
         pending: Intent | None = cl.user_session.get("pending")
@@ -222,6 +224,7 @@ async def _undo(services: ChatServices, conversation: Conversation) -> None:
     except AppError as exc:
         await say(escape_markdown(exc.message))
         return
+    await save_state(services.persist)  # before the answers show it
     options = cl.user_session.get("options")
     for record, turn in undone:
         where = f" on *{escape_markdown(record.name)}*" if len(undone) > 1 else ""

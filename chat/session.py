@@ -17,6 +17,7 @@ from chat.options import (
     ChatOptions,
 )
 from core.conversation import Conversation
+from core.persist.recovery import sha256_of
 from core.persist.service import ChatState, Persistence
 from core.security import escape_markdown
 from core.security.clients import client_address
@@ -100,19 +101,32 @@ async def send_chat_settings(
 async def save_state(persist: Persistence) -> None:
     """Persist this thread's images, turns and options (when history is on).
 
+    Called right after a photo is accepted and before each answer is shown
+    (write-ahead: a crash never loses what the user saw). The snapshot is
+    taken here, on the event loop; the writes of a session land in call order.
     Not before the first message: until then the thread does not exist.
     """
     if not persist.enabled or not cl.context.session.has_first_interaction:
         return
+    thread_id = cl.context.session.thread_id
     state = ChatState(
         cl.user_session.get("conversation"),
         cl.user_session.get("options").to_dict(),
         cl.user_session.get("pending"),
     )
+    lock = cl.user_session.get(_SAVE_LOCK)
+    if lock is None:
+        lock = asyncio.Lock()
+        cl.user_session.set(_SAVE_LOCK, lock)
     try:
-        await asyncio.to_thread(persist.save_state, cl.context.session.thread_id, state)
+        data = persist.state_data(thread_id, state)
+        async with lock:
+            await asyncio.to_thread(persist.write_state, thread_id, data)
     except (OSError, ValueError):
         logger.exception("could not save the state of this chat")
+
+
+_SAVE_LOCK = "state_save_lock"
 
 
 async def restore_state(
@@ -126,7 +140,10 @@ async def restore_state(
     try:
         thread_id = canonical_thread_id(thread["id"])  # never folded: see docs
         state = await asyncio.to_thread(
-            persist.load_state, thread_id, DEFAULT_OPTIONS.to_dict()
+            persist.load_state,
+            thread_id,
+            DEFAULT_OPTIONS.to_dict(),
+            lambda: upload_names(persist, thread),
         )
     except ValueError as exc:
         logger.warning("not restoring thread %.80r: %s", thread["id"], exc)
@@ -143,6 +160,24 @@ async def restore_state(
     if state.problems:
         await cl.Message(content=restore_notice(state.problems)).send()
     await send_chat_settings(options, models)
+
+
+def upload_names(persist: Persistence, thread: ThreadDict) -> dict[str, str]:
+    """sha256 -> file name of each file stored with ``thread`` (its uploads
+    among them): names a photo the saved state missed (core.persist.recovery).
+    """
+    names = {}
+    root = persist.files_root.resolve()
+    for element in thread.get("elements") or ():
+        key = element.get("objectKey")
+        path = (root / key).resolve() if key else None
+        if path is None or not path.is_relative_to(root):
+            continue
+        try:
+            names[sha256_of(path)] = str(element.get("name") or path.name)
+        except OSError:
+            continue  # a file the crash cut short: the photo is named by number
+    return names
 
 
 def restore_notice(problems: Sequence[str]) -> str:

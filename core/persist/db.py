@@ -259,6 +259,11 @@ class AppDataLayer(ThreadIdGuard, SQLAlchemyDataLayer):
             logger.warning("history writes still running after %.0f s", timeout_s)
             return False
 
+    async def update_thread(self, *args, **kwargs):
+        # Chainlit creates a new thread's row (with its user) from a task of
+        # its own: in order with the other writes, so ``flush`` waits for it.
+        return await self._in_order(super().update_thread(*args, **kwargs))
+
     async def create_step(self, step_dict):
         return await self._in_order(super().create_step(step_dict))
 

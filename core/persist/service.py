@@ -9,7 +9,9 @@ configured (AUTH_USERS, PERSIST=auto) or PERSIST=on:
   Chainlit's storage interface, served by signed URLs;
 - each thread's working images and chat state in ``DATA_DIR/threads/<id>/``
   (``state.json``: images, active image, turns with intents and raw answers,
-  options, a request waiting for its photo), removed with the thread;
+  options, a request waiting for its photo), removed with the thread; the
+  chat writes it ahead of each answer and a resume checks the folder against
+  it (core.persist.recovery);
 - password login against AUTH_USERS hashes, JWT secret CHAINLIT_AUTH_SECRET or
   one generated into ``DATA_DIR/auth-secret``.
 Off, the chat works as without this module: no login, images in Chainlit's
@@ -25,6 +27,7 @@ import getpass
 import json
 import logging
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,12 @@ from core.persist.auth import (
     parse_users,
 )
 from core.persist.db import AppDataLayer, async_database_url, thread_folder
+from core.persist.recovery import (
+    photo_on_disk,
+    read_state_file,
+    recover_photos,
+    write_durably,
+)
 from core.persist.storage import LocalStorageClient, install_file_route
 from core.security.auth import SessionTokens
 from core.types import Intent
@@ -148,53 +157,61 @@ class Persistence:
         """Where one thread's images and state live (not created here)."""
         return thread_folder(self.threads_root, thread_id)
 
-    def save_state(self, thread_id: str, state: ChatState) -> Path:
-        """Write ``state.json`` atomically; image paths are stored relative."""
+    def state_data(self, thread_id: str, state: ChatState) -> dict[str, Any]:
+        """``state`` as the JSON-safe value ``state.json`` holds (image paths
+        relative to the thread folder). Cheap: take it on the event loop, where
+        the conversation changes, and write it elsewhere (``write_state``)."""
         folder = self.thread_folder(thread_id)
         snapshot = state.conversation.to_dict()
         for image in snapshot["images"]:
             path = Path(image["path"])
             if path.is_relative_to(folder):
                 image["path"] = str(path.relative_to(folder))
-        data = {
+        return {
             "conversation": snapshot,
             "options": state.options,
             "pending": intent_to_dict(state.pending) if state.pending else None,
         }
+
+    def write_state(self, thread_id: str, data: dict[str, Any]) -> Path:
+        """Replace ``state.json`` with ``data``: atomic and fsynced, so a crash
+        leaves the previous state or this one (core.persist.recovery)."""
+        folder = self.thread_folder(thread_id)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / STATE_FILE
-        draft = target.with_name(STATE_FILE + ".part")
-        draft.write_text(json.dumps(data), encoding="utf-8")
-        draft.replace(target)
+        write_durably(target, json.dumps(data))
         return target
 
-    def load_state(self, thread_id: str, default_options: dict[str, Any]) -> ChatState:
-        """The saved state of a thread; a fresh one when none was saved.
+    def save_state(self, thread_id: str, state: ChatState) -> Path:
+        """``write_state(state_data(...))`` in one call."""
+        return self.write_state(thread_id, self.state_data(thread_id, state))
+
+    def load_state(
+        self,
+        thread_id: str,
+        default_options: dict[str, Any],
+        upload_names: Callable[[], Mapping[str, str]] | None = None,
+    ) -> ChatState:
+        """The saved state of a thread, checked against its folder.
 
         Never raises on a partial, old or hand-edited ``state.json``: each part
         (conversation, options, pending request) that cannot be read is reset
-        and named in ``ChatState.problems``; images whose file is gone are
-        dropped with their turns and named there too.
+        and named in ``ChatState.problems``; images whose files are gone are
+        dropped with their turns and named there too. Originals the state does
+        not know (a crash before the save) are restored or named as lost
+        (core.persist.recovery; ``upload_names`` gives sha256 -> name of the
+        uploads in the history, called only then). No ``state.json``: a fresh
+        chat plus what was found.
         """
         folder = self.thread_folder(thread_id)
         target = folder / STATE_FILE
-        if not target.exists():
-            return ChatState(Conversation(), dict(default_options))
         problems: list[str] = []
-        try:
-            data = json.loads(target.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            data = None
-            logger.warning("thread %s: unreadable %s: %s", thread_id, target, exc)
-        if not isinstance(data, dict):
-            problems.append(
-                f"the saved state is not a JSON object (got {type(data).__name__})"
-            )
-            data = {}
+        data = read_state_file(target, problems)
         conversation = _conversation_from(data.get("conversation"), folder, problems)
-        for record in conversation.drop_missing(lambda p: Path(p).is_file()):
+        for record in conversation.drop_missing(photo_on_disk):
             logger.warning("thread %s: image %s is gone", thread_id, record.path)
             problems.append(f"the photo {record.name} is gone")
+        problems += recover_photos(folder, conversation, upload_names or dict)
         options = _options_from(data.get("options"), default_options, problems)
         pending = data.get("pending")
         if pending is not None:
