@@ -111,6 +111,9 @@ class Settings:
     compile: str = "auto"  # COMPILE: auto (on with CUDA) | on | off
     compile_backend: str = "inductor"  # COMPILE_BACKEND: torch.compile backend
     backend_image_px: int | None = None  # BACKEND_IMAGE_PX; None: from model id
+    # Faults (issue 25): readiness probes (docs/api.md, GET /ready)
+    ready_probe_s: float = 5.0  # READY_PROBE_S: /ready reuses a probe this long
+    ready_probe_timeout_s: float = 2.0  # READY_PROBE_TIMEOUT_S: one probe's wait
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -180,6 +183,7 @@ class Settings:
                 "leave MODEL_ID out (the first of MODELS is the default) or list it"
             )
         _check_web_security(self)
+        _check_faults(self)
         if self.batch_max is not None and not 1 <= self.batch_max <= 256:
             raise ValueError(f"BATCH_MAX must be in 1..256, got {self.batch_max}")
         if self.compile not in ("auto", "on", "off"):
@@ -268,6 +272,15 @@ def _check_web_security(settings: Settings) -> None:
         )
 
 
+def _check_faults(settings: Settings) -> None:
+    for env_name, value, low, high in (
+        ("READY_PROBE_S", settings.ready_probe_s, 0.0, 300.0),
+        ("READY_PROBE_TIMEOUT_S", settings.ready_probe_timeout_s, 0.1, 60.0),
+    ):
+        if not low <= value <= high:
+            raise ValueError(f"{env_name} must be in {low:g}..{high:g}, got {value}")
+
+
 def _ports(value: str) -> tuple[int, ...]:
     return tuple(int(item) for item in _list(value))
 
@@ -328,4 +341,6 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("compile", "COMPILE", str.lower),
     ("compile_backend", "COMPILE_BACKEND", str),
     ("backend_image_px", "BACKEND_IMAGE_PX", int),
+    ("ready_probe_s", "READY_PROBE_S", float),
+    ("ready_probe_timeout_s", "READY_PROBE_TIMEOUT_S", float),
 )
