@@ -71,3 +71,16 @@ def test_ready_follows_the_engine_down_up_down_up(app_server):
 
     with engine():  # back on the same port
         wait_ready_is(server.url, 200, SETTLE_S)
+
+
+def test_ready_checks_the_history_database_when_history_is_on(app_server):
+    """With AUTH_USERS (history on) /ready also asks the database (SELECT 1)."""
+    from core.persist.auth import hash_password
+
+    server = app_server(
+        recording={"caption en": "a car"},
+        AUTH_USERS=f"alice:{hash_password('correct horse battery')}",
+    )
+    body = httpx.get(f"{server.url}/ready", timeout=5).json()
+    checks = {c["check"]: c for c in body["checks"]}
+    assert checks["history"] == {**checks["history"], "ok": True, "error": None}
