@@ -83,7 +83,9 @@ async def on_app_startup() -> None:
     if LOGIN:
         LOGIN.install(app)
     warn_if_exposed(config.run.host, PERSIST.login, bool(SETTINGS.api_key))
-    await PERSIST.start(app, get_data_layer())
+    history = get_data_layer()
+    await PERSIST.start(app, history)
+    app.state.chat_history = history if PERSIST.enabled else None  # /ready probes
     if SETTINGS.load_on_start:
         ENGINES.start_background_load()
 

@@ -17,6 +17,7 @@ from core.security.bodylimit import BodyLimitMiddleware, upload_limits
 from core.security.clients import pin_uvicorn_proxy_trust
 from core.security.headers import RouteGuardMiddleware, SecurityHeadersMiddleware
 from core.security.origins import OriginPolicy, add_trusted_hosts, restrict_cors
+from core.security.readtimeout import ReadDeadlineMiddleware, install_header_deadline
 from core.security.sessions import install_socket_guard, session_folder
 from core.security.threads import ThreadIdMiddleware, thread_id_refusal, wrap_message
 
@@ -127,12 +128,19 @@ def install_web_security(settings: Settings) -> None:
     app.add_middleware(ThreadIdMiddleware)  # reads bodies: inside their limit
     limits = upload_limits(settings.max_upload_mb)
     app.add_middleware(BodyLimitMiddleware, limit_for=limits)
+    app.add_middleware(  # outside the body limit: its 413 drain is timed too
+        ReadDeadlineMiddleware,
+        timeout_s=settings.read_timeout_s,
+        min_rate_kb=settings.read_min_rate_kb,
+    )
+    install_header_deadline(settings.read_timeout_s)  # uvicorn starts after us
     add_trusted_hosts(app, settings.allowed_hosts)
     app.add_middleware(SecurityHeadersMiddleware)
     private_data_dir(settings.data_dir)
     logger.info(
-        "web security: hosts %s, extra origins %s, bodies <= %d MB",
+        "web security: hosts %s, extra origins %s, bodies <= %d MB, reads within %g s",
         ",".join(settings.allowed_hosts),
         ",".join(settings.allowed_origins) or "none",
         settings.max_upload_mb,
+        settings.read_timeout_s,
     )

@@ -115,6 +115,11 @@ class Settings:
     compile: str = "auto"  # COMPILE: auto (on with CUDA) | on | off
     compile_backend: str = "inductor"  # COMPILE_BACKEND: torch.compile backend
     backend_image_px: int | None = None  # BACKEND_IMAGE_PX; None: from model id
+    # Faults (issue 25): readiness probes and read deadlines (docs/security.md)
+    ready_probe_s: float = 5.0  # READY_PROBE_S: /ready reuses a probe this long
+    ready_probe_timeout_s: float = 2.0  # READY_PROBE_TIMEOUT_S: one probe's wait
+    read_timeout_s: float = 30.0  # READ_TIMEOUT_S: headers, and a body's start
+    read_min_rate_kb: float = 32.0  # READ_MIN_RATE_KB: KB/s a long body keeps up
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -186,6 +191,7 @@ class Settings:
                 "leave MODEL_ID out (the first of MODELS is the default) or list it"
             )
         _check_web_security(self)
+        _check_faults(self)
         if self.batch_max is not None and not 1 <= self.batch_max <= 256:
             raise ValueError(f"BATCH_MAX must be in 1..256, got {self.batch_max}")
         if self.compile not in ("auto", "on", "off"):
@@ -287,6 +293,17 @@ def _check_proxies(entries: tuple[str, ...]) -> None:
             ) from None
 
 
+def _check_faults(settings: Settings) -> None:
+    for env_name, value, low, high in (
+        ("READY_PROBE_S", settings.ready_probe_s, 0.0, 300.0),
+        ("READY_PROBE_TIMEOUT_S", settings.ready_probe_timeout_s, 0.1, 60.0),
+        ("READ_TIMEOUT_S", settings.read_timeout_s, 0.5, 3600.0),
+        ("READ_MIN_RATE_KB", settings.read_min_rate_kb, 0.0, 1_000_000.0),
+    ):
+        if not low <= value <= high:
+            raise ValueError(f"{env_name} must be in {low:g}..{high:g}, got {value}")
+
+
 def _ports(value: str) -> tuple[int, ...]:
     return tuple(int(item) for item in _list(value))
 
@@ -350,4 +367,8 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("compile", "COMPILE", str.lower),
     ("compile_backend", "COMPILE_BACKEND", str),
     ("backend_image_px", "BACKEND_IMAGE_PX", int),
+    ("ready_probe_s", "READY_PROBE_S", float),
+    ("ready_probe_timeout_s", "READY_PROBE_TIMEOUT_S", float),
+    ("read_timeout_s", "READ_TIMEOUT_S", float),
+    ("read_min_rate_kb", "READ_MIN_RATE_KB", float),
 )

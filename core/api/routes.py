@@ -64,6 +64,7 @@ from core.config import Settings
 from core.engine.queue import ModelQueue
 from core.errors import AppError, ModelUnavailableError, UserInputError
 from core.ratelimit import RateLimiter
+from core.readiness import Readiness, Report
 from core.security import redact, shown_model_id
 from core.security.auth import SessionTokens
 from core.tiling import parse_tiles
@@ -145,6 +146,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(route_class=ApiRoute)
     settings = ctx.settings
     max_upload = settings.max_upload_mb * MB
+    readiness = Readiness(ctx.engines, settings)  # /ready's cached probes
 
     async def welcome() -> JSONResponse:
         return JSONResponse({"message": WELCOME})
@@ -182,11 +184,14 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 "backend": status.backend,
                 "queue_depth": ctx.queue.depth,
                 "queue": ctx.queue.stats(),
+                "checks": readiness.last(),  # /ready's last probes; none run here
             }
         )
 
     @router.get("/ready")
-    async def ready() -> JSONResponse:
+    async def ready(request: Request) -> JSONResponse:
+        history = getattr(request.app.state, "chat_history", None)
+        report = await readiness.check(history)  # engines answer now, history
         status = ctx.manager.status
         loading = [  # the other checkpoints of MODELS, still on their way
             shown_model_id(model_id)
@@ -194,9 +199,12 @@ def build_router(ctx: ApiContext) -> APIRouter:
             if engine.status.state in ("idle", "loading")
         ]
         if status.state == "ready" and status.model_loaded and status.vae_loaded:
+            if report.failure is not None:
+                return _probe_failed(report)
             if not loading:
                 model_id = shown_model_id(status.model_id)  # never a local path
-                return JSONResponse({"status": "ready", "model_id": model_id})
+                body = {"status": "ready", "model_id": model_id}
+                return JSONResponse({**body, "checks": report.checks})
             return error_response(
                 ModelLoadingError(
                     f"Not ready: still loading {', '.join(loading)}.",
@@ -333,6 +341,13 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     add_openai_routes(router, ctx)
     return router
+
+
+def _probe_failed(report: Report) -> JSONResponse:
+    """503 naming the check that failed, with every check's last result."""
+    error = ModelUnavailableError(f"Not ready: {report.failure}")
+    body = {"error": {"code": error.code, "message": redact(error.message)}}
+    return JSONResponse({**body, "checks": report.checks}, status_code=503)
 
 
 def _all_failed(

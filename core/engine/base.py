@@ -256,6 +256,15 @@ class Engine(ABC):
         """Release what the engine holds (threads, connections); default nothing."""
         return
 
+    def probe(self, timeout_s: float) -> None:
+        """Check that the engine answers now (/ready); blocks up to ``timeout_s``.
+
+        In process: loaded and not failed. Raises ModelUnavailableError with
+        the reason otherwise; a remote engine asks its server (OpenAIBackend).
+        """
+        if self._state != "ready":
+            raise ModelUnavailableError(self._error or self._not_ready_message())
+
     # -- running --------------------------------------------------------------
     def generate(
         self,

@@ -73,6 +73,7 @@ class OpenAIBackend(Engine):
         self._attempted = threading.Event()  # set after each load attempt
         self._ready = threading.Event()
         self._closed = threading.Event()
+        self._wake = threading.Event()  # retry the load now (close, probe)
         self.token_ids = TokenIdMap()
         self.image_side_px: int | None = None  # the model's input side, px
 
@@ -159,7 +160,9 @@ class OpenAIBackend(Engine):
                 return
             except ModelUnavailableError:
                 wait = RETRY_S[min(attempt, len(RETRY_S) - 1)]
-                if self._closed.wait(wait):
+                self._wake.wait(wait)  # a probe that got an answer cuts it short
+                self._wake.clear()
+                if self._closed.is_set():
                     return
 
     def wait_ready(self, timeout_s: float) -> bool:
@@ -172,12 +175,40 @@ class OpenAIBackend(Engine):
     def close(self) -> None:
         """Stop background retries and close the HTTP client."""
         self._closed.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._client.close()
 
     def _not_ready_message(self) -> str:
         return "The inference engine is not checked yet; try again."
+
+    def probe(self, timeout_s: float) -> None:
+        """GET /v1/models within ``timeout_s``: the engine answers and, once
+        loaded, still serves our model. An answer while not loaded wakes the
+        background retry at once (not after its back-off, up to 30 s).
+        Raises ModelUnavailableError naming the engine and the fix."""
+        with engine_errors(self.root, timeout_s):
+            try:
+                response = self._client.get("/v1/models", timeout=timeout_s)
+            except httpx.TimeoutException as exc:
+                raise ModelUnavailableError(
+                    f"The inference engine at {self.root} did not answer GET "
+                    f"/v1/models within {timeout_s:g} s (READY_PROBE_TIMEOUT_S)."
+                ) from exc
+            raise_for_status(self.root, response)
+            try:
+                models = served_models(response.json())
+            except (ValueError, WireError) as exc:
+                raise malformed(self.root, f"/v1/models: {exc}") from exc
+        if self._state != "ready":  # status says why; the retry runs now
+            self._wake.set()
+            return
+        if self._model_id not in models:
+            raise ModelUnavailableError(
+                f"The engine at {self.root} no longer serves {self._model_id} "
+                f"(it serves {models or 'no model'}); restart it with that model."
+            )
 
     def _generate(
         self,
