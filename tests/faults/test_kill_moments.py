@@ -24,16 +24,10 @@ from PIL import Image
 
 from core.engine.replay import PIECE
 from core.persist.auth import hash_password
-from tests.e2e.test_persistence_e2e import (
-    PASSWORD,
-    AuthChatClient,
-    find_pg_bin,
-    generating_inputs,
-    postgres_cluster,
-    token_of,
-)
+from tests.e2e.test_persistence_e2e import PASSWORD, generating_inputs, token_of
 from tests.recorded import REPLAY_RECORDING
 from tests.support.chat_client import ServerProcess, start_server
+from tests.support.history import AuthChatClient, find_pg_bin, postgres_cluster
 
 pytestmark = pytest.mark.e2e
 
