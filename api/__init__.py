@@ -1,1 +1,2 @@
-"""The REST API on Chainlit's server: routes, request parsing, formats, fetch."""
+"""The REST door on Chainlit's server: routes, older-client routes, the
+OpenAI-compatible door, request parsing, formats, fetch. HTTP only."""

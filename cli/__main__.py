@@ -1,7 +1,7 @@
-"""``python -m core PROMPT FOLDER``: the batch CLI (see core/cli.py)."""
+"""``python -m cli PROMPT FOLDER``: the batch CLI (see cli/main.py)."""
 
 import sys
 
-from core.cli import main
+from cli.main import main
 
 sys.exit(main())
