@@ -13,7 +13,10 @@ import chainlit as cl
 from chainlit.data import get_data_layer
 from chainlit.types import ThreadDict
 
+from api.routes import install_api
 from chat.options import ChatOptions
+from chat.persist import history
+from chat.persist.login import Login
 from chat.replies import handle_message
 from chat.runs import cancel_runs, cancel_unless_back, tracked
 from chat.samples import attach_sample, starters
@@ -26,7 +29,6 @@ from core.conversation import Conversation
 from core.engine import get_engines
 from core.engine.queue import ModelQueue
 from core.images import set_decode_limit
-from core.persist.login import Login
 from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
 from core.security.auth import warn_if_exposed
@@ -67,8 +69,6 @@ async def on_app_startup() -> None:
     from chainlit.config import FILES_DIRECTORY, config
     from chainlit.server import app
 
-    from core.api.routes import install_api
-
     FILES_DIRECTORY.mkdir(parents=True, exist_ok=True)  # uploads 500 without it
     start_sweeping()  # abandoned sessions' upload folders (chat.uploads)
     tokens = LOGIN.tokens if LOGIN else None
@@ -83,9 +83,9 @@ async def on_app_startup() -> None:
     if LOGIN:
         LOGIN.install(app)
     warn_if_exposed(config.run.host, PERSIST.login, bool(SETTINGS.api_key))
-    history = get_data_layer()
-    await PERSIST.start(app, history)
-    app.state.chat_history = history if PERSIST.enabled else None  # /ready probes
+    data_layer = get_data_layer()
+    await history.start(PERSIST, app, data_layer)
+    app.state.chat_history = data_layer if PERSIST.enabled else None  # /ready probes
     if SETTINGS.load_on_start:
         ENGINES.start_background_load()
 
@@ -93,7 +93,7 @@ async def on_app_startup() -> None:
 @cl.data_layer
 def data_layer():
     """Chainlit's data layer, or None (no history) when persistence is off."""
-    return PERSIST.make_data_layer()
+    return history.make_data_layer(PERSIST)
 
 
 async def on_chat_resume(thread: ThreadDict) -> None:
@@ -138,7 +138,7 @@ async def on_message(message: cl.Message) -> None:
             await handle_message(SERVICES, message)
     finally:
         await save_state(PERSIST)
-        await PERSIST.flush(get_data_layer())  # stored before the task ends
+        await history.flush(PERSIST, get_data_layer())  # stored before the task ends
 
 
 @cl.on_stop

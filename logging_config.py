@@ -23,6 +23,9 @@ def setup_logging(level: str = "INFO") -> None:
         "core",
         "chainlit_app",
         "chat",
+        "api",
+        "cli",
+        "web",
         "__main__",
     ):
         logging.getLogger(name).setLevel(level.upper())

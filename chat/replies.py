@@ -19,6 +19,7 @@ from chat.analysis import (
 )
 from chat.closely import looks
 from chat.options import ChatOptions
+from chat.persist import history
 from chat.redraw import redraw
 from chat.region import pick_region
 from chat.services import ChatServices
@@ -58,7 +59,8 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
         conversation.set_group(added)
     if added:  # write-ahead: a crash from here on keeps the photos ...
         await save_state(services.persist)
-        await services.persist.flush(get_data_layer())  # ... and the thread row
+        data_layer = get_data_layer()  # ... and the thread row
+        await history.flush(services.persist, data_layer)
     if refused:  # told why; the message's request waits for the user
         return
     text = (message.content or "").strip()

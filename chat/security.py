@@ -13,13 +13,14 @@ from typing import Any
 
 from core.config import Settings
 from core.security import private_data_dir, redact
-from core.security.bodylimit import BodyLimitMiddleware, upload_limits
 from core.security.clients import pin_uvicorn_proxy_trust
-from core.security.headers import RouteGuardMiddleware, SecurityHeadersMiddleware
-from core.security.origins import OriginPolicy, add_trusted_hosts, restrict_cors
-from core.security.readtimeout import ReadDeadlineMiddleware, install_header_deadline
 from core.security.sessions import install_socket_guard, session_folder
-from core.security.threads import ThreadIdMiddleware, thread_id_refusal, wrap_message
+from core.security.threads import thread_id_refusal, wrap_message
+from web.bodylimit import BodyLimitMiddleware, upload_limits
+from web.headers import RouteGuardMiddleware, SecurityHeadersMiddleware
+from web.origins import OriginPolicy, add_trusted_hosts, restrict_cors
+from web.readtimeout import ReadDeadlineMiddleware, install_header_deadline
+from web.threads import ThreadIdMiddleware
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """One request over many images: per-image results and errors, then exports.
 
 UI-free and synchronous: the chat ("segment the cars in all images"), the REST
-API (many images in one request) and the command line (``python -m core``)
+API (many images in one request) and the command line (``python -m cli``)
 call it off their event loops. The request is resolved to one Intent before
 the first image, so every image gets the same model prompt; a failure of one
 image (unreadable file, not an image, too many pixels, a model error) is

@@ -3,10 +3,10 @@
 # notice when a module's code is changed?
 #
 #   scripts/mutation.sh core/tokens.py core/geometry.py
-#   scripts/mutation.sh core/api/fetch.py=tests/test_api_guards.py
+#   scripts/mutation.sh api/fetch.py=tests/test_api_guards.py
 #   SAMPLE=4 scripts/mutation.sh core/intent      # every 4th mutant only
 #
-# MODULE is a file or a package folder under core/; "=TESTS" names the test
+# MODULE is a file or a package folder under core/, api/, cli/ or web/; "=TESTS" names the test
 # files (comma-separated) that guard it, otherwise the table below or
 # tests/test_<name>.py is used. Each module runs in its own scratch copy of the
 # repository (mutmut writes mutants/ there), so the working tree is untouched.
@@ -33,8 +33,8 @@ default_tests() {
             echo tests/test_intent.py,tests/test_intent_requests.py,tests/test_region.py,tests/test_intent_messages.py,tests/test_intent_edges.py ;;
         core/conversation.py)
             echo tests/test_conversation.py,tests/test_conversation_state.py,tests/test_persistence_state.py,tests/test_kept.py ;;
-        core/api/request.py) echo tests/test_api_request.py,tests/test_api_guards.py ;;
-        core/api/fetch.py)
+        api/request.py) echo tests/test_api_request.py,tests/test_api_guards.py ;;
+        api/fetch.py)
             echo tests/test_api_guards.py,tests/test_fetch.py,tests/test_fetch_origin.py ;;
         core/ratelimit.py) echo tests/test_ratelimit.py,tests/test_api_guards.py ;;
         core/kept.py) echo tests/test_kept.py,tests/test_closely.py ;;
@@ -57,7 +57,7 @@ for spec in "$@"; do
     [ "$tests" = "$spec" ] && tests="$(default_tests "$module")"
     module="${module%/}"
     if [ ! -e "$ROOT/$module" ]; then
-        echo "no such module: $module (expected a path under core/)" >&2
+        echo "no such module: $module (expected a path under core/, api/, cli/ or web/)" >&2
         exit 2
     fi
     copy="$WORK/$(echo "$module" | tr '/.' '__')"
@@ -69,7 +69,7 @@ for spec in "$@"; do
     cat >>"$copy/pyproject.toml" <<EOF
 
 [tool.mutmut]
-source_paths = ["core"]
+source_paths = ["core", "api", "cli", "web"]
 only_mutate = ["$pattern"]
 also_copy = ["chat", "scripts", "logging_config.py", "chainlit_app.py"]
 pytest_add_cli_args = ["-q", "-p", "no:cacheprovider", "-x"]

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
-from core.api.routes import install_api
+from api.routes import install_api
 from core.config import Settings
 from core.engine.base import ModelStatus
 from core.engine.queue import ModelQueue

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from core.api.fetch import (
+from api.fetch import (
     UrlFetchError,
     UrlPolicy,
     UrlRefusedError,
@@ -23,7 +23,7 @@ from core.api.fetch import (
     fetch_image_url,
     host_allowed,
 )
-from core.api.request import (
+from api.request import (
     clean_prompt,
     decode_base64,
     parse_format,

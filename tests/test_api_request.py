@@ -1,4 +1,4 @@
-"""core/api/request.py without a server: what the REST API reads from a client
+"""api/request.py without a server: what the REST API reads from a client
 (body size, form fields, prompt, base64, options) and how it encodes masks.
 
 Requests are real Starlette ``Request`` objects over an ASGI ``receive`` that
@@ -20,7 +20,7 @@ from PIL import Image
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from core.api.request import (
+from api.request import (
     MB,
     clean_prompt,
     decode_base64,

@@ -1,4 +1,4 @@
-"""core.api.fetch without a network: which addresses are refused and why, the
+"""api.fetch without a network: which addresses are refused and why, the
 allowlist, the port rules and the exact message a client gets for every
 refused or unresolvable URL (names resolve through the policy's resolver seam;
 one test uses the real resolver on an IP literal)."""
@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from core.api.fetch import (
+from api.fetch import (
     UrlPolicy,
     address_refusal,
     check_url,

@@ -1,4 +1,4 @@
-"""core.api.fetch against real loopback origins (HTTP and HTTPS): what the
+"""api.fetch against real loopback origins (HTTP and HTTPS): what the
 origin receives, which statuses and sizes pass, and the exact message a client
 gets for every failure after connecting. "public.test" resolves to 127.0.0.1
 through the resolver seam; everything after it (pinning, TLS, streaming) is the
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core.api.fetch import UrlPolicy, address_refusal, fetch_image_url
+from api.fetch import UrlPolicy, address_refusal, fetch_image_url
 from core.errors import PayloadTooLargeError, UrlFetchError
 
 BODY = b"\x89PNG\r\n\x1a\n" + b"x" * 100

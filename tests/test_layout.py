@@ -1,4 +1,5 @@
-"""The tree shows the design: no import circle, a small core top, seams importable."""
+"""The tree shows the design: no import circle, a small core top, seams importable,
+data flowing one way (doors -> core), core free of doors and web frameworks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "chat")
+PACKAGES = ("core", "chat", "api", "cli", "web")
+DOORS = ("chat", "api", "cli")
+WEB_FRAMEWORKS = ("fastapi", "starlette", "chainlit", "uvicorn", "socketio", "engineio")
 
 
 def _module_name(path: Path) -> str:
@@ -94,21 +97,62 @@ def test_the_root_holds_only_the_app_and_logging_config() -> None:
     ]
 
 
-def test_only_core_persist_imports_chainlit() -> None:
-    offenders = []
-    for path in (ROOT / "core").rglob("*.py"):
-        if "persist" in path.relative_to(ROOT).parts:
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            if any(n == "chainlit" or n.startswith("chainlit.") for n in names):
-                offenders.append(str(path.relative_to(ROOT)))
-    assert offenders == []
+def _all_imports(path: Path) -> set[str]:
+    """Every absolute module name ``path`` imports, lazily inside functions too."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _top(name: str) -> str:
+    return name.partition(".")[0]
+
+
+def imports_of(
+    package: str, forbidden: tuple[str, ...], root: Path = ROOT
+) -> list[str]:
+    """``file: module`` for each import under ``package`` of a ``forbidden``
+    top-level package (``forbidden`` itself never counts for its own files)."""
+    found = []
+    for path in sorted((root / package).rglob("*.py")):
+        for name in sorted(_all_imports(path)):
+            if _top(name) in forbidden and _top(name) != package:
+                found.append(f"{path.relative_to(root)}: {name}")
+    return found
+
+
+def test_core_imports_no_door_and_no_web_package() -> None:
+    assert imports_of("core", (*DOORS, "web")) == []
+
+
+def test_core_imports_no_web_framework() -> None:
+    assert imports_of("core", WEB_FRAMEWORKS) == []
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_doors_do_not_import_each_other(door: str) -> None:
+    """chainlit_app.py, the composition root, is where doors meet."""
+    assert imports_of(door, DOORS) == []
+
+
+def test_web_plumbing_imports_no_door() -> None:
+    assert imports_of("web", DOORS) == []
+
+
+def test_the_import_rules_see_lazy_imports(tmp_path: Path) -> None:
+    package = tmp_path / "core"
+    package.mkdir()
+    (package / "lazy.py").write_text(
+        "def f():\n    from chat.persist import db\n    import starlette.types\n"
+    )
+    found = imports_of("core", DOORS, tmp_path)
+    assert found == ["core/lazy.py: chat.persist"]
+    found = imports_of("core", WEB_FRAMEWORKS, tmp_path)
+    assert found == ["core/lazy.py: starlette.types"]
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
-"""core.api.openai_chat: an OpenAI-style conversation -> the request to run."""
+"""api.openai_chat: an OpenAI-style conversation -> the request to run."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.api.openai_chat import MAX_IMAGES, parse_chat
+from api.openai_chat import MAX_IMAGES, parse_chat
 from core.errors import UserInputError
 
 IMG_A = "data:image/png;base64,AAAA"

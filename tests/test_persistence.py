@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from chat.persist.history import make_data_layer
+from chat.persist.storage import LocalStorageClient, media_headers
 from core.config import Settings
 from core.persist.auth import (
     PasswordChecker,
@@ -19,9 +21,8 @@ from core.persist.auth import (
     parse_users,
     verify_password,
 )
-from core.persist.db import async_database_url, thread_folder
+from core.persist.locations import async_database_url, thread_folder
 from core.persist.service import Persistence, main
-from core.persist.storage import LocalStorageClient, media_headers
 
 FAST = 100_000  # the minimum iterations: keeps these tests quick
 ALICE = hash_password("s3cret", iterations=FAST, salt=b"0123456789abcdef")
@@ -147,7 +148,7 @@ def test_persistence_switch(tmp_path, env, enabled, login, expectation):
         persist = Persistence.from_settings(settings)
         assert persist.enabled is enabled
         assert persist.login is login
-        assert (persist.make_data_layer() is not None) is enabled
+        assert (make_data_layer(persist) is not None) is enabled
         assert (tmp_path / "auth-secret").exists() is login
 
 

@@ -13,13 +13,14 @@ import pytest
 from chainlit.context import init_http_context
 from chainlit.user import User
 
+from chat.persist.db import TABLES, AppDataLayer
+from chat.persist.storage import LocalStorageClient
 from core.config import Settings
 from core.conversation import Conversation, ResultSummary
 from core.intent.parse import parse_intent
 from core.persist.auth import hash_password
-from core.persist.db import TABLES, AppDataLayer, async_database_url
+from core.persist.locations import async_database_url
 from core.persist.service import ChatState, Persistence
-from core.persist.storage import LocalStorageClient
 
 OPTIONS = {"decoding": "greedy", "max_new_tokens": 0, "opacity": 0.5}
 

@@ -1,5 +1,7 @@
-"""Persisted chat history and login (the only part of core that imports chainlit).
+"""Persisted chat state and login checks, framework-free.
 
-``service.py`` wires it from Settings; ``auth.py`` password hashes and login,
-``db.py`` the SQLAlchemy data layer, ``storage.py`` local element files.
+``service.py`` the Persistence switch from Settings and ``state.json``,
+``recovery.py`` durable writes and resume checks, ``auth.py`` password hashes,
+``locations.py`` the database URL and thread folders. The Chainlit data layer,
+its storage and the login routes are the chat's (chat.persist).
 """

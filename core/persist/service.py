@@ -1,12 +1,13 @@
 """Persisted chat history and login, wired from Settings.
 
 Login is on whenever AUTH_USERS is set, whatever PERSIST says (see
-core.persist.login: revocable, rate limited). History is on when users are
+chat.persist.login: revocable, rate limited). History is on when users are
 configured (AUTH_USERS, PERSIST=auto) or PERSIST=on:
 - Chainlit's SQLAlchemy data layer on ``DATA_DIR/chat.db`` (SQLite, tables
-  created on first start) or on DATABASE_URL (SQLite or PostgreSQL);
+  created on first start) or on DATABASE_URL (SQLite or PostgreSQL), built
+  from this switch by chat.persist.history;
 - element files (photos, overlays, downloads) in ``DATA_DIR/files`` behind
-  Chainlit's storage interface, served by signed URLs;
+  Chainlit's storage interface, served by signed URLs (chat.persist.storage);
 - each thread's working images and chat state in ``DATA_DIR/threads/<id>/``
   (``state.json``: images, active image, turns with intents and raw answers,
   options, a request waiting for its photo), removed with the thread; the
@@ -42,14 +43,13 @@ from core.persist.auth import (
     hash_password,
     parse_users,
 )
-from core.persist.db import AppDataLayer, async_database_url, thread_folder
+from core.persist.locations import async_database_url, thread_folder
 from core.persist.recovery import (
     photo_on_disk,
     read_state_file,
     recover_photos,
     write_durably,
 )
-from core.persist.storage import LocalStorageClient, install_file_route
 from core.security.auth import SessionTokens
 from core.types import Intent
 
@@ -128,30 +128,6 @@ class Persistence:
 
     def checker(self) -> PasswordChecker:
         return PasswordChecker(self.users)
-
-    def make_data_layer(self) -> AppDataLayer | None:
-        """The data layer Chainlit should use (``@cl.data_layer``); None when off."""
-        if not self.enabled:
-            return None
-        storage = LocalStorageClient(self.files_root, self.auth_secret)
-        return AppDataLayer(self.database_url, storage, self.threads_root)
-
-    async def start(self, app, data_layer: AppDataLayer | None) -> None:
-        """At app start: create the tables and serve the stored files."""
-        if not self.enabled or data_layer is None:
-            return
-        await data_layer.create_schema()
-        install_file_route(app, data_layer.storage_provider)
-        logger.info(
-            "chat history on (%s), users: %s",
-            data_layer.dialect,
-            ", ".join(sorted(self.users)),
-        )
-
-    async def flush(self, data_layer: AppDataLayer | None) -> None:
-        """Wait for the history writes of the reply just sent (when on)."""
-        if self.enabled and isinstance(data_layer, AppDataLayer):
-            await data_layer.flush()
 
     def thread_folder(self, thread_id: str) -> Path:
         """Where one thread's images and state live (not created here)."""

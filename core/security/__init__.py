@@ -1,6 +1,7 @@
-"""Web security: ASGI middlewares, origin/host policy, session-id checks,
-markdown escaping and redaction. Framework-free; chat.security installs them on
-Chainlit's app and socket server. See docs/security.md.
+"""Security checks without a web framework: session and thread ids, client
+addresses, login tokens, markdown escaping and redaction. The ASGI middlewares
+and the origin/host policy that apply them are in web/; chat.security installs
+both on Chainlit's app and socket server. See docs/security.md.
 """
 
 from __future__ import annotations

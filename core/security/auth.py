@@ -2,7 +2,7 @@
 changes, limits on login attempts, the API's key-or-login check, and the
 warning for an open server on a public address.
 
-Pure Python (PyJWT, limits): ``core.persist.login`` wires it into Chainlit.
+Pure Python (PyJWT, limits): ``chat.persist.login`` wires it into Chainlit.
 
 A Chainlit login is an HS256 JWT (cookie ``access_token`` or ``Authorization:
 Bearer``) carrying the user's metadata. Ours holds a *credential fingerprint*,

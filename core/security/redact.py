@@ -1,8 +1,8 @@
 """Keep credentials and local paths out of what clients see.
 
 Every string that leaves the process passes through ``redact`` at its door
-(core.api.request.error_json for REST errors, the SSE writer of
-core.api.openai_routes, the chat's emitter filter in chat.security):
+(api.request.error_json for REST errors, the SSE writer of
+api.openai_routes, the chat's emitter filter in chat.security):
 ``user:password@`` in URLs becomes ``***@``, secret query values
 (``api_key=``, ``token=``, ``sig=``, ...) become ``***`` and absolute
 filesystem paths keep only their last part (``…/vae-oid.npz``). Model ids are

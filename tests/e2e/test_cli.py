@@ -1,4 +1,4 @@
-"""``python -m core``: real subprocesses, plus its pure helpers.
+"""``python -m cli``: real subprocesses, plus its pure helpers.
 
 The folder run answers from recorded PaliGemma text (MODEL_ID=replay:...), so
 every export holds the two recorded cars with real masks and the checks know
@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
+from cli.main import find_images, write_outputs
 from core.batch import analyze_batch, batch_to_export_items
-from core.cli import find_images, write_outputs
 from core.export.masks import rle_to_mask
 from core.geometry import box_to_pixels
 from core.tokens import parse_objects
@@ -45,7 +45,7 @@ def run_cli(
         **(env_extra or {}),
     )
     return subprocess.run(
-        [sys.executable, "-m", "core", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -241,7 +241,7 @@ def test_cli_usage_errors_exit_2_before_loading_anything(
 
     assert proc.returncode == 2
     assert message in proc.stderr
-    assert "usage: python -m core" in proc.stderr
+    assert "usage: python -m cli" in proc.stderr
     assert not out.exists()
 
 

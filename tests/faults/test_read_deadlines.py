@@ -1,11 +1,11 @@
-"""core.security.readtimeout.ReadDeadlineMiddleware on a bare ASGI app."""
+"""web.readtimeout.ReadDeadlineMiddleware on a bare ASGI app."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
-from core.security.readtimeout import ReadDeadlineMiddleware
+from web.readtimeout import ReadDeadlineMiddleware
 
 
 async def read_body_app(scope, receive, send) -> None:

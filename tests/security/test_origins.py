@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from core.config import Settings
-from core.security.origins import OriginPolicy
 from tests.security.conftest import assert_alive, open_socket
+from web.origins import OriginPolicy
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from core.api.fetch import UrlPolicy, address_refusal, fetch_image_url
+from api.fetch import UrlPolicy, address_refusal, fetch_image_url
 from core.errors import UrlFetchError, UrlRefusedError
 from tests.security.conftest import assert_alive
 

@@ -15,14 +15,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from core.persist.db import AppDataLayer, async_database_url, thread_folder
-from core.persist.storage import LocalStorageClient
+from chat.persist.db import AppDataLayer
+from chat.persist.storage import LocalStorageClient
+from core.persist.locations import async_database_url, thread_folder
 from core.security.threads import (
-    ThreadIdMiddleware,
     canonical_thread_id,
     message_thread_refusal,
     thread_id_refusal,
 )
+from web.threads import ThreadIdMiddleware
 
 ID = "8c1f3c52-1a4b-4f7e-9d55-0a4b8e0e6c11"
 HEX = ID.replace("-", "")

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from core.security.bodylimit import FORM_SLACK_BYTES, MB
 from tests.security.conftest import assert_alive, files_root
 from tests.support.chat_client import ChatClient
+from web.bodylimit import FORM_SLACK_BYTES, MB
 
 pytestmark = pytest.mark.e2e
 

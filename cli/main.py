@@ -1,7 +1,7 @@
 """Command line: one prompt over a folder of images, exports written to a folder.
 
-    python -m core "segment the cars" photos/ --out results/
-    python -m core "detect dog ; bike" a.jpg b.png --out out/ --format coco
+    python -m cli "segment the cars" photos/ --out results/
+    python -m cli "detect dog ; bike" a.jpg b.png --out out/ --format coco
 
 Settings come from the environment (MODEL_ID, VAE_PATH, DEVICE, ... as for the
 app); ``--model`` / ``--vae`` / ``--device`` override them. Exit status: 0 when
@@ -39,7 +39,7 @@ from core.pipeline import to_intent
 from core.tiling import parse_tiles
 from core.types import DECODING_PRESETS, Decoding, Intent
 
-logger = logging.getLogger("core.cli")
+logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 FORMATS = ("zip", "coco", "yolo", "json", "all")
@@ -49,7 +49,7 @@ RESULTS_NAME = "results.json"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m core",
+        prog="python -m cli",
         description="Run one PaliGemma request over many images and export the "
         "results (COCO, YOLO-seg, mask PNGs, JSON, overlays).",
     )

@@ -51,7 +51,7 @@ def protect_sessions(tokens: SessionTokens) -> None:
     if original is None or getattr(chainlit.server, "decode_jwt", None) is None:
         raise RuntimeError(
             "chainlit.auth.decode_jwt is gone: this Chainlit version is not the "
-            "one core.persist.login supports (chainlit==2.12.0)"
+            "one chat.persist.login supports (chainlit==2.12.0)"
         )
     if getattr(original, "checks_revocation", False):
         original = original.original

@@ -24,16 +24,16 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from core.api.compat import (
+from api.compat import (
     ENDPOINTS,
     WELCOME,
     JsonClientRoute,
     legacy_message,
     uptime_text,
 )
-from core.api.formats import encode_results
-from core.api.openai_routes import add_openai_routes
-from core.api.request import (
+from api.formats import encode_results
+from api.openai_routes import add_openai_routes
+from api.request import (
     MB,
     clean_prompt,
     decode_base64,
@@ -48,7 +48,7 @@ from core.api.request import (
     read_body,
     read_form,
 )
-from core.api.service import (
+from api.service import (
     LOADING_RETRY_S,
     ApiContext,
     ModelLoadingError,

@@ -18,8 +18,8 @@ from typing import Any
 from PIL import Image
 from starlette.requests import Request
 
-from core.api.fetch import ENABLE_HINT, UrlPolicy, UrlRefusedError, fetch_image_url
-from core.api.request import MB, detection_json, error_json, mask_png_b64
+from api.fetch import ENABLE_HINT, UrlPolicy, UrlRefusedError, fetch_image_url
+from api.request import MB, detection_json, error_json, mask_png_b64
 from core.batch import INTERNAL_ERROR, BatchItem
 from core.config import Settings
 from core.engine.queue import API, ModelQueue

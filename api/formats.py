@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Sequence
 from typing import Any
 
-from core.api.request import error_json
+from api.request import error_json
 from core.batch import BatchItem, batch_to_export_items
 from core.export import (
     ExportItem,

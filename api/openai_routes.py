@@ -27,9 +27,9 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.requests import Request
 
-from core.api.openai_chat import NO_IMAGE, ChatRequest, parse_chat
-from core.api.request import MB, decode_base64, error_json, read_body
-from core.api.service import ApiContext, decoding_for
+from api.openai_chat import NO_IMAGE, ChatRequest, parse_chat
+from api.request import MB, decode_base64, error_json, read_body
+from api.service import ApiContext, decoding_for
 from core.errors import (
     AppError,
     LinkRefusedError,

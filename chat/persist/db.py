@@ -24,18 +24,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.persist.thread_guard import ThreadIdGuard
-from core.security.threads import canonical_thread_id
+from chat.persist.thread_guard import ThreadIdGuard
+from core.persist.locations import thread_folder
 
 logger = logging.getLogger(__name__)
 
-_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
-    "postgres": "postgresql+asyncpg",
-    "postgresql": "postgresql+asyncpg",
-    "postgresql+asyncpg": "postgresql+asyncpg",
-}
 _TYPES = {
     "sqlite": {"uuid": "TEXT", "json": "TEXT", "array": "TEXT", "bool": "BOOLEAN"},
     "postgresql": {
@@ -124,29 +117,6 @@ TABLES = ("users", "threads", "steps", "elements", "feedbacks")
 _IN_WRITE: ContextVar[bool] = ContextVar("in_write", default=False)
 
 
-def async_database_url(url: str | None, data_dir: str | Path) -> str:
-    """An SQLAlchemy async URL: the given SQLite/PostgreSQL URL with its async
-    driver, or a SQLite file ``data_dir/chat.db`` when ``url`` is empty.
-
-    Raises ValueError for any other database.
-    """
-    if not url:
-        return f"sqlite+aiosqlite:///{Path(data_dir).expanduser() / 'chat.db'}"
-    try:
-        parsed = make_url(url)
-    except Exception as exc:  # sqlalchemy raises ArgumentError
-        raise ValueError(f"DATABASE_URL does not parse: {exc}") from exc
-    driver = _DRIVERS.get(parsed.drivername)
-    if driver is None:
-        raise ValueError(
-            "DATABASE_URL must be sqlite:///<file> or postgresql://user:pass@host/db, "
-            f"got the {parsed.drivername!r} scheme"
-        )
-    if driver.startswith("sqlite") and parsed.database in (None, "", ":memory:"):
-        raise ValueError("DATABASE_URL for SQLite must name a file: sqlite:///<path>")
-    return parsed.set(drivername=driver).render_as_string(hide_password=False)
-
-
 def dialect_of(url: str) -> str:
     """ "sqlite" or "postgresql"."""
     return make_url(url).get_backend_name()
@@ -158,14 +128,6 @@ def schema_statements(dialect: str) -> list[str]:
         raise ValueError(f"no schema for {dialect!r}; known: {sorted(_TYPES)}")
     ddl = _SCHEMA.format(**_TYPES[dialect])
     return [s.strip() for s in ddl.split(";") if s.strip()]
-
-
-def thread_folder(root: str | Path, thread_id: str) -> Path:
-    """``root/<thread id>``; ValueError unless ``thread_id`` is a canonical
-    UUID. Other spellings of one UUID are refused, not folded: the ownership
-    check and the database rows key on the id as given (core.security.threads).
-    """
-    return Path(root) / canonical_thread_id(thread_id)
 
 
 class AppDataLayer(ThreadIdGuard, SQLAlchemyDataLayer):

@@ -1,0 +1,1 @@
+"""The batch command-line door: ``python -m cli PROMPT FOLDER`` (cli/main.py)."""

@@ -1,1 +1,0 @@
-"""The REST API on Chainlit's server: routes, request parsing, formats, fetch."""
