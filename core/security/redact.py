@@ -10,7 +10,12 @@ from __future__ import annotations
 import re
 
 # "://" may carry the word joiner of core.security.markdown (already escaped text).
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*:\u2060?//)[^/\s@]+@")
+# Linear time on any text (model answers included): the scheme's run of
+# [a-z0-9+.-] is read once, from its first character, and must hold a letter
+# at a word start (the scheme's); what is kept before "***@" is the same.
+_USERINFO = re.compile(
+    r"(?i)(?<![a-z0-9+.-])(?=[a-z0-9+.-]*?\b[a-z])([a-z0-9+.-]*+:\u2060?//)[^/\s@]+@"
+)
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:api[_-]?key|token|key|password)=)[^&\s]+")
 # An absolute path's folders: from a "/" (or "~/", "C:\\") not preceded by a word
 # char or "/" (URL paths stay) and not starting "//" (a URL's host).
