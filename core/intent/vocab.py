@@ -269,6 +269,8 @@ _PREP = (
     + r")\s+)?"
 )
 _ORD = "|".join(ORDINALS)
+# A bare file name is at most 255 characters (NAME_MAX): the bound keeps its
+# search linear on runs such as "a(a(a(" (each "(" may start a name).
 IMAGE_REFS = (
     re.compile(
         rf"{_PREP}(?:the\s+)?(?P<ord>{_ORD}|\d+(?:st|nd|rd|th))\s+(?:one\s+)?{_NOUN}\b",
@@ -284,7 +286,7 @@ IMAGE_REFS = (
     ),
     re.compile(
         rf"{_PREP}(?:\"(?P<q1>[^\"]+{_EXT})\"|'(?P<q2>[^']+{_EXT})'"
-        rf"|(?P<bare>[\w()-][\w.()-]*{_EXT}))(?![\w.-])",
+        rf"|(?P<bare>[\w()-][\w.()-]{{0,249}}{_EXT}))(?![\w.-])",
         re.I,
     ),
 )
