@@ -21,6 +21,11 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGES = 200  # a long chat; beyond this the client should start a new one
 MAX_IMAGES = 32  # image parts over the whole conversation
+# One request replays at most this much of the conversation's user text (the
+# newest turns; the last one always): parsing costs CPU under the GIL, and a
+# client resends the whole conversation with every request.
+REPLAY_TURNS = 50
+REPLAY_CHARS = 8_000
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 NO_IMAGE = (
     "Attach a photo first (an image_url content part: a data: URI, or a URL "
@@ -121,28 +126,46 @@ def _choose_image(images: list[str], intent: Intent) -> tuple[str | None, int]:
     return images[-1], len(images)
 
 
+def _replayed(texts: list[str]) -> int:
+    """Index of the first turn to replay: the newest turns, at most
+    ``REPLAY_TURNS`` of them and ``REPLAY_CHARS`` characters (the last always)."""
+    first, total = len(texts) - 1, len(texts[-1])
+    while first > 0 and len(texts) - first < REPLAY_TURNS:
+        total += len(texts[first - 1])
+        if total > REPLAY_CHARS:
+            break
+        first -= 1
+    return first
+
+
 def parse_chat(messages: Any, max_prompt_chars: int) -> ChatRequest:
     """Replay the user turns; the last one is the request. 400 for bad input.
 
     Earlier requests only shape the last ("also the dog", "undo", "in
     Spanish"); earlier clarifying questions or help requests are skipped.
+    Only the newest turns are replayed (``_replayed``); the photos of every
+    turn count, so "image 1" is still the conversation's first photo.
     """
     turns = _user_turns(messages)
-    images: list[str] = []
-    stack: list[Intent] = []  # requests that ran, for refinements and undo
-    intent: Intent | None = None
-    for text, turn_images in turns:
-        images.extend(turn_images)
-        if len(images) > MAX_IMAGES:
-            raise UserInputError(
-                f"Send at most {MAX_IMAGES} photos in one conversation."
-            )
-        text = text.strip()
+    texts = [text.strip() for text, _ in turns]
+    for text in texts:
         if len(text) > max_prompt_chars:
             raise UserInputError(
                 f"A message is longer than {max_prompt_chars} characters "
                 "(MAX_PROMPT_CHARS); shorten it."
             )
+    first = _replayed(texts)
+    images: list[str] = []
+    stack: list[Intent] = []  # requests that ran, for refinements and undo
+    intent: Intent | None = None
+    for index, (text, (_, turn_images)) in enumerate(zip(texts, turns, strict=True)):
+        images.extend(turn_images)
+        if len(images) > MAX_IMAGES:
+            raise UserInputError(
+                f"Send at most {MAX_IMAGES} photos in one conversation."
+            )
+        if index < first:
+            continue  # too old to replay: only its photos count
         if not text:
             intent = None  # a photo without words: asks nothing yet
             continue

@@ -39,7 +39,7 @@ MAX_TILES_PER_SIDE = 4
 OVERLAP = 0.2  # of a tile's side, so an object cut by one tile is whole in the next
 MERGE_IOS = 0.5  # merge two same-label detections overlapping >= half the smaller
 WHOLE, TILE = 1.0, 0.9  # merge order: the whole-photo pass wins ties
-_GRID = re.compile(r"^\s*(\d+)\s*[x\u00d7]\s*(\d+)\s*$", re.IGNORECASE)
+_GRID = re.compile(r"^\s*+(\d++)\s*+[x\u00d7]\s*+(\d++)\s*+$", re.IGNORECASE)
 
 TileProgress = Callable[[int, int], None]  # (tile number from 1, tiles in all)
 TileSpec = str | tuple[int, int]  # "off" | "auto" | (columns, rows)

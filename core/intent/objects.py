@@ -12,6 +12,7 @@ import re
 from core.types import GROUNDED_TASKS, Intent, ViewChange
 
 _NUMBER = r"(?:#\s*)?\d{1,3}"
+_NUMBERS = re.compile(r"(\d++)(?:\s*+(?:-|to|through)\s*+#?\s*+(\d++))?")  # linear
 _RANGE = rf"{_NUMBER}(?:\s*(?:-|to|through)\s*{_NUMBER})?"
 _LIST = (
     rf"(?:(?:the\s+)?(?:objects?|items?|numbers?|nos?\.?|ones?)\s+)?"
@@ -83,7 +84,7 @@ def _layer(word: str) -> str:
 def _numbers(text: str) -> tuple[int, ...]:
     """ "1, 3 and 5-7" -> (1, 3, 5, 6, 7), sorted, without repeats."""
     out: set[int] = set()
-    for start, end in re.findall(r"(\d+)(?:\s*(?:-|to|through)\s*#?\s*(\d+))?", text):
+    for start, end in _NUMBERS.findall(text):
         low, high = int(start), int(end or start)
         out.update(range(min(low, high), max(low, high) + 1))
     return tuple(sorted(out))

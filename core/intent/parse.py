@@ -48,7 +48,10 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
     "export" asks for the downloads of the current result (image_ref "all":
     of every image analysed in the chat); "view" redraws the last result
     (``intent.view``: numbered objects to keep or drop, layers on or off).
+    Every door's text goes through here (or ``parse_requests``), which first
+    normalises it (``text.clean_text``: one space between words).
     """
+    text = t.clean_text(text)
     if PICK.match(text):  # the chat shows the photo to drag a rectangle on
         return Intent(task="free", prompt="", action="pick_region")
     region, rest = split_region(text)
@@ -69,7 +72,7 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
 
 def _parse(text: str, previous: Intent | None) -> Intent:
     prev = previous if previous is not None and previous.action == "run" else None
-    cleaned = t.clean_text(text)
+    cleaned = text  # parse_intent has cleaned it
     low = cleaned.lower().strip(t.PUNCT_ENDS)
     words = re.findall(r"\w+", low)
     if v.HELP.match(low):
@@ -101,6 +104,8 @@ def _parse(text: str, previous: Intent | None) -> Intent:
     return intent
 
 
+# "where is the dog located": searched, so the run is taken from its first space.
+_TRAILING_VERB = re.compile(r"(?<!\s)\s++(?:is|are|located|positioned|placed)$")
 ANSWER_AGAIN = re.compile(
     r"^(?:answer|reply|respond)(?:\s+(?:to\s+)?(?:it|that|this|me))?(?:\s+again)?$"
 )
@@ -197,7 +202,7 @@ def _grounded(
 ) -> Intent | None:
     """Targets after a detect/segment verb; None when the phrase is a question."""
     if where:
-        phrase = re.sub(r"\s+(?:is|are|located|positioned|placed)$", "", phrase)
+        phrase = _TRAILING_VERB.sub("", phrase)
     phrase = phrase.strip(t.PUNCT_ENDS)
     if phrase in t.LONE_DETERMINERS:  # "segment the": cut short, nothing named
         phrase = ""

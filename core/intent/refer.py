@@ -39,7 +39,8 @@ PERSONAL = _words("i you we me us")
 MAX_WORDS = 20  # longer than any sensible description of one object
 # A new object starts at ", the"/"and the"/"; a" (but not inside "between").
 _NEW_OBJECT = re.compile(
-    r"\s*(?:;|,\s*(?:and|or)?|\band\b|\bor\b|&)\s*(?=\b(?:the|all|both|an?)\b)"
+    r"(?:(?<!\s)\s++)?(?:;|,\s*+(?:and|or)?|\band\b|\bor\b|&)\s*+"
+    r"(?=\b(?:the|all|both|an?)\b)"
 )
 _ARTICLE_LEADS = _words("the a an all both")
 

@@ -30,32 +30,38 @@ AREAS: dict[str, tuple[float, float, float, float]] = {
 }
 _AREA = "|".join(sorted((re.escape(a) for a in AREAS), key=len, reverse=True))
 _AREA_WORDS = (
-    r"(?:\s+(?:corner|quarter|half|part|side|area|region|of\s+the\s+"
+    r"(?:\s++(?:corner|quarter|half|part|side|area|region|of\s+the\s+"
     r"(?:image|photo|picture)))*"
 )
-_NUMBER = r"(\d{1,5}(?:\.\d+)?)"
-_SEP = r"\s*[,\s]\s*"
+# Linear time on any text (a chat message is attacker-controlled): no two
+# quantifiers may match the same characters, so every whitespace run is taken
+# whole (possessive ``\s*+``) and, where a pattern opens with optional
+# whitespace, only from the run's first character (``_LEAD``): a match that
+# starts later in the run is never the leftmost one. Same matches as before.
+_LEAD = r"(?:[,;:]|(?<!\s))\s*+"  # "[,;:]?\s*" without a start inside a run
+_NUMBER = r"(\d{1,5}(?:\.\d++)?)"
+_SEP = r"(?:\s*+,\s*+|\s++)"  # was \s*[,\s]\s*: n^4 on a run of spaces
 _PIXELS = (
-    rf"\(?\s*{_NUMBER}{_SEP}{_NUMBER}\s*\)?\s*(?:to|-|\u2013|and)\s*"
-    rf"\(?\s*{_NUMBER}{_SEP}{_NUMBER}\s*\)?"
+    rf"\(?\s*+{_NUMBER}{_SEP}{_NUMBER}\s*+\)?\s*+(?:to|-|\u2013|and)\s*+"
+    rf"\(?\s*+{_NUMBER}{_SEP}{_NUMBER}\s*+\)?"
 )
 _ZOOM = (
     r"(?:zoom(?:ed)?\s+(?:in\s+)?(?:in|into|onto|on|to)|zoom\s+in\s+on|"
     r"crop(?:ped)?\s+(?:to|in\s+on)|focus(?:ed)?\s+on|look\s+(?:closer\s+)?at)"
 )
 _BY_AREA = re.compile(
-    rf"[,;:]?\s*(?:and\s+)?{_ZOOM}\s+(?:the\s+)?(?P<area>{_AREA}){_AREA_WORDS}"
-    r"\s*[,;:.]?",
+    rf"{_LEAD}(?:and\s++)?{_ZOOM}\s++(?:the\s++)?(?P<area>{_AREA}){_AREA_WORDS}"
+    r"\s*+[,;:.]?",
     re.IGNORECASE,
 )
 _BY_PIXELS = re.compile(
-    rf"[,;:]?\s*(?:(?:in|inside|within|on)\s+)?(?:the\s+)?(?:{_ZOOM}\s+(?:the\s+)?)?"
-    rf"(?:region|area|box|crop|rectangle)?\s*(?:from\s+)?{_PIXELS}\s*[,;:.]?",
+    rf"{_LEAD}(?:(?:in|inside|within|on)\s++)?(?:the\s++)?(?:{_ZOOM}\s++(?:the\s++)?)?"
+    rf"(?:region|area|box|crop|rectangle)?\s*+(?:from\s++)?{_PIXELS}\s*+[,;:.]?",
     re.IGNORECASE,
 )
 PICK = re.compile(
-    r"^\s*(?:(?:let\s+me|i\s+want\s+to|can\s+i)\s+)?(?:draw|select|pick|mark|choose)"
-    r"\s+(?:a|an|the)?\s*(?:region|area|box|rectangle|part)\b"
+    r"^\s*+(?:(?:let\s+me|i\s+want\s+to|can\s+i)\s+)?(?:draw|select|pick|mark|choose)"
+    r"\s++(?:a|an|the)?\s*+(?:region|area|box|rectangle|part)\b"
     r"(?!\s+(?:around|of|on|for|over)\b)",  # "draw a box around the car": detect
     re.IGNORECASE,
 )

@@ -17,14 +17,25 @@ from core.intent import vocab as v
 from core.intent.parse import parse_intent
 from core.types import Intent
 
-# "images 1 and 2", "photos 1, 2 & 3": one reference per number.
+# "images 1 and 2", "photos 1, 2 & 3": one reference per number. Linear time on
+# any text: whitespace and digit runs are taken whole (possessive quantifiers).
 _NUMBERED = re.compile(
-    r"\b(?P<noun>image|img|photo|picture|pic|shot)s?\s*#?\s*(?P<first>\d+)"
-    r"(?P<more>(?:\s*(?:,|&|\band\b)\s*(?:and\s+)?#?\d+\b)+)",
+    r"\b(?P<noun>image|img|photo|picture|pic|shot)s?\s*+#?\s*+(?P<first>\d++)"
+    r"(?P<more>(?:\s*+(?:,|&|\band\b)\s*+(?:and\s++)?#?\d++\b)+)",
     re.IGNORECASE,
 )
-_CONNECTOR_LEAD = re.compile(r"^(?:[\s,;:]*(?:and|then|also|plus|&)\b)*[\s,;:]*", re.I)
-_CONNECTOR_TAIL = re.compile(r"(?:[\s,;:]*\b(?:and|then|also|plus)|[\s,;:&])*$", re.I)
+_CONNECTOR_LEAD = re.compile(
+    r"^(?:[\s,;:]*+(?:and|then|also|plus|&)\b)*[\s,;:]*", re.IGNORECASE
+)
+# The connectors ending a part: separators and "and"/"then"/... words, in one
+# pass. Each character belongs to one token (no nested quantifiers: the old
+# ``(?:[\s,;:]*\b(?:and|...)|[\s,;:&])*$`` was exponential on ", and, and...")
+# and a match may not start inside a run of them, where it is never leftmost.
+_CONNECTOR_TAIL = re.compile(
+    r"(?<![\s,;:&])(?<!\band)(?<!\bthen)(?<!\balso)(?<!\bplus)"
+    r"(?:[\s,;:&]|\b(?:and|then|also|plus))*+$",
+    re.IGNORECASE,
+)
 
 
 def parse_requests(text: str, previous: Intent | None = None) -> tuple[Intent, ...]:
@@ -35,6 +46,7 @@ def parse_requests(text: str, previous: Intent | None = None) -> tuple[Intent, .
     the request of the part before it (or after it, when it comes first).
     When a part cannot be run, its clarifying Intent is returned alone.
     """
+    text = t.clean_text(text)  # the one normaliser, as in parse_intent
     parts = split_by_image(text)
     if parts is None:
         return (parse_intent(text, previous),)

@@ -19,13 +19,17 @@ LEADS = {
 _QUOTES = str.maketrans(
     {"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u201c": '"', "\u201d": '"'}
 )
-_SPLIT = re.compile(r"\s*(?:;|,|&|\+|/|\band\b|\bor\b|\bplus\b|\bas well as\b)\s*")
+# Linear time on any text: a whitespace run is taken whole (``\s++``) and only
+# from its first character (a match never starts later inside the run).
+_SPLIT = re.compile(
+    r"(?:(?<!\s)\s++)?(?:;|,|&|\+|/|\band\b|\bor\b|\bplus\b|\bas well as\b)\s*+"
+)
 _NAMES = "|".join(
     re.escape(n) for n in sorted(v.LANGUAGE_BY_NAME, key=len, reverse=True)
 )
 _CODES = "|".join(c for c in v.LANGUAGES if c not in v.AMBIGUOUS_CODES)
 _LANG_PHRASE = re.compile(
-    r"[\s,;:-]*\b(?:(?:please\s+)?(?:answer|reply|respond|write\s+it|say\s+it|"
+    r"(?<![\s,;:-])[\s,;:-]*+\b(?:(?:please\s+)?(?:answer|reply|respond|write\s+it|say\s+it|"
     r"translate(?:\s+(?:it|this|that))?)\s+)?(?:(?:in|into|to|auf|en)\s+"
     rf"(?P<name>{_NAMES})|in\s+(?P<code>{_CODES}))(?!\w)(?:\s+please)?",
     re.IGNORECASE,
@@ -35,7 +39,12 @@ _PRONOUN_WORDS = frozenset({"it", "them", "they", "those", "these", "this", "tha
 
 
 def clean_text(text: str) -> str:
-    """NFKC, straight quotes, no control/format chars, single spaces."""
+    """NFKC, straight quotes, no control/format chars, single spaces.
+
+    The one normaliser of user text: ``parse_intent`` and ``parse_requests``
+    call it first, so every door (chat, REST, OpenAI) parses the same words
+    and no pattern sees a run of whitespace. Linear time.
+    """
     text = unicodedata.normalize("NFKC", text or "").translate(_QUOTES)
     text = "".join(
         c for c in text if c.isspace() or unicodedata.category(c) not in ("Cf", "Cc")

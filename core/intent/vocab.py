@@ -191,7 +191,7 @@ SWITCH = re.compile(_SWITCH.format(b=_BOX_WORDS, m=_MASK_WORDS))
 BOX_WORD = re.compile(rf"^{_BOX_WORDS}$")
 
 REPEAT = re.compile(
-    r"^(?:(?:do|run|try|show)\s+(?:it|that|this)?\s*again|again|repeat(?:\s+that)?|"
+    r"^(?:(?:do|run|try|show)\s++(?:it|that|this)?\s*+again|again|repeat(?:\s+that)?|"
     r"(?:do\s+)?(?:the\s+)?same(?:\s+(?:thing|again|here|please|one))*|once\s+more|"
     r"one\s+more\s+time|retry|try\s+again|redo|re-?run|run\s+again)$"
 )
@@ -211,7 +211,10 @@ POLITE_PREFIX = re.compile(
     r"(?:can|could|would|will)\s+you(?:\s+please)?|i\s+(?:want|need)(?:\s+you)?\s+to|"
     r"i(?:'d|\s+would)\s+like(?:\s+you)?\s+to|let'?s|try\s+to|go\s+ahead\s+and)\b[\s,]*"
 )
-POLITE_SUFFIX = re.compile(r"[\s,]*\b(?:please|pls|thanks|thank\s+you|for\s+me|now)$")
+# Suffixes are searched: a run before them is taken whole, from its first character.
+POLITE_SUFFIX = re.compile(
+    r"(?<![\s,])[\s,]*+\b(?:please|pls|thanks|thank\s+you|for\s+me|now)$"
+)
 IMAGE_PHRASE = re.compile(
     r"\b(?:(?:in|on|of|for|from|at|to|within)\s+)?(?:this|the|these|that)\s+"
     r"(?:image|picture|photo|pic|shot|scene|frame)s?\b"
@@ -219,7 +222,7 @@ IMAGE_PHRASE = re.compile(
 ADD_PREFIX = re.compile(
     r"^(?:(?:and\s+)?also|and|plus|add|with|as\s+well\s+as|include|including)\b\s*"
 )
-ADD_SUFFIX = re.compile(r"\s*\b(?:too|as\s+well|also)$")
+ADD_SUFFIX = re.compile(r"(?<!\s)\s*+\b(?:too|as\s+well|also)$")
 ONLY_PREFIX = re.compile(r"^(?:(?:keep|show|leave)\s+)?(?:only|just)\b\s*")
 REMOVE_PREFIX = re.compile(
     r"^(?:remove|drop|delete|without|not|no|minus|except|exclude|forget|skip|"
@@ -266,13 +269,15 @@ _PREP = (
     + r")\s+)?"
 )
 _ORD = "|".join(ORDINALS)
+# A bare file name is at most 255 characters (NAME_MAX): the bound keeps its
+# search linear on runs such as "a(a(a(" (each "(" may start a name).
 IMAGE_REFS = (
     re.compile(
         rf"{_PREP}(?:the\s+)?(?P<ord>{_ORD}|\d+(?:st|nd|rd|th))\s+(?:one\s+)?{_NOUN}\b",
         re.I,
     ),
     re.compile(
-        rf"{_PREP}(?:the\s+)?{_NOUN}\s*(?:#|no\.?|number)?\s*(?P<num>\d+)\b", re.I
+        rf"{_PREP}(?:the\s+)?{_NOUN}\s*+(?:#|no\.?|number)?\s*+(?P<num>\d++)\b", re.I
     ),
     re.compile(
         rf"{_PREP}(?P<all>all|every|each|both)\s+(?:of\s+)?"
@@ -281,7 +286,7 @@ IMAGE_REFS = (
     ),
     re.compile(
         rf"{_PREP}(?:\"(?P<q1>[^\"]+{_EXT})\"|'(?P<q2>[^']+{_EXT})'"
-        rf"|(?P<bare>[\w()-][\w.()-]*{_EXT}))(?![\w.-])",
+        rf"|(?P<bare>[\w()-][\w.()-]{{0,249}}{_EXT}))(?![\w.-])",
         re.I,
     ),
 )

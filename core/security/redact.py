@@ -15,7 +15,12 @@ from __future__ import annotations
 import re
 
 # "://" may carry the word joiner of core.security.markdown (already escaped text).
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*:\u2060?//)[^/\s@]+@")
+# Linear time on any text (model answers included): the scheme's run of
+# [a-z0-9+.-] is read once, from its first character, and must hold a letter
+# at a word start (the scheme's); what is kept before "***@" is the same.
+_USERINFO = re.compile(
+    r"(?i)(?<![a-z0-9+.-])(?=[a-z0-9+.-]*?\b[a-z])([a-z0-9+.-]*+:\u2060?//)[^/\s@]+@"
+)
 SECRET_PARAMS = (
     "access_token|api[_-]?key|apikey|auth|client_secret|credential|key"
     "|passwd|password|pwd|refresh_token|secret|sig|signature|token"
