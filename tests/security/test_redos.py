@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from core.api.openai_chat import REPLAY_CHARS, REPLAY_TURNS, parse_chat
+from api.openai_chat import REPLAY_CHARS, REPLAY_TURNS, parse_chat
 from core.config import Settings
 from core.errors import UserInputError
 from core.intent import parse_intent, parse_requests
@@ -59,7 +59,7 @@ MIXED = " \t\n\u00a0,;:.1&-#()'a"
 PATTERN_MODULES = (
     "core.intent.region", "core.intent.requests", "core.intent.text",
     "core.intent.vocab", "core.intent.objects", "core.intent.refer",
-    "core.intent.parse", "core.intent.language", "core.api.request",
+    "core.intent.parse", "core.intent.language", "api.request",
     "core.tiling", "core.security.markdown", "core.security.redact",
 )  # fmt: skip
 
