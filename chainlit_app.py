@@ -13,6 +13,7 @@ import chainlit as cl
 from chainlit.data import get_data_layer
 from chainlit.types import ThreadDict
 
+from chat.faults import flush_history, take_unsaved_note
 from chat.options import ChatOptions
 from chat.replies import handle_message
 from chat.runs import cancel_runs, cancel_unless_back, tracked
@@ -138,7 +139,9 @@ async def on_message(message: cl.Message) -> None:
             await handle_message(SERVICES, message)
     finally:
         await save_state(PERSIST)
-        await PERSIST.flush(get_data_layer())  # stored before the task ends
+        if note := take_unsaved_note():  # a disk fault not said with an answer
+            await cl.Message(content=note).send()
+        await flush_history(PERSIST)  # stored (or kept) before the task ends
 
 
 @cl.on_stop

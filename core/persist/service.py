@@ -78,6 +78,7 @@ class Persistence:
     database_url: str = ""
     auth_secret: str = ""
     users: dict[str, str] = field(default_factory=dict)
+    write_timeout_s: float = 5.0  # HISTORY_WRITE_TIMEOUT_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Persistence:
@@ -107,6 +108,7 @@ class Persistence:
             async_database_url(settings.database_url, data_dir),
             ensure_auth_secret(data_dir, settings.auth_secret),
             users,
+            settings.history_write_timeout_s,
         )
 
     @property
@@ -134,7 +136,9 @@ class Persistence:
         if not self.enabled:
             return None
         storage = LocalStorageClient(self.files_root, self.auth_secret)
-        return AppDataLayer(self.database_url, storage, self.threads_root)
+        return AppDataLayer(
+            self.database_url, storage, self.threads_root, self.write_timeout_s
+        )
 
     async def start(self, app, data_layer: AppDataLayer | None) -> None:
         """At app start: create the tables and serve the stored files."""
@@ -148,10 +152,16 @@ class Persistence:
             ", ".join(sorted(self.users)),
         )
 
-    async def flush(self, data_layer: AppDataLayer | None) -> None:
-        """Wait for the history writes of the reply just sent (when on)."""
-        if self.enabled and isinstance(data_layer, AppDataLayer):
-            await data_layer.flush()
+    async def flush(self, data_layer: AppDataLayer | None) -> int | None:
+        """Wait for the history writes of the reply just sent (when on), at
+        most HISTORY_WRITE_TIMEOUT_S. Returns the number of the database
+        outage going on (writes kept in memory, core.persist.outbox), else None.
+        """
+        if not (self.enabled and isinstance(data_layer, AppDataLayer)):
+            return None
+        await data_layer.flush()
+        outbox = data_layer.outbox
+        return None if outbox.saving else outbox.outage
 
     def thread_folder(self, thread_id: str) -> Path:
         """Where one thread's images and state live (not created here)."""
