@@ -23,6 +23,7 @@ from sqlalchemy.orm import sessionmaker
 
 from core.persist.db import AppDataLayer, async_database_url
 from core.persist.storage import LocalStorageClient
+from core.readiness import _history_check
 
 TIMEOUT_S = 0.5  # HISTORY_WRITE_TIMEOUT_S of these layers
 MARGIN_S = 1.5
@@ -111,6 +112,8 @@ async def test_writes_made_while_the_database_is_away_are_saved_when_it_is_back(
     await asyncio.gather(*tasks)
     assert not layer.outbox.saving and layer.outbox.pending == 4
     assert await layer.get_thread(thread_id) is None  # nothing is readable
+    with pytest.raises(RuntimeError, match="4 chat history write"):  # /ready: 503
+        await _history_check(layer)()
     # The chat's owner still resolves (a new socket's login check).
     assert (await layer.get_user("alice")).id == alice.id
 
@@ -118,6 +121,7 @@ async def test_writes_made_while_the_database_is_away_are_saved_when_it_is_back(
     async with asyncio.timeout(10):
         while not layer.outbox.saving:  # the background retry replays them
             await asyncio.sleep(0.02)
+    await _history_check(layer)()  # /ready: the history is fine again
     thread = await layer.get_thread(thread_id)
     assert thread["userIdentifier"] == "alice"  # its owner can reopen it
     outputs = {s["id"]: s["output"] for s in thread["steps"]}
