@@ -219,6 +219,11 @@ class HistoryOutbox:
                 finally:
                     IN_WRITE.reset(token)
 
+    def close(self) -> None:
+        """Stop the background retry (what is kept stays kept)."""
+        if self._retry is not None:
+            self._retry.cancel()
+
     async def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until the writes started so far are done (or kept); False on
         timeout (default ``timeout_s``)."""

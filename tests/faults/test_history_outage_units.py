@@ -52,6 +52,7 @@ async def layer(tmp_path):
     await data_layer.create_schema()
     init_http_context()  # Chainlit's writes look at the current session
     yield data_layer
+    data_layer.outbox.close()
     await data_layer.engine.dispose()
 
 
@@ -90,7 +91,7 @@ async def test_a_hung_database_holds_neither_the_turn_nor_the_login(
     assert login_s < TIMEOUT_S + MARGIN_S, login_s
     assert not layer.outbox.saving and layer.outbox.outage == 1
     assert layer.outbox.pending == 3  # kept for when it answers again
-    layer.outbox.down_since = None  # stop the background retry for the test end
+    layer.outbox.close()
     await layer.engine.dispose()
 
 
@@ -151,4 +152,3 @@ async def test_the_queue_is_bounded_per_thread(layer):
     for number in range(5):
         await layer.update_thread(thread_id, name=f"name {number}")
     assert layer.outbox.pending == 3 and layer.outbox.dropped == 2
-    layer.outbox.down_since = None
