@@ -14,6 +14,7 @@ from chainlit.data import get_data_layer
 from chainlit.types import ThreadDict
 
 from api.routes import install_api
+from chat.faults import flush_history, take_unsaved_note
 from chat.options import ChatOptions
 from chat.persist import history
 from chat.persist.login import Login
@@ -138,7 +139,9 @@ async def on_message(message: cl.Message) -> None:
             await handle_message(SERVICES, message)
     finally:
         await save_state(PERSIST)
-        await history.flush(PERSIST, get_data_layer())  # stored before the task ends
+        if note := take_unsaved_note():  # a disk fault not said with an answer
+            await cl.Message(content=note).send()
+        await flush_history(PERSIST)  # stored (or kept) before the task ends
 
 
 @cl.on_stop

@@ -19,6 +19,7 @@ import chainlit as cl
 from PIL import Image
 
 from chat.closely import Pump, kept_result, look_closely, look_grid, tiled_summary
+from chat.faults import remember_unsaved, take_unsaved_note
 from chat.loading import ready_engine
 from chat.options import ChatOptions
 from chat.photos import Photo
@@ -32,7 +33,7 @@ from core.export import ExportItem
 from core.export.downloads import Download, write_overlay, write_result_exports
 from core.intent.region import region_to_pixels
 from core.pipeline import Generation, build_result, generate
-from core.render import render_overlay
+from core.render import render_overlay, to_jpeg_bytes
 from core.reply import reply_markdown
 from core.security import code_block_safe, escape_markdown
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent
@@ -239,35 +240,52 @@ async def send_result(
     downloads (the others keep their numbers and colours).
     """
     content = reply_markdown(result, record.name, hidden)
-    if message is not None and message.streaming:
-        message.content = content
-        await message.send()  # ends the stream with the full reply
-        return
     if result.intent.task not in GROUNDED_TASKS:
-        await cl.Message(content=content).send()
+        content = _with_note(content)  # a state that could not be saved
+        if message is not None and message.streaming:
+            message.content = content
+            await message.send()  # ends the stream with the full reply
+        else:
+            await cl.Message(content=content).send()
         return
-    overlay_file = await asyncio.to_thread(
-        _overlay_file, services, record, result, options, hidden
+    overlay = await asyncio.to_thread(
+        overlay_image, services, record, result, options, hidden
     )
-    answer = cl.Message(content=content, elements=as_elements([overlay_file]))
+    try:
+        overlay_file = await asyncio.to_thread(
+            write_overlay, Path(record.path), record.name, overlay
+        )
+    except OSError as exc:  # shown from memory; no downloads without a disk
+        remember_unsaved(exc, "an overlay")
+        image = cl.Image(
+            content=to_jpeg_bytes(overlay),
+            name=f"{Path(record.name).stem or 'image'}-overlay.jpg",
+            display="inline",
+            mime="image/jpeg",
+        )
+        await cl.Message(content=_with_note(content), elements=[image]).send()
+        return
+    elements = as_elements([overlay_file])
+    answer = cl.Message(content=_with_note(content), elements=elements)
     await answer.send()
     kept = visible(result, hidden).detections
     if kept:
         item = ExportItem(record.name, record.size_wh, kept)
-        downloads = await asyncio.to_thread(write_result_exports, overlay_file, item)
+        try:
+            downloads = await asyncio.to_thread(
+                write_result_exports, overlay_file, item
+            )
+        except OSError as exc:  # said at the end of the turn
+            remember_unsaved(exc, "the downloads")
+            return
         for element in as_elements(downloads):
             await element.send(for_id=answer.id)
 
 
-def _overlay_file(
-    services: ChatServices,
-    record: ImageRecord,
-    result: AnalysisResult,
-    options: ChatOptions,
-    hidden: tuple[int, ...] = (),
-) -> Download:
-    overlay = overlay_image(services, record, result, options, hidden)
-    return write_overlay(Path(record.path), record.name, overlay)
+def _with_note(content: str) -> str:
+    """``content`` and, when this turn could not save something, the note."""
+    note = take_unsaved_note()
+    return f"{content}\n\n{note}" if note else content
 
 
 def as_elements(downloads: list[Download]) -> list:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import chainlit as cl
-from chainlit.data import get_data_layer
 
 from chat.analysis import (
     analyze_and_reply,
@@ -18,8 +18,8 @@ from chat.analysis import (
     visible,
 )
 from chat.closely import looks
+from chat.faults import flush_history
 from chat.options import ChatOptions
-from chat.persist import history
 from chat.redraw import redraw
 from chat.region import pick_region
 from chat.services import ChatServices
@@ -37,11 +37,14 @@ from core.errors import AppError
 from core.export import ExportItem
 from core.export.downloads import write_export_all
 from core.intent import HELP_MESSAGE, parse_requests
+from core.persist.disk import disk_problem
 from core.pipeline import token_budget
 from core.ratelimit import work_cost
 from core.render import to_png_bytes
 from core.security import escape_markdown, inline_code
 from core.types import GROUNDED_TASKS, Intent
+
+logger = logging.getLogger(__name__)
 
 
 async def handle_message(services: ChatServices, message: cl.Message) -> None:
@@ -59,8 +62,7 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
         conversation.set_group(added)
     if added:  # write-ahead: a crash from here on keeps the photos ...
         await save_state(services.persist)
-        data_layer = get_data_layer()  # ... and the thread row
-        await history.flush(services.persist, data_layer)
+        await flush_history(services.persist)  # ... and the thread row
     if refused:  # told why; the message's request waits for the user
         return
     text = (message.content or "").strip()
@@ -169,9 +171,9 @@ async def ingest_uploads(
             if not services.persist.enabled:  # with history, the thread shows them
                 drop_refused([e.path for e in refused])
             return added, True
-        images_dir.mkdir(parents=True, exist_ok=True)
-        stored = free_name(images_dir, len(conversation.images) + 1)
         try:
+            images_dir.mkdir(parents=True, exist_ok=True)
+            stored = free_name(images_dir, len(conversation.images) + 1)
             data = await asyncio.to_thread(Path(element.path).read_bytes)
             photo = await asyncio.to_thread(  # the only decode of this upload
                 services.photos.ingest,
@@ -182,6 +184,12 @@ async def ingest_uploads(
             )
         except AppError as exc:
             await say(f"**{escape_markdown(name)}**: {escape_markdown(exc.message)}")
+            continue
+        except OSError as exc:  # no path in what the user reads
+            problem = disk_problem(exc)
+            logger.error("could not keep the upload %r: %s", name, exc)
+            shown = escape_markdown(name)
+            await say(f"**{shown}**: not kept: {problem}. Send it again later.")
             continue
         count_kept()
         added.append(conversation.add_image(name, str(stored), photo.original_wh))
@@ -269,7 +277,15 @@ async def _export(
         )
         return
     options = cl.user_session.get("options")
-    elements = await asyncio.to_thread(_export_files, services, results, options)
+    try:
+        elements = await asyncio.to_thread(_export_files, services, results, options)
+    except OSError as exc:  # the files are written before they are sent
+        logger.error("could not write the export files: %s", exc)
+        await say(
+            f"⚠️ No export files: they could not be written ({disk_problem(exc)}). "
+            "Ask again once the server's storage works (tell whoever runs it)."
+        )
+        return
     names = ", ".join(f"*{escape_markdown(record.name)}*" for record, _ in results)
     objects = sum(len(result.detections) for _, result in results)
     await cl.Message(

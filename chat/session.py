@@ -10,6 +10,7 @@ import chainlit as cl
 from chainlit.input_widget import Select, Slider, Switch
 from chainlit.types import ThreadDict
 
+from chat.faults import remember_unsaved
 from chat.options import (
     MAX_NEW_TOKENS_RANGE,
     MAX_NEW_TOKENS_STEP,
@@ -122,7 +123,9 @@ async def save_state(persist: Persistence) -> None:
         data = persist.state_data(thread_id, state)
         async with lock:
             await asyncio.to_thread(persist.write_state, thread_id, data)
-    except (OSError, ValueError):
+    except OSError as exc:  # said with the answer (chat.faults)
+        remember_unsaved(exc, f"the state of thread {thread_id}")
+    except ValueError:
         logger.exception("could not save the state of this chat")
 
 

@@ -120,6 +120,7 @@ class Settings:
     ready_probe_timeout_s: float = 2.0  # READY_PROBE_TIMEOUT_S: one probe's wait
     read_timeout_s: float = 30.0  # READ_TIMEOUT_S: headers, and a body's start
     read_min_rate_kb: float = 32.0  # READ_MIN_RATE_KB: KB/s a long body keeps up
+    history_write_timeout_s: float = 5.0  # HISTORY_WRITE_TIMEOUT_S: one DB statement
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -299,6 +300,7 @@ def _check_faults(settings: Settings) -> None:
         ("READY_PROBE_TIMEOUT_S", settings.ready_probe_timeout_s, 0.1, 60.0),
         ("READ_TIMEOUT_S", settings.read_timeout_s, 0.5, 3600.0),
         ("READ_MIN_RATE_KB", settings.read_min_rate_kb, 0.0, 1_000_000.0),
+        ("HISTORY_WRITE_TIMEOUT_S", settings.history_write_timeout_s, 0.1, 300.0),
     ):
         if not low <= value <= high:
             raise ValueError(f"{env_name} must be in {low:g}..{high:g}, got {value}")
@@ -371,4 +373,5 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("ready_probe_timeout_s", "READY_PROBE_TIMEOUT_S", float),
     ("read_timeout_s", "READ_TIMEOUT_S", float),
     ("read_min_rate_kb", "READ_MIN_RATE_KB", float),
+    ("history_write_timeout_s", "HISTORY_WRITE_TIMEOUT_S", float),
 )

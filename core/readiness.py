@@ -169,11 +169,18 @@ def _engine_check(engine: Any, timeout_s: float) -> Check:
 
 
 def _history_check(data_layer: Any) -> Check:
-    """``SELECT 1`` on the data layer's database (Chainlit's SQLAlchemy layer)."""
+    """``SELECT 1`` on the data layer's database (Chainlit's SQLAlchemy layer),
+    and no history writes kept in memory (core.persist.outbox) unsaved."""
     from sqlalchemy import text
 
     async def check() -> None:
         async with data_layer.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
+        outbox = getattr(data_layer, "outbox", None)
+        if outbox is not None and not outbox.saving:
+            raise RuntimeError(
+                f"{outbox.pending} chat history write(s) kept in memory since the "
+                "database failed, not saved yet (retried every few seconds)"
+            )
 
     return check

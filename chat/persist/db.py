@@ -9,12 +9,9 @@ starting again is a no-op.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import shutil
-from collections.abc import Awaitable
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from chat.persist.history_writes import KeptWrites
 from chat.persist.thread_guard import ThreadIdGuard
 from core.persist.locations import thread_folder
+from core.persist.outbox import HistoryOutbox
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +113,6 @@ CREATE INDEX IF NOT EXISTS elements_thread ON elements ("threadId");
 CREATE INDEX IF NOT EXISTS threads_user ON threads ("userId");
 """
 TABLES = ("users", "threads", "steps", "elements", "feedbacks")
-_IN_WRITE: ContextVar[bool] = ContextVar("in_write", default=False)
 
 
 def dialect_of(url: str) -> str:
@@ -130,7 +128,7 @@ def schema_statements(dialect: str) -> list[str]:
     return [s.strip() for s in ddl.split(";") if s.strip()]
 
 
-class AppDataLayer(ThreadIdGuard, SQLAlchemyDataLayer):
+class AppDataLayer(ThreadIdGuard, KeptWrites, SQLAlchemyDataLayer):
     """``SQLAlchemyDataLayer`` that creates its tables, binds JSON values on
     either database, deletes a thread's image folder with the thread, and
     takes canonical thread ids only (ThreadIdGuard).
@@ -139,10 +137,17 @@ class AppDataLayer(ThreadIdGuard, SQLAlchemyDataLayer):
     one at a time in the order they were started (a step's update can no
     longer land before its creation and be overwritten by it), and ``flush``
     waits for those in flight, so a reply is stored before its task ends.
+    Every statement answers within ``write_timeout_s``; a write the database
+    does not take is retried once, then kept in memory and replayed in order
+    when it is back (KeptWrites, core.persist.outbox).
     """
 
     def __init__(
-        self, url: str, storage: BaseStorageClient, threads_root: str | Path
+        self,
+        url: str,
+        storage: BaseStorageClient,
+        threads_root: str | Path,
+        write_timeout_s: float = 5.0,
     ) -> None:
         self.dialect = dialect_of(url)
         connect_args = {"timeout": 30} if self.dialect == "sqlite" else {}
@@ -150,10 +155,7 @@ class AppDataLayer(ThreadIdGuard, SQLAlchemyDataLayer):
             Path(make_url(url).database).parent.mkdir(parents=True, exist_ok=True)
         super().__init__(url, connect_args=connect_args, storage_provider=storage)
         self.threads_root = Path(threads_root)
-        self._write_lock = asyncio.Lock()
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.outbox = HistoryOutbox(write_timeout_s)
 
     async def create_schema(self) -> None:
         """Create the tables if missing (idempotent); SQLite switches to WAL.
@@ -188,58 +190,6 @@ class AppDataLayer(ThreadIdGuard, SQLAlchemyDataLayer):
                 value = json.dumps(value)
             bound[key] = value
         return bound
-
-    async def _in_order(self, write: Awaitable[Any]) -> Any:
-        """Run ``write`` after every write started before it (FIFO lock)."""
-        if _IN_WRITE.get():  # a write calling another (update_step -> create_step)
-            return await write
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            async with self._write_lock:
-                token = _IN_WRITE.set(True)
-                try:
-                    return await write
-                finally:
-                    _IN_WRITE.reset(token)
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
-
-    async def flush(self, timeout_s: float = 30.0) -> bool:
-        """Wait until the writes started so far are done; False on timeout."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    await asyncio.sleep(0)  # let writes just scheduled start
-                    await self._idle.wait()
-                    await asyncio.sleep(0)
-                    if self._idle.is_set():
-                        return True
-        except TimeoutError:
-            logger.warning("history writes still running after %.0f s", timeout_s)
-            return False
-
-    async def update_thread(self, *args, **kwargs):
-        # Chainlit creates a new thread's row (with its user) from a task of
-        # its own: in order with the other writes, so ``flush`` waits for it.
-        return await self._in_order(super().update_thread(*args, **kwargs))
-
-    async def create_step(self, step_dict):
-        return await self._in_order(super().create_step(step_dict))
-
-    async def update_step(self, step_dict):
-        return await self._in_order(super().update_step(step_dict))
-
-    async def delete_step(self, step_id: str):
-        return await self._in_order(super().delete_step(step_id))
-
-    async def create_element(self, element):
-        return await self._in_order(super().create_element(element))
-
-    async def delete_element(self, element_id: str, thread_id: str | None = None):
-        return await self._in_order(super().delete_element(element_id, thread_id))
 
     async def delete_thread(self, thread_id: str) -> None:
         """Delete the thread, its stored elements and its image folder."""

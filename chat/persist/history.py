@@ -20,7 +20,9 @@ def make_data_layer(persist: Persistence) -> AppDataLayer | None:
     if not persist.enabled:
         return None
     storage = LocalStorageClient(persist.files_root, persist.auth_secret)
-    return AppDataLayer(persist.database_url, storage, persist.threads_root)
+    return AppDataLayer(
+        persist.database_url, storage, persist.threads_root, persist.write_timeout_s
+    )
 
 
 async def start(persist: Persistence, app, data_layer: AppDataLayer | None) -> None:
@@ -36,7 +38,13 @@ async def start(persist: Persistence, app, data_layer: AppDataLayer | None) -> N
     )
 
 
-async def flush(persist: Persistence, data_layer: AppDataLayer | None) -> None:
-    """Wait for the history writes of the reply just sent (when on)."""
-    if persist.enabled and isinstance(data_layer, AppDataLayer):
-        await data_layer.flush()
+async def flush(persist: Persistence, data_layer: AppDataLayer | None) -> int | None:
+    """Wait for the history writes of the reply just sent (when on), at most
+    HISTORY_WRITE_TIMEOUT_S. Returns the number of the database outage going on
+    (writes kept in memory, core.persist.outbox), else None.
+    """
+    if not (persist.enabled and isinstance(data_layer, AppDataLayer)):
+        return None
+    await data_layer.flush()
+    outbox = data_layer.outbox
+    return None if outbox.saving else outbox.outage

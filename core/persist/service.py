@@ -78,6 +78,7 @@ class Persistence:
     database_url: str = ""
     auth_secret: str = ""
     users: dict[str, str] = field(default_factory=dict)
+    write_timeout_s: float = 5.0  # HISTORY_WRITE_TIMEOUT_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Persistence:
@@ -107,6 +108,7 @@ class Persistence:
             async_database_url(settings.database_url, data_dir),
             ensure_auth_secret(data_dir, settings.auth_secret),
             users,
+            settings.history_write_timeout_s,
         )
 
     @property

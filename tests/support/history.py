@@ -62,36 +62,75 @@ def find_pg_bin() -> Path | None:
     return None
 
 
+class PgServer:
+    """A throwaway PostgreSQL server's controls: stop and start it (the data
+    stays), freeze and thaw its processes (SIGSTOP/SIGCONT: a hung server)."""
+
+    def __init__(self, pg_bin: Path, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.data = folder / "data"
+        self.url = f"postgresql://app@127.0.0.1:{port}/chat"
+        self._pg_ctl = [str(pg_bin / "pg_ctl"), "-D", str(self.data)]
+        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def run(self, *args: str) -> None:
+        done = subprocess.run([*self._as_user, *args], capture_output=True, text=True)
+        assert done.returncode == 0, f"{args[0]} failed:\n{done.stdout}{done.stderr}"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        options += " -c fsync=off"
+        log = str(self.folder / "server.log")
+        self.run(*self._pg_ctl, "-o", options, "-l", log, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self.run(*self._pg_ctl, "-m", mode, "-w", "stop")
+
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started (backends, workers)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True
+        ).stdout.split()
+        return [postmaster, *map(int, children)]
+
+    def signal(self, signal_number: int) -> None:
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal_number)
+
+
 @contextlib.contextmanager
-def postgres_cluster() -> Iterator[str]:
-    """A throwaway PostgreSQL on a loopback port; yields its DATABASE_URL.
+def postgres_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL on a loopback port, with its controls.
 
     As root, the server runs as the ``postgres`` user (initdb refuses root), so
     its folder lives outside pytest's root-only tmp folder.
     """
     pg_bin = find_pg_bin()
     folder = Path(tempfile.mkdtemp(prefix="pg-persist-"))
-    as_user: list[str] = []
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", free_port()
-
-    def run(*args: str) -> None:
-        done = subprocess.run([*as_user, *args], capture_output=True, text=True)
-        assert done.returncode == 0, f"{args[0]} failed:\n{done.stdout}{done.stderr}"
-
-    pg_ctl = [str(pg_bin / "pg_ctl"), "-D", str(data)]
-    run(str(pg_bin / "initdb"), "-D", str(data), "-U", "app", "-A", "trust")
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(*pg_ctl, "-o", options, "-l", str(folder / "server.log"), "-w", "start")
+    server = PgServer(pg_bin, folder, free_port())
+    initdb = str(pg_bin / "initdb")
+    server.run(initdb, "-D", str(server.data), "-U", "app", "-A", "trust")
+    server.start()
     try:
-        where = ["-h", "127.0.0.1", "-p", str(port), "-U", "app"]
-        run(str(pg_bin / "createdb"), *where, "chat")
-        yield f"postgresql://app@127.0.0.1:{port}/chat"
+        where = ["-h", "127.0.0.1", "-p", str(server.port), "-U", "app"]
+        server.run(str(pg_bin / "createdb"), *where, "chat")
+        yield server
     finally:
-        run(*pg_ctl, "-m", "immediate", "stop")
+        with contextlib.suppress(AssertionError):  # already stopped
+            server.signal(18)  # SIGCONT: a frozen server cannot stop
+            server.stop("immediate")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """A throwaway PostgreSQL on a loopback port; yields its DATABASE_URL."""
+    with postgres_server() as server:
+        yield server.url
 
 
 @contextlib.contextmanager
