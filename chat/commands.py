@@ -102,10 +102,18 @@ async def run(
         await say(escape_markdown(exc.message))
         return
     for number, record in enumerate(records, start=1):
+        name = escape_markdown(record.name)
         if len(records) > 1:
-            name = escape_markdown(record.name)
             await say(f"Image {number} of {len(records)}: *{name}*")
-        await analyze_and_reply(services, conversation, record, intent, request)
+        try:
+            await analyze_and_reply(services, conversation, record, intent, request)
+        except Exception as exc:  # one photo's failure must not lose the others
+            logger.exception("chat: unexpected error on %s", record.name)
+            await say(
+                f"⚠️ *{name}*: unexpected error while analysing this image "
+                f"({type(exc).__name__}); it is in the server log. Ask again, "
+                "or try a smaller photo."
+            )
 
 
 async def run_together(
