@@ -15,7 +15,7 @@ from chainlit.types import ThreadDict
 
 from api.routes import install_api
 from chat.faults import flush_history, take_unsaved_note
-from chat.options import ChatOptions
+from chat.options import DEFAULT_OPTIONS, ChatOptions, current_options, set_options
 from chat.persist import history
 from chat.persist.login import Login
 from chat.replies import handle_message
@@ -23,7 +23,7 @@ from chat.runs import cancel_runs, cancel_unless_back, tracked
 from chat.samples import attach_sample, starters
 from chat.security import install_web_security
 from chat.services import ChatServices
-from chat.session import DEFAULT_OPTIONS, restore_state, save_state, send_chat_settings
+from chat.session import restore_state, save_state, send_chat_settings
 from chat.uploads import start_sweeping
 from core.config import Settings
 from core.conversation import Conversation
@@ -116,7 +116,7 @@ async def set_starters() -> list[cl.Starter]:
 @cl.on_chat_start
 async def on_chat_start() -> None:
     cl.user_session.set("conversation", Conversation())
-    cl.user_session.set("options", DEFAULT_OPTIONS)
+    set_options(DEFAULT_OPTIONS)
     await send_chat_settings(DEFAULT_OPTIONS, ENGINES.choices())
     for _, engine in ENGINES.engines():  # e.g. a checkpoint refused for memory
         if engine.status.state == "failed":
@@ -125,8 +125,7 @@ async def on_chat_start() -> None:
 
 @cl.on_settings_update
 async def on_settings_update(values: dict) -> None:
-    current = cl.user_session.get("options") or DEFAULT_OPTIONS
-    cl.user_session.set("options", ChatOptions.from_values(values, base=current))
+    set_options(ChatOptions.from_values(values, base=current_options()))
     await save_state(PERSIST)
 
 

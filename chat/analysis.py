@@ -21,7 +21,7 @@ from PIL import Image
 from chat.closely import Pump, kept_result, look_closely, look_grid, tiled_summary
 from chat.faults import remember_unsaved, take_unsaved_note
 from chat.loading import ready_engine
-from chat.options import ChatOptions
+from chat.options import ChatOptions, current_options
 from chat.photos import Photo
 from chat.runs import CHAT_PER_SESSION, chat_client
 from chat.services import ChatServices
@@ -54,7 +54,7 @@ async def analyze_and_reply(
 ) -> None:
     """Run ``intent`` on ``record`` through the queue, record the turn (with
     ``request``: the message it belongs to, for "undo"), reply."""
-    options = cl.user_session.get("options")
+    options = current_options()
     decoding = Decoding(
         preset=options.decoding,
         max_new_tokens=options.max_new_tokens or None,
@@ -189,8 +189,7 @@ async def finish(
     (thread-safe), so the next user's generation need not wait for it.
     """
     if engine is None:
-        options = cl.user_session.get("options")
-        engine = await ready_engine(services, options.model if options else None)
+        engine = await ready_engine(services, current_options().model)
     async with cl.Step(name="decoding masks", type="tool") as step:
         result = await asyncio.to_thread(
             build_result,

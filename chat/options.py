@@ -1,4 +1,9 @@
-"""The chat settings panel's values as one frozen value, clamped to the widgets."""
+"""The chat settings panel's values as one frozen value, clamped to the widgets.
+
+``current_options()`` / ``set_options()`` are the only readers and writers of
+the session's options: every chat module asks them, so there is one fallback
+(DEFAULT_OPTIONS) for a session that has none yet.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import chainlit as cl
+
 from core.types import DECODING_PRESETS
 
 logger = logging.getLogger(__name__)
@@ -16,6 +23,7 @@ MAX_NEW_TOKENS_RANGE = (0, 1024)  # the slider; 0 = sized from the request
 MAX_NEW_TOKENS_STEP = 8
 OPACITY_RANGE = (0.0, 1.0)
 MAX_MODEL_ID_CHARS = 500  # a checkpoint id or path; longer is not one of MODELS
+OPTIONS_KEY = "options"  # where the session keeps them (cl.user_session)
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -102,3 +110,17 @@ def _model_id(value: Any, default: str) -> str:
 
 def _flag(value: Any, default: bool) -> bool:
     return value if isinstance(value, bool) else default
+
+
+DEFAULT_OPTIONS = ChatOptions()
+
+
+def current_options() -> ChatOptions:
+    """This chat session's options; DEFAULT_OPTIONS until it has set some."""
+    options = cl.user_session.get(OPTIONS_KEY)
+    return options if isinstance(options, ChatOptions) else DEFAULT_OPTIONS
+
+
+def set_options(options: ChatOptions) -> None:
+    """Keep ``options`` as this chat session's options."""
+    cl.user_session.set(OPTIONS_KEY, options)

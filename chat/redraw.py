@@ -11,7 +11,7 @@ from __future__ import annotations
 import chainlit as cl
 
 from chat.analysis import replay_turn, send_result
-from chat.options import ChatOptions
+from chat.options import ChatOptions, current_options, set_options
 from chat.services import ChatServices
 from chat.session import client_key, save_state, send_chat_settings
 from core.conversation import Conversation, ImageRecord, Turn
@@ -33,10 +33,10 @@ async def redraw(
     record, turn = _last_result(conversation, intent.image_ref)
     count = len(turn.summary.labels)
     hidden = _hidden_after(change, turn.hidden, count)
-    options: ChatOptions = cl.user_session.get("options")
+    options = current_options()
     if change.layers:
         options = _with_layers(options, change.layers)
-        cl.user_session.set("options", options)
+        set_options(options)
         await send_chat_settings(options)
     if hidden != turn.hidden:
         turn = conversation.record(record.id, turn.intent, turn.summary, hidden)

@@ -1,4 +1,9 @@
-"""What the chat answers to one message: uploads, runs, undo, select, export."""
+"""What the chat answers to one message: its photos kept, then its text.
+
+The text is parsed into Intents (core.intent) and answered from the command
+table (chat.commands): the model request runs, chat commands answer without
+the model.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,12 @@ from pathlib import Path
 
 import chainlit as cl
 
-from chat.analysis import (
-    analyze_and_reply,
-    as_elements,
-    overlay_image,
-    replay_turn,
-    say,
-    send_result,
-    visible,
-)
-from chat.closely import looks
+from chat.analysis import say
+from chat.charge import charge
+from chat.commands import dispatch, run, run_together
 from chat.faults import flush_history
-from chat.options import ChatOptions
-from chat.redraw import redraw
-from chat.region import pick_region
 from chat.services import ChatServices
-from chat.session import client_key, save_state
+from chat.session import save_state
 from chat.uploads import (
     count_kept,
     drop_refused,
@@ -34,15 +29,10 @@ from chat.uploads import (
 from core.config import MB
 from core.conversation import Conversation, ImageRecord
 from core.errors import AppError
-from core.export import ExportItem
-from core.export.downloads import write_export_all
 from core.intent import HELP_MESSAGE, parse_requests
 from core.persist.disk import disk_problem
-from core.pipeline import token_budget
-from core.ratelimit import work_cost
-from core.render import to_png_bytes
-from core.security import escape_markdown, inline_code
-from core.types import GROUNDED_TASKS, Intent
+from core.security import escape_markdown
+from core.types import Intent
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +40,7 @@ logger = logging.getLogger(__name__)
 async def handle_message(services: ChatServices, message: cl.Message) -> None:
     """Keep the message's photos, then answer its text (or a pending request)."""
     conversation: Conversation = cl.user_session.get("conversation")
-    files, limit = len(message.elements or []), services.settings.max_files_per_message
-    if files > limit:  # the browser enforces it too; other clients may not
-        await say(
-            f"That message carries {files} files; send at most {limit} per message "
-            "(MAX_FILES_PER_MESSAGE). Nothing was kept: send them in smaller groups."
-        )
+    if await _too_many_files(services, message):
         return
     added, refused = await ingest_uploads(services, message, conversation)
     if len(added) > 1:  # plain requests now run on each photo of this message
@@ -67,15 +52,7 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
         return
     text = (message.content or "").strip()
     if not text:
-        pending: Intent | None = cl.user_session.get("pending")
-        if added and pending is not None:
-            cl.user_session.set("pending", None)
-            await _run(services, conversation, pending)
-        elif added:
-            names = ", ".join(escape_markdown(record.name) for record in added)
-            await say(f"Got {names}. What should I look for?")
-        elif not message.elements:
-            await say(HELP_MESSAGE)
+        await _answer_photos(services, conversation, added, bool(message.elements))
         return
     max_chars = services.settings.max_prompt_chars
     if len(text) > max_chars:
@@ -87,61 +64,41 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
     # In a thread: the first question loads the language identifier (~1 s).
     intents = await asyncio.to_thread(parse_requests, text, conversation.last_intent())
     if len(intents) > 1 and conversation.has_images:  # "... image 1 and ... image 2"
-        request = conversation.new_request()  # one "undo" takes all parts back
-        for intent in intents:
-            await _run(services, conversation, intent, request)
+        await run_together(services, conversation, intents)
         return
-    intent = intents[0]
-    if intent.action == "clarify" and intent.message:  # may quote the user's words
-        await say(escape_markdown(intent.message))
-    elif intent.action in ("clarify", "help"):
-        await say(intent.message or HELP_MESSAGE)
-    elif not conversation.has_images:
-        if intent.action == "run":
-            cl.user_session.set("pending", intent)
-        await say(
-            "Attach a photo first (📎 or drag and drop) and I'll run "
-            f"{inline_code(intent.prompt or text)} on it; send the photo with no text."
-        )
-    elif intent.action == "undo":
-        await _undo(services, conversation)
-    elif intent.action == "export":
-        await _guard(_export(services, conversation, intent))
-    elif intent.action == "select":
-        await _guard(_select(conversation, intent))
-    elif intent.action == "pick_region":
-        await _guard(pick_region(services, conversation))
-    elif intent.action == "view":
-        await _guard(redraw(services, conversation, intent))
-    else:
-        await _run(services, conversation, intent)
+    await dispatch(services, conversation, intents[0], text)
 
 
-async def _run(
+async def _too_many_files(services: ChatServices, message: cl.Message) -> bool:
+    """Refuse a message with more files than MAX_FILES_PER_MESSAGE (the browser
+    enforces it too; other clients may not)."""
+    files, limit = len(message.elements or []), services.settings.max_files_per_message
+    if files <= limit:
+        return False
+    await say(
+        f"That message carries {files} files; send at most {limit} per message "
+        "(MAX_FILES_PER_MESSAGE). Nothing was kept: send them in smaller groups."
+    )
+    return True
+
+
+async def _answer_photos(
     services: ChatServices,
     conversation: Conversation,
-    intent: Intent,
-    request: int = 0,
+    added: list[ImageRecord],
+    had_files: bool,
 ) -> None:
-    """``intent`` on its photo(s); the turns share ``request`` (default: a
-    new one) so that "undo" takes them back together."""
-    request = request or conversation.new_request()
-    try:
-        targets = conversation.resolve(intent.image_ref)
-        records = targets if isinstance(targets, list) else [targets]
-        options = cl.user_session.get("options") or ChatOptions()
-        # One hit per image ("in all images"), and per tile when looking closely.
-        charge(
-            services, sum(looks(options, intent, r.size_wh) for r in records), intent
-        )
-    except AppError as exc:
-        await say(escape_markdown(exc.message))
-        return
-    for number, record in enumerate(records, start=1):
-        if len(records) > 1:
-            name = escape_markdown(record.name)
-            await say(f"Image {number} of {len(records)}: *{name}*")
-        await analyze_and_reply(services, conversation, record, intent, request)
+    """A message without text: run the request that waited for a photo, or
+    ask what to look for (help when it carried nothing at all)."""
+    pending: Intent | None = cl.user_session.get("pending")
+    if added and pending is not None:
+        cl.user_session.set("pending", None)
+        await run(services, conversation, pending)
+    elif added:
+        names = ", ".join(escape_markdown(record.name) for record in added)
+        await say(f"Got {names}. What should I look for?")
+    elif not had_files:
+        await say(HELP_MESSAGE)
 
 
 async def ingest_uploads(
@@ -207,116 +164,3 @@ async def _upload_refusal(services: ChatServices) -> str | None:
     except AppError as exc:
         return exc.message
     return None
-
-
-def charge(services: ChatServices, images: int, intent: Intent | None = None) -> None:
-    """Count this work against the chat's rate limit (RateLimitedError past it):
-    one hit per image and per TOKENS_PER_HIT of the token budget, for the
-    logged-in user or else the client's address, not the client-chosen
-    session id."""
-    budget = None
-    if intent is not None:
-        options: ChatOptions = cl.user_session.get("options") or ChatOptions()
-        budget = (
-            options.max_new_tokens
-            or services.settings.max_new_tokens
-            or token_budget(intent)
-        )
-    key = client_key(cl.context.session, services.settings.forwarded_allow_ips)
-    services.limiter.hit(key, work_cost(images, budget))
-
-
-async def _undo(services: ChatServices, conversation: Conversation) -> None:
-    """Take back the last request: every photo it ran on shows its previous
-    answer again (or is back to the plain photo)."""
-    try:
-        undone = conversation.undo_request()
-    except AppError as exc:
-        await say(escape_markdown(exc.message))
-        return
-    await save_state(services.persist)  # before the answers show it
-    options = cl.user_session.get("options")
-    for record, turn in undone:
-        where = f" on *{escape_markdown(record.name)}*" if len(undone) > 1 else ""
-        if turn is None:
-            await say(
-                f"Undone{where}: back to the plain photo. What should I look for?"
-            )
-            continue
-        try:
-            charge(services, 1)  # the previous answer's masks are decoded again
-            result = await replay_turn(services, turn, record)
-        except AppError as exc:
-            await say(f"⚠️ {escape_markdown(exc.message)}")
-            continue
-        await say(f"Undone{where}: this is the previous answer again.")
-        await send_result(services, record, result, options, hidden=turn.hidden)
-
-
-async def _export(
-    services: ChatServices, conversation: Conversation, intent: Intent
-) -> None:
-    """Downloads of the current result, or of every analysed image ("all")."""
-    if intent.image_ref == "all":
-        records = list(conversation.images)
-    else:
-        chosen = conversation.resolve(None)  # the photos of one message: each
-        records = chosen if isinstance(chosen, list) else [chosen]
-    turns = [(record, conversation.last_turn(record.id)) for record in records]
-    turns = [(r, t) for r, t in turns if t and t.intent.task in GROUNDED_TASKS]
-    if turns:
-        charge(services, len(turns))  # every exported image is decoded again
-    results = []
-    for record, turn in turns:
-        result = await replay_turn(services, turn, record)
-        results.append((record, visible(result, turn.hidden)))
-    if not results:
-        await say(
-            "Nothing to export yet: ask me to detect or segment something first, "
-            "e.g. *segment the cat*."
-        )
-        return
-    options = cl.user_session.get("options")
-    try:
-        elements = await asyncio.to_thread(_export_files, services, results, options)
-    except OSError as exc:  # the files are written before they are sent
-        logger.error("could not write the export files: %s", exc)
-        await say(
-            f"⚠️ No export files: they could not be written ({disk_problem(exc)}). "
-            "Ask again once the server's storage works (tell whoever runs it)."
-        )
-        return
-    names = ", ".join(f"*{escape_markdown(record.name)}*" for record, _ in results)
-    objects = sum(len(result.detections) for _, result in results)
-    await cl.Message(
-        content=f"Exports of {len(results)} image(s) ({names}), {objects} object(s): "
-        "per-object mask PNGs, COCO JSON (RLE), YOLO segmentation labels and "
-        "overlays.",
-        elements=elements,
-    ).send()
-
-
-def _export_files(services: ChatServices, results: list, options: ChatOptions) -> list:
-    items = [
-        ExportItem(
-            record.name,
-            record.size_wh,
-            result.detections,
-            to_png_bytes(overlay_image(services, record, result, options)),
-        )
-        for record, result in results
-    ]
-    return as_elements(write_export_all(Path(results[0][0].path).parent, items))
-
-
-async def _select(conversation: Conversation, intent: Intent) -> None:
-    record = conversation.select(intent.image_ref)
-    name = escape_markdown(record.name)
-    await say(f"Now working on image {record.order}: *{name}*.")
-
-
-async def _guard(coroutine) -> None:
-    try:
-        await coroutine
-    except AppError as exc:
-        await say(escape_markdown(exc.message))

@@ -19,7 +19,7 @@ class ChatServices:
 
     ``queue`` is the one fair queue in front of ``manager`` (shared with the REST
     API); ``limiter`` counts chat work per logged-in user or client address
-    (``chat.replies.charge``), never per the client-chosen session id.
+    (``chat.charge``), never per the client-chosen session id.
     ``engines`` holds every model of MODELS (``manager`` is its default);
     None: ``manager`` alone.
     ``photos`` holds the uploads decoded once (chat.photos).

@@ -12,10 +12,13 @@ from chainlit.types import ThreadDict
 
 from chat.faults import remember_unsaved
 from chat.options import (
+    DEFAULT_OPTIONS,
     MAX_NEW_TOKENS_RANGE,
     MAX_NEW_TOKENS_STEP,
     OPACITY_RANGE,
     ChatOptions,
+    current_options,
+    set_options,
 )
 from core.conversation import Conversation
 from core.persist.recovery import sha256_of
@@ -27,8 +30,6 @@ from core.tiling import AUTO_TILE_PX
 from core.types import DECODING_PRESETS
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_OPTIONS = ChatOptions()
 
 
 def client_key(session, trusted_proxies: Sequence[str] = ()) -> str:
@@ -112,7 +113,7 @@ async def save_state(persist: Persistence) -> None:
     thread_id = cl.context.session.thread_id
     state = ChatState(
         cl.user_session.get("conversation"),
-        cl.user_session.get("options").to_dict(),
+        current_options().to_dict(),
         cl.user_session.get("pending"),
     )
     lock = cl.user_session.get(_SAVE_LOCK)
@@ -158,7 +159,7 @@ async def restore_state(
         state = ChatState(Conversation(), DEFAULT_OPTIONS.to_dict(), problems=lost)
     cl.user_session.set("conversation", state.conversation)
     options = ChatOptions.from_values(state.options)
-    cl.user_session.set("options", options)
+    set_options(options)
     cl.user_session.set("pending", state.pending)
     if state.problems:
         await cl.Message(content=restore_notice(state.problems)).send()

@@ -1,6 +1,6 @@
 """What a chat upload may cost, checked before it is decoded.
 
-Each upload counts one hit of the chat's RATE_LIMIT (``chat.replies``). An
+Each upload counts one hit of the chat's RATE_LIMIT (``chat.charge``). An
 anonymous session (no login) keeps at most UPLOADS_PER_SESSION_MAX photos,
 and while Chainlit's files folder (every session's uploads and photo copies)
 holds more than UPLOADS_TOTAL_MB, anonymous uploads are refused. A refused

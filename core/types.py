@@ -8,6 +8,7 @@ Conventions: boxes named ``box`` are normalised ``(x1, y1, x2, y2)`` floats in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -244,13 +245,55 @@ class ViewChange:
 VIEW_LAYERS = ("boxes", "labels", "masks")
 
 
+class Action(StrEnum):
+    """What a door does with an Intent: RUN the model (a model request), or
+    one of the chat commands, answered without generating."""
+
+    RUN = "run"  # the model request: task, targets, prompt, region
+    CLARIFY = "clarify"  # say what to type (``message``)
+    HELP = "help"  # the help text (``message``)
+    UNDO = "undo"  # take back the last request
+    EXPORT = "export"  # downloads of the current result ("all": every image)
+    SELECT = "select"  # work on another image (``image_ref``)
+    PICK_REGION = "pick_region"  # show the photo to drag a rectangle on
+    VIEW = "view"  # redraw the last result (``view``), no model
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """What the model is asked: ``prompt`` exactly, on ``region`` of the photo
+    ``image_ref`` names (None: the active one)."""
+
+    task: str
+    prompt: str
+    targets: tuple[str, ...] = ()
+    language: str = "en"
+    region: Region | None = None
+    image_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatCommand:
+    """A chat command: ``action`` (never RUN) and what it acts on."""
+
+    action: Action
+    message: str | None = None  # CLARIFY / HELP: the text to show
+    image_ref: str | None = None  # SELECT, EXPORT ("all"), VIEW: which image
+    view: ViewChange | None = None  # VIEW: what to show or hide
+
+    def __post_init__(self) -> None:
+        if Action(self.action) is Action.RUN:
+            raise ValueError("a ChatCommand is never Action.RUN: use ModelRequest")
+
+
 @dataclass(frozen=True)
 class Intent:
     """What the user asked for, as the exact prompt the model gets.
 
     ``task`` is one of TASKS; ``prompt`` is exactly the text given to the
-    model. ``action`` says what the chat does with it: "run" the model, or
-    answer without it ("clarify", "undo", "help", "select", "export", "view").
+    model. ``action`` (an Action; a plain string is checked and converted)
+    says what the door does with it: RUN the model (``request`` is the model
+    request) or answer a chat command without it (``command``).
 
     ``image_ref`` is None for the active image, "1", "2"... (1-based upload
     order), "last", "all", or a file name as typed. ``follows_previous`` is
@@ -262,13 +305,49 @@ class Intent:
     prompt: str
     targets: tuple[str, ...] = ()
     language: str = "en"
-    action: str = "run"
+    action: Action = Action.RUN
     message: str | None = None
     image_ref: str | None = None
     follows_previous: bool = False
     refinement: str | None = None
     region: Region | None = None  # look only at this part of the photo
-    view: ViewChange | None = None  # action "view": redraw, no model
+    view: ViewChange | None = None  # action VIEW: redraw, no model
+
+    def __post_init__(self) -> None:
+        try:
+            action = Action(self.action)
+        except ValueError:
+            raise ValueError(
+                f"action must be one of {[a.value for a in Action]}, "
+                f"got {self.action!r}"
+            ) from None
+        object.__setattr__(self, "action", action)
+
+    @property
+    def runs_model(self) -> bool:
+        """True for a model request, False for a chat command."""
+        return self.action is Action.RUN
+
+    @property
+    def request(self) -> ModelRequest | None:
+        """The model request this intent carries; None for a chat command."""
+        if not self.runs_model:
+            return None
+        return ModelRequest(
+            self.task,
+            self.prompt,
+            self.targets,
+            self.language,
+            self.region,
+            self.image_ref,
+        )
+
+    @property
+    def command(self) -> ChatCommand | None:
+        """The chat command this intent carries; None for a model request."""
+        if self.runs_model:
+            return None
+        return ChatCommand(self.action, self.message, self.image_ref, self.view)
 
 
 TASKS = (

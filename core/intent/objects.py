@@ -2,14 +2,14 @@
 
 "only 1 and 3", "remove 2", "show all again" pick the numbered objects of the
 last reply's table; "hide the boxes", "show labels", "no masks" switch what is
-drawn. ``parse_view`` turns them into an Intent with ``action="view"``.
+drawn. ``parse_view`` turns them into an Intent with ``action=Action.VIEW``.
 """
 
 from __future__ import annotations
 
 import re
 
-from core.types import GROUNDED_TASKS, Intent, ViewChange
+from core.types import GROUNDED_TASKS, Action, Intent, ViewChange
 
 _NUMBER = r"(?:#\s*)?\d{1,3}"
 _NUMBERS = re.compile(r"(\d++)(?:\s*+(?:-|to|through)\s*+#?\s*+(\d++))?")  # linear
@@ -46,7 +46,7 @@ _TOGGLE = re.compile(
 
 
 def parse_view(low: str, previous: Intent | None) -> Intent | None:
-    """An Intent with ``action="view"`` for a redraw request, else None.
+    """An Intent with ``action=Action.VIEW`` for a redraw request, else None.
 
     ``low`` is the lowercase request without "please" and the like.
     "show masks" after a detection is left to the parser (it means "run
@@ -72,7 +72,7 @@ def parse_view(low: str, previous: Intent | None) -> Intent | None:
 
 
 def _view(change: ViewChange) -> Intent:
-    return Intent(task="free", prompt="", action="view", view=change)
+    return Intent(task="free", prompt="", action=Action.VIEW, view=change)
 
 
 def _layer(word: str) -> str:

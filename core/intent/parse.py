@@ -2,7 +2,7 @@
 
 ``parse_intent("find the dogs and the bikes")`` gives the prompt
 ``detect dog ; bike``; ``parse_intent("also the car", previous)`` adds a target
-to the previous request. Unclear text gives ``action="clarify"`` with a message
+to the previous request. Unclear text gives ``Action.CLARIFY`` with a message
 saying what to type: a guess would cost a minute of CPU for nothing.
 Vocabulary (verbs, languages, plurals) lives in ``core.intent.vocab``.
 """
@@ -30,7 +30,7 @@ from core.intent.messages import (
 from core.intent.objects import parse_view
 from core.intent.refer import referring_targets
 from core.intent.region import CLEAR, PICK, names_empty_region, split_region
-from core.types import GROUNDED_TASKS, Intent, Region
+from core.types import GROUNDED_TASKS, Action, Intent, Region
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +40,12 @@ __all__ = ["HELP_MESSAGE", "parse_intent"]
 def parse_intent(text: str, previous: Intent | None = None) -> Intent:
     """Turn one chat message into an Intent.
 
-    ``previous`` is the last intent that ran (``action == "run"``); refinements
-    such as "also the bike" or "now as boxes" are resolved against it.
-    Returns an Intent whose ``prompt`` is exactly what the model gets when
-    ``action == "run"``; other actions ("clarify", "help", "undo", "select")
-    carry an empty prompt and, for "clarify" and "help", a ``message``;
+    ``previous`` is the last intent that ran (``action`` Action.RUN);
+    refinements such as "also the bike" or "now as boxes" are resolved against
+    it. Returns an Intent whose ``prompt`` is exactly what the model gets when
+    it is a model request (Action.RUN); chat commands ("clarify", "help",
+    "undo", "select", ...: core.types.Action) carry an empty prompt and,
+    for "clarify" and "help", a ``message``;
     "export" asks for the downloads of the current result (image_ref "all":
     of every image analysed in the chat); "view" redraws the last result
     (``intent.view``: numbered objects to keep or drop, layers on or off).
@@ -53,7 +54,7 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
     """
     text = t.clean_text(text)
     if PICK.match(text):  # the chat shows the photo to drag a rectangle on
-        return Intent(task="free", prompt="", action="pick_region")
+        return Intent(task="free", prompt="", action=Action.PICK_REGION)
     region, rest = split_region(text)
     if region is not None:
         return _with_region(region, rest, previous)
@@ -71,21 +72,21 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
 
 
 def _parse(text: str, previous: Intent | None) -> Intent:
-    prev = previous if previous is not None and previous.action == "run" else None
+    prev = previous if previous is not None and previous.runs_model else None
     cleaned = text  # parse_intent has cleaned it
     low = cleaned.lower().strip(t.PUNCT_ENDS)
     words = re.findall(r"\w+", low)
     if v.HELP.match(low):
-        return Intent(task="free", prompt="", action="help", message=HELP_MESSAGE)
+        return Intent(task="free", prompt="", action=Action.HELP, message=HELP_MESSAGE)
     if v.UNDO.match(low):
-        return Intent(task="free", prompt="", action="undo")
+        return Intent(task="free", prompt="", action=Action.UNDO)
     export = v.EXPORT.match(low)
     if export:
         everything = v.EXPORT_ALL.search(export.group("rest"))
         return Intent(
             task="free",
             prompt="",
-            action="export",
+            action=Action.EXPORT,
             image_ref="all" if everything else None,
         )
     if not words or all(w in v.FILLER_WORDS for w in words):
@@ -98,7 +99,7 @@ def _parse(text: str, previous: Intent | None) -> Intent:
     if intent is None:
         lang, text_q = t.extract_language(text_q)
         intent = _interpret(text_q, prev, lang, ref, select)
-    if ref is not None and intent.action in ("run", "select", "view"):
+    if ref is not None and intent.action in (Action.RUN, Action.SELECT, Action.VIEW):
         intent = replace(intent, image_ref=ref)
     logger.debug("intent %r -> %s %r", text, intent.action, intent.prompt)
     return intent
@@ -112,7 +113,7 @@ ANSWER_AGAIN = re.compile(
 
 
 def _clarify(message: str) -> Intent:
-    return Intent(task="free", prompt="", action="clarify", message=message)
+    return Intent(task="free", prompt="", action=Action.CLARIFY, message=message)
 
 
 def _interpret(
@@ -127,7 +128,7 @@ def _interpret(
             return _language_change(prev, lang)
         if ref is not None:
             if select or prev is None:
-                return Intent(task="free", prompt="", action="select")
+                return Intent(task="free", prompt="", action=Action.SELECT)
             return replace(prev, follows_previous=True, refinement="repeat")
         return _clarify(MSG_UNCLEAR)
     if v.REPEAT.match(rest):
@@ -344,8 +345,8 @@ def _with_region(region: Region, rest: str, previous: Intent | None) -> Intent:
     rest = re.sub(r"^(?:and|then|please)\b\s*", "", rest, flags=re.I).strip()
     if rest:
         intent = parse_intent(rest, previous)
-        return replace(intent, region=keep) if intent.action == "run" else intent
-    prev = previous if previous is not None and previous.action == "run" else None
+        return replace(intent, region=keep) if intent.runs_model else intent
+    prev = previous if previous is not None and previous.runs_model else None
     if prev is None:
-        return Intent(task="free", prompt="", action="clarify", message=MSG_REGION_WHAT)
+        return _clarify(MSG_REGION_WHAT)
     return replace(prev, region=keep, follows_previous=True, refinement="region")

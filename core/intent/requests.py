@@ -60,16 +60,16 @@ def parse_requests(text: str, previous: Intent | None = None) -> tuple[Intent, .
             intents.append(None)  # only an image: borrows a neighbour's request
             continue
         intent = parse_intent(part, previous)
-        if intent.action != "run" and lead is not None:
+        if not intent.runs_model and lead is not None:
             borrowed = parse_intent(f"{lead} {part}", previous)
-            intent = borrowed if borrowed.action == "run" else intent
-        if intent.action != "run":
+            intent = borrowed if borrowed.runs_model else intent
+        if not intent.runs_model:
             return (intent,)
         lead = lead or _lead(rest)
         intents.append(intent)
     filled = [i for i in intents if i is not None]
     if not filled:  # "image 1 and image 2": the previous request on each
-        if previous is None or previous.action != "run":
+        if previous is None or not previous.runs_model:
             return (parse_intent(text, previous),)
         again = replace(previous, follows_previous=True, refinement="repeat")
         return tuple(replace(again, image_ref=ref) for ref in refs)
