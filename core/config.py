@@ -18,7 +18,6 @@ DEFAULT_MODEL_CUDA = "google/paligemma2-3b-mix-448"
 VAE_REPO_ID = "big-vision/paligemma-hf"
 VAE_FILENAME = "vae-oid.npz"
 VAE_SHA256 = "5586010257b8536dddefab65e7755077f21d5672d5674dacf911f73ae95a4447"
-LICENSE_URL = "https://huggingface.co/google/paligemma2-3b-mix-224"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # ALLOWED_HOSTS default
 
 

@@ -167,7 +167,6 @@ def test_the_import_rules_see_lazy_imports(tmp_path: Path) -> None:
         ("core.mask_decoder", "MaskDecoder"),
         ("core.intent", "parse_intent"),
         ("core.pipeline", "analyze"),
-        ("core.model_manager", "ModelManager"),
         ("core.engine", "get_model_manager"),
         ("core.engine", "Engine"),
     ],
