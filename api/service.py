@@ -66,10 +66,6 @@ class ApiContext:
             key = self.settings.model_id or "auto"
             self.engines = EngineRegistry(self.settings, {key: self.manager})
 
-    @property
-    def loaded_model_id(self) -> str:
-        return self.manager.status.model_id
-
     def engine_for(self, model_id: Any) -> Any:
         """The engine a client's ``model_id`` names (None/"": the default);
         400 for a non-string, 403/409 for ids not served (EngineRegistry.get)."""

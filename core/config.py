@@ -1,15 +1,17 @@
 """Settings: the only place that reads the environment.
 
-Every setting, its default and meaning is listed in ``.env.example``.
+Every setting, its default and meaning is listed in ``.env.example``; the
+checks a value must pass are in ``core.config_checks``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from core.config_checks import check_settings
 
 MB = 1024 * 1024  # the unit of every *_MB setting (MAX_UPLOAD_MB, IMAGE_URL_MAX_MB)
 
@@ -18,7 +20,6 @@ DEFAULT_MODEL_CUDA = "google/paligemma2-3b-mix-448"
 VAE_REPO_ID = "big-vision/paligemma-hf"
 VAE_FILENAME = "vae-oid.npz"
 VAE_SHA256 = "5586010257b8536dddefab65e7755077f21d5672d5674dacf911f73ae95a4447"
-LICENSE_URL = "https://huggingface.co/google/paligemma2-3b-mix-224"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # ALLOWED_HOSTS default
 
 
@@ -123,86 +124,7 @@ class Settings:
     history_write_timeout_s: float = 5.0  # HISTORY_WRITE_TIMEOUT_S: one DB statement
 
     def __post_init__(self) -> None:
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"DEVICE must be auto, cpu or cuda, got {self.device!r}")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise ValueError(
-                f"DTYPE must be auto, float32, bfloat16 or float16, got {self.dtype!r}"
-            )
-        if not 1 <= self.port <= 65535:
-            raise ValueError(f"PORT must be in 1..65535, got {self.port}")
-        if self.max_new_tokens is not None and not 1 <= self.max_new_tokens <= 2048:
-            raise ValueError(
-                f"MAX_NEW_TOKENS must be in 1..2048, got {self.max_new_tokens}"
-            )
-        if self.max_images_per_request < 1:
-            raise ValueError(
-                "MAX_IMAGES_PER_REQUEST must be >= 1, "
-                f"got {self.max_images_per_request}"
-            )
-        if self.quantization not in ("none", "int8", "int4"):
-            raise ValueError(
-                f"QUANTIZATION must be none, int8 or int4, got {self.quantization!r}"
-            )
-        if self.backend not in ("local", "openai"):
-            raise ValueError(f"BACKEND must be local or openai, got {self.backend!r}")
-        if self.backend == "openai" and not self.backend_url:
-            raise ValueError(
-                "BACKEND=openai needs BACKEND_URL, the base URL of an "
-                "OpenAI-compatible engine such as vLLM (e.g. http://localhost:8000)"
-            )
-        if not self.backend_timeout_s > 0:
-            raise ValueError(
-                f"BACKEND_TIMEOUT_S must be > 0, got {self.backend_timeout_s}"
-            )
-        if self.queue_per_client < 1:
-            raise ValueError(
-                f"QUEUE_PER_CLIENT must be >= 1, got {self.queue_per_client}"
-            )
-        if self.persist not in ("auto", "on", "off"):
-            raise ValueError(f"PERSIST must be auto, on or off, got {self.persist!r}")
-        if not 0 < self.session_hours <= 24 * 90:
-            raise ValueError(
-                f"SESSION_HOURS must be > 0 and <= 2160 (90 days), "
-                f"got {self.session_hours}"
-            )
-        if self.login_rate_limit < 1:
-            raise ValueError(
-                f"LOGIN_RATE_LIMIT must be >= 1, got {self.login_rate_limit}"
-            )
-        for env_name, value, low, high in (
-            ("MAX_DETECTIONS", self.max_detections, 1, 10_000),
-            ("MAX_CONCURRENT_DECODES", self.max_concurrent_decodes, 1, 64),
-            ("MAX_NEW_TOKENS_LIMIT", self.max_new_tokens_limit, 1, 2048),
-            ("UPLOADS_PER_SESSION_MAX", self.uploads_per_session_max, 0, 10**6),
-            ("UPLOADS_TOTAL_MB", self.uploads_total_mb, 0, 10**9),
-        ):
-            if not low <= value <= high:
-                raise ValueError(f"{env_name} must be in {low}..{high}, got {value}")
-        if not 0 <= self.disconnect_grace_s <= 600:
-            raise ValueError(
-                f"DISCONNECT_GRACE_S must be in 0..600 seconds, got "
-                f"{self.disconnect_grace_s}"
-            )
-        if len(set(self.models)) != len(self.models):
-            raise ValueError(f"MODELS lists a checkpoint twice: {list(self.models)}")
-        if self.models and self.model_id and self.model_id not in self.models:
-            raise ValueError(
-                f"MODEL_ID {self.model_id!r} is not in MODELS {list(self.models)}: "
-                "leave MODEL_ID out (the first of MODELS is the default) or list it"
-            )
-        _check_web_security(self)
-        _check_faults(self)
-        if self.batch_max is not None and not 1 <= self.batch_max <= 256:
-            raise ValueError(f"BATCH_MAX must be in 1..256, got {self.batch_max}")
-        if self.compile not in ("auto", "on", "off"):
-            raise ValueError(f"COMPILE must be auto, on or off, got {self.compile!r}")
-        if self.backend_image_px is not None and not (
-            64 <= self.backend_image_px <= 2048
-        ):
-            raise ValueError(
-                f"BACKEND_IMAGE_PX must be in 64..2048, got {self.backend_image_px}"
-            )
+        check_settings(self)  # ValueError naming the variable and its range
 
     @property
     def model_ids(self) -> tuple[str | None, ...]:
@@ -255,55 +177,6 @@ class Settings:
         if values.get("hf_token") == "":
             values.pop("hf_token")
         return cls(**values)  # type: ignore[arg-type]
-
-
-def _check_web_security(settings: Settings) -> None:
-    if "*" in settings.allowed_origins:
-        raise ValueError(
-            "ALLOWED_ORIGINS must list origins such as https://app.example.com, "
-            "got '*': a wildcard would let any site use a visitor's login"
-        )
-    for origin in settings.allowed_origins:
-        if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
-            raise ValueError(
-                "ALLOWED_ORIGINS entries must be scheme://host[:port] without a "
-                f"path, e.g. https://app.example.com, got {origin!r}"
-            )
-    if not settings.allowed_hosts:
-        raise ValueError("ALLOWED_HOSTS must name at least one host (or '*')")
-    if settings.max_files_per_message < 1:
-        raise ValueError(
-            f"MAX_FILES_PER_MESSAGE must be >= 1, got {settings.max_files_per_message}"
-        )
-    _check_proxies(settings.forwarded_allow_ips)
-    if not all(1 <= port <= 65535 for port in settings.image_url_ports):
-        raise ValueError(
-            f"IMAGE_URL_PORTS must be ports in 1..65535, got {settings.image_url_ports}"
-        )
-
-
-def _check_proxies(entries: tuple[str, ...]) -> None:
-    for entry in entries:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise ValueError(
-                "FORWARDED_ALLOW_IPS must list your reverse proxies' IP addresses "
-                f"or networks (e.g. 127.0.0.1 or 172.16.0.0/12), got {entry!r}: "
-                "X-Forwarded-For from anyone else is ignored"
-            ) from None
-
-
-def _check_faults(settings: Settings) -> None:
-    for env_name, value, low, high in (
-        ("READY_PROBE_S", settings.ready_probe_s, 0.0, 300.0),
-        ("READY_PROBE_TIMEOUT_S", settings.ready_probe_timeout_s, 0.1, 60.0),
-        ("READ_TIMEOUT_S", settings.read_timeout_s, 0.5, 3600.0),
-        ("READ_MIN_RATE_KB", settings.read_min_rate_kb, 0.0, 1_000_000.0),
-        ("HISTORY_WRITE_TIMEOUT_S", settings.history_write_timeout_s, 0.1, 300.0),
-    ):
-        if not low <= value <= high:
-            raise ValueError(f"{env_name} must be in {low:g}..{high:g}, got {value}")
 
 
 def _ports(value: str) -> tuple[int, ...]:

@@ -110,14 +110,7 @@ def render_overlay(
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
     width, height = image.size
     source_wh = tuple(source_wh or image.size)
-    for index, detection in enumerate(detections):
-        if detection.has_mask and detection.image_wh != source_wh:
-            got_w, got_h = detection.image_wh or (0, 0)
-            raise ValueError(
-                f"detection {index}: mask must be (H, W) = ({source_wh[1]}, "
-                f"{source_wh[0]}) of the image drawn on (or source_wh), "
-                f"got ({got_h}, {got_w})"
-            )
+    _check_mask_sizes(detections, source_wh)
     scale = _Scale(width / source_wh[0], height / source_wh[1])
     canvas = image.copy() if image.mode == "RGB" else image.convert("RGB")
     shown = [i for i in range(len(detections)) if i + 1 not in hidden]
@@ -137,6 +130,20 @@ def render_overlay(
             text = overlay_label(detections[index], index)
             _draw_label(draw, boxes[index], text, index, font, (width, height))
     return canvas
+
+
+def _check_mask_sizes(
+    detections: Sequence[Detection], source_wh: tuple[int, int]
+) -> None:
+    """ValueError unless every mask is of the original image, ``source_wh``."""
+    for index, detection in enumerate(detections):
+        if detection.has_mask and detection.image_wh != source_wh:
+            got_w, got_h = detection.image_wh or (0, 0)
+            raise ValueError(
+                f"detection {index}: mask must be (H, W) = ({source_wh[1]}, "
+                f"{source_wh[0]}) of the image drawn on (or source_wh), "
+                f"got ({got_h}, {got_w})"
+            )
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,3 @@ def parse_objects(text: str) -> list[ParsedObject]:
 def strip_tokens(text: str) -> str:
     """``text`` without loc/seg tokens, whitespace collapsed."""
     return " ".join(ANY_TOKEN.sub(" ", text).split())
-
-
-def has_tokens(text: str) -> bool:
-    """True when ``text`` holds any loc or seg token."""
-    return ANY_TOKEN.search(text) is not None

@@ -167,10 +167,67 @@ def test_the_import_rules_see_lazy_imports(tmp_path: Path) -> None:
         ("core.mask_decoder", "MaskDecoder"),
         ("core.intent", "parse_intent"),
         ("core.pipeline", "analyze"),
-        ("core.model_manager", "ModelManager"),
         ("core.engine", "get_model_manager"),
         ("core.engine", "Engine"),
     ],
 )
 def test_design_seams_import(module: str, name: str) -> None:
     assert hasattr(importlib.import_module(module), name)
+
+
+MAX_FUNCTION_LINES = 60
+# Being rewritten on the "service" and "commands" branches (issue 23); empty this
+# at their merge. A function nested in one of these is covered by it.
+LONG_FUNCTIONS_ALLOWED = frozenset(
+    {
+        "api/routes.py:build_router",
+        "api/openai_routes.py:add_openai_routes",
+        "chat/analysis.py:analyze_and_reply",
+        "chat/closely.py:look_closely",
+        "core/tiling.py:analyze_tiled",
+        "chat/replies.py:handle_message",
+    }
+)
+
+
+def long_functions(
+    paths: list[Path], limit: int = MAX_FUNCTION_LINES, root: Path = ROOT
+) -> list[str]:
+    """``file:qualified.name (lines)`` for each function longer than ``limit``
+    lines, counted from its ``def`` to its last line (decorators not counted),
+    except those in LONG_FUNCTIONS_ALLOWED and the functions nested in them."""
+    found = []
+
+    def visit(node: ast.AST, file: str, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = prefix
+            if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                name = f"{prefix}{child.name}"
+                if f"{file}:{name}" in LONG_FUNCTIONS_ALLOWED:
+                    continue
+                name += "."
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = child.end_lineno - child.lineno + 1
+                if lines > limit:
+                    found.append(f"{file}:{name[:-1]} ({lines})")
+            visit(child, file, name)
+
+    for path in paths:
+        file = path.relative_to(root).as_posix()
+        visit(ast.parse(path.read_text(encoding="utf-8")), file, "")
+    return found
+
+
+def test_functions_are_short() -> None:
+    paths = [p for package in PACKAGES for p in sorted((ROOT / package).rglob("*.py"))]
+    found = long_functions([*paths, ROOT / "chainlit_app.py"])
+    assert found == [], f"functions over {MAX_FUNCTION_LINES} lines: {found}"
+
+
+def test_the_length_rule_counts_from_def_to_the_last_line(tmp_path: Path) -> None:
+    def body(indent: int) -> str:
+        return "".join(f"{' ' * indent}x{i} = {i}\n" for i in range(3))
+
+    source = f"@decorated\ndef short():\n{body(4)}\nclass K:\n    def long(self):\n"
+    (tmp_path / "m.py").write_text(source + body(8) + "\n        return x2\n")
+    assert long_functions([tmp_path / "m.py"], 4, tmp_path) == ["m.py:K.long (6)"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from core.geometry import box_to_pixels
-from core.tokens import has_tokens, parse_objects, strip_tokens
+from core.tokens import parse_objects, strip_tokens
 from tests.recorded import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
 
 L = "<loc0100><loc0200><loc0300><loc0400>"  # y1=100 x1=200 y2=300 x2=400
@@ -77,14 +77,13 @@ def test_real_segment_output_boxes_in_original_pixels():
 
 
 @pytest.mark.parametrize(
-    ("text", "stripped", "tokens"),
+    ("text", "stripped"),
     [
-        (f"{L} {S} cat", "cat", True),  # grounded answer
-        ("a dog on a bike", "a dog on a bike", False),  # caption
-        ("  two\n lines ", "two lines", False),  # whitespace collapsed
-        ("", "", False),  # empty
+        (f"{L} {S} cat", "cat"),  # grounded answer
+        ("a dog on a bike", "a dog on a bike"),  # caption
+        ("  two\n lines ", "two lines"),  # whitespace collapsed
+        ("", ""),  # empty
     ],
 )
-def test_strip_and_has_tokens(text, stripped, tokens):
+def test_strip_tokens(text, stripped):
     assert strip_tokens(text) == stripped
-    assert has_tokens(text) is tokens

@@ -119,6 +119,63 @@ async def _send_408(send: Send, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class _HeaderDeadline:
+    """The header timer, mixed in before uvicorn's protocol class (module doc);
+    ``header_deadline_protocol`` sets the two class attributes."""
+
+    _header_timeout_s: float
+    _late_response: bytes  # the 408 sent when a begun request's headers are late
+    _header_timer: asyncio.TimerHandle | None = None
+    _header_bytes = False  # a request was begun since the timer started
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._start_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        before = self.cycle
+        self._header_bytes = self._header_bytes or self._header_timer is not None
+        super().data_received(data)  # type: ignore[misc]
+        if self.cycle is not before or self.transport.get_protocol() is not self:
+            self._stop_header_timer()  # headers complete: a cycle or upgrade
+
+    def on_response_complete(self) -> None:
+        finished = self.cycle
+        super().on_response_complete()  # type: ignore[misc]
+        if self.cycle is finished and not self.transport.is_closing():
+            self._start_header_timer()  # the next request's headers
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _start_header_timer(self) -> None:
+        self._stop_header_timer()
+        self._header_bytes = False
+        self._header_timer = self.loop.call_later(
+            self._header_timeout_s, self._headers_late
+        )
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or (
+            self.cycle is not None and not self.cycle.response_complete
+        ):
+            return
+        if self._header_bytes:
+            logger.warning(
+                "closed a connection from %s: headers slower than READ_TIMEOUT_S",
+                (self.client or ("?",))[0],
+            )
+            self.transport.write(self._late_response)
+        self.transport.close()
+
+
 def header_deadline_protocol(base: type, timeout_s: float) -> type:
     """``base`` (uvicorn's H11Protocol or HttpToolsProtocol) with a deadline
     on request headers (module doc)."""
@@ -127,59 +184,11 @@ def header_deadline_protocol(base: type, timeout_s: float) -> type:
         b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
         b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(answer), answer)
     )
-
-    class HeaderDeadline(base):  # type: ignore[misc, valid-type]
-        _header_timer: asyncio.TimerHandle | None = None
-        _header_bytes = False  # a request was begun since the timer started
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._start_header_timer()
-
-        def data_received(self, data: bytes) -> None:
-            before = self.cycle
-            self._header_bytes = self._header_bytes or self._header_timer is not None
-            super().data_received(data)
-            if self.cycle is not before or self.transport.get_protocol() is not self:
-                self._stop_header_timer()  # headers complete: a cycle or upgrade
-
-        def on_response_complete(self) -> None:
-            finished = self.cycle
-            super().on_response_complete()
-            if self.cycle is finished and not self.transport.is_closing():
-                self._start_header_timer()  # the next request's headers
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_header_timer()
-            super().connection_lost(exc)
-
-        def _start_header_timer(self) -> None:
-            self._stop_header_timer()
-            self._header_bytes = False
-            self._header_timer = self.loop.call_later(timeout_s, self._headers_late)
-
-        def _stop_header_timer(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _headers_late(self) -> None:
-            self._header_timer = None
-            if self.transport.is_closing() or (
-                self.cycle is not None and not self.cycle.response_complete
-            ):
-                return
-            if self._header_bytes:
-                logger.warning(
-                    "closed a connection from %s: headers slower than READ_TIMEOUT_S",
-                    (self.client or ("?",))[0],
-                )
-                self.transport.write(response)
-            self.transport.close()
-
-    HeaderDeadline.__name__ = f"HeaderDeadline{base.__name__}"
-    HeaderDeadline.__qualname__ = HeaderDeadline.__name__
-    return HeaderDeadline
+    name = f"HeaderDeadline{base.__name__}"
+    attributes = {"_header_timeout_s": timeout_s, "_late_response": response}
+    protocol = type(name, (_HeaderDeadline, base), attributes)
+    protocol.__qualname__ = name
+    return protocol
 
 
 def install_header_deadline(timeout_s: float) -> None:

@@ -21,14 +21,14 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from core.engine.static_cache import Row, left_padded, new_cache, pooled, prefill_view
 
 logger = logging.getLogger(__name__)
 
 TEXT_BUDGETS = (128, 256)  # prompt + answer tokens a compiled cache holds
 WARM_STEPS = 4  # decode steps per warmed shape: compile, then CUDA-graph record
-PAD_POSITION = 1  # position id of left padding (masked out; any valid value)
 _SHAPES = 0  # compiled decode shapes in this process (dynamo's recompile limit)
 
 
@@ -40,46 +40,6 @@ def batch_bucket(rows: int, batch_max: int) -> int:
     while bucket < rows:
         bucket *= 2
     return min(bucket, batch_max)
-
-
-@dataclass(frozen=True)
-class Row:
-    """One request of a batch: its prompt ids (no padding) and token type ids."""
-
-    input_ids: Sequence[int]
-    token_type_ids: Sequence[int]
-
-
-def _new_cache(config: Any, max_cache_len: int) -> Any:
-    """A static KV cache of ``max_cache_len`` tokens for every layer.
-
-    Every layer is a plain StaticLayer: transformers' sliding-window layer
-    keeps a Python int that changes each token, so a compiled step would
-    recompile per token; the window is still applied by the sliding mask.
-    """
-    from transformers.cache_utils import Cache, StaticLayer
-
-    layers = config.get_text_config().num_hidden_layers
-    return Cache(
-        layers=[StaticLayer(max_cache_len=max_cache_len) for _ in range(layers)]
-    )
-
-
-def _prefill_view(cache: Any) -> Any:
-    """``cache``'s layers behind a cache that reports itself uninitialized.
-
-    PaliGemma applies the bidirectional prefix mask only while the cache is
-    not initialized; a reused cache (stable addresses for CUDA graphs) always
-    is, so the prefill writes through this view instead.
-    """
-    from transformers.cache_utils import Cache
-
-    class PrefillView(Cache):
-        @property
-        def is_initialized(self) -> bool:
-            return False
-
-    return PrefillView(layers=cache.layers)
 
 
 class StaticDecoder:
@@ -156,10 +116,10 @@ class StaticDecoder:
     def _cache(self, rows: int, length: int) -> Any:
         """The kept cache for a warmed shape (reset), or a new one-off cache."""
         if length - self.image_tokens not in TEXT_BUDGETS:
-            return _new_cache(self.model.config, length)
+            return new_cache(self.model.config, length)
         cache = self._caches.get((rows, length))
         if cache is None:
-            cache = _new_cache(self.model.config, length)
+            cache = new_cache(self.model.config, length)
             self._caches[(rows, length)] = cache
         else:
             cache.reset()
@@ -207,20 +167,8 @@ class StaticDecoder:
         width = max(len(row.input_ids) for row in rows)
         text_tokens = width - self.image_tokens + max_new_tokens
         length, compiled = self.cache_len(max(text_tokens, text_budget or 0))
-        device = self.model.device
-        ids = torch.full((bucket, width), self.pad_token_id, dtype=torch.long)
-        types = torch.zeros((bucket, width), dtype=torch.long)
-        mask = torch.zeros((bucket, length), dtype=torch.long)
-        for b, row in enumerate(rows):  # left padding
-            ids[b, width - len(row.input_ids) :] = torch.tensor(row.input_ids)
-            types[b, width - len(row.token_type_ids) :] = torch.tensor(
-                row.token_type_ids
-            )
-            mask[b, width - len(row.input_ids) :] = 1  # prompt and all later slots
-        positions = (mask[:, :width].cumsum(-1)).clamp(min=PAD_POSITION)  # 1-based
-        ids, types, mask, positions = (
-            t.to(device) for t in (ids, types, mask, positions)
-        )
+        inputs = left_padded(rows, width, length, self.pad_token_id)
+        ids, types, mask, positions = (t.to(self.model.device) for t in inputs)
         with self._lock:
             cache = self._cache(bucket, length)
             out = self.model(
@@ -228,40 +176,63 @@ class StaticDecoder:
                 attention_mask=mask[:, :width],
                 token_type_ids=types,
                 position_ids=positions,
-                mm_encoder_outputs={"image": _pooled(features)},
-                past_key_values=_prefill_view(cache),
+                mm_encoder_outputs={"image": pooled(features)},
+                past_key_values=prefill_view(cache),
                 use_cache=True,
                 logits_to_keep=1,
             )
-            step = self._compiled_step if compiled else self._step
-            pick = pick or (lambda logits: logits.argmax(-1))
-            logits = out.logits[:, -1, :].float()
-            position = positions[:, -1:]
-            result: list[list[int]] = [[] for _ in range(n)]
-            live = [True] * n
-            for step_index in range(max_new_tokens):
-                next_ids = pick(logits)
-                chosen = next_ids.tolist()
-                for b in range(n):
-                    if live[b]:
-                        result[b].append(chosen[b])
-                        if on_token is not None:
-                            on_token(b, chosen[b])
-                        live[b] = chosen[b] not in eos_ids
-                    if live[b] and cancelled is not None and cancelled(b):
-                        live[b] = False
-                if not any(live) or step_index == max_new_tokens - 1:
-                    break
-                position = position + 1
-                logits = step(next_ids[:, None], position, mask, cache)
+            result = self._generate(
+                out.logits[:, -1, :].float(),
+                positions[:, -1:],
+                mask,
+                cache,
+                step=self._compiled_step if compiled else self._step,
+                rows=n,
+                max_new_tokens=max_new_tokens,
+                eos_ids=eos_ids,
+                pick=pick or (lambda logits: logits.argmax(-1)),
+                on_token=on_token,
+                cancelled=cancelled,
+            )
             self.warmed.add((bucket, length))
         return result
 
-
-def _pooled(features: Any) -> Any:
-    from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-    return BaseModelOutputWithPooling(pooler_output=features)
+    def _generate(
+        self,
+        logits: Any,
+        position: Any,
+        mask: Any,
+        cache: Any,
+        *,
+        step: Callable[..., Any],
+        rows: int,
+        max_new_tokens: int,
+        eos_ids: set[int],
+        pick: Callable[[Any], Any],
+        on_token: Callable[[int, int], None] | None,
+        cancelled: Callable[[int], bool] | None,
+    ) -> list[list[int]]:
+        """The decode loop after the prefill: ``logits`` [B, vocab] of the last
+        prompt token, ``position`` [B, 1] its position ids; tokens of the first
+        ``rows`` rows (the rest are padding rows, run and dropped)."""
+        result: list[list[int]] = [[] for _ in range(rows)]
+        live = [True] * rows
+        for step_index in range(max_new_tokens):
+            next_ids = pick(logits)
+            chosen = next_ids.tolist()
+            for b in range(rows):
+                if live[b]:
+                    result[b].append(chosen[b])
+                    if on_token is not None:
+                        on_token(b, chosen[b])
+                    live[b] = chosen[b] not in eos_ids
+                if live[b] and cancelled is not None and cancelled(b):
+                    live[b] = False
+            if not any(live) or step_index == max_new_tokens - 1:
+                break
+            position = position + 1
+            logits = step(next_ids[:, None], position, mask, cache)
+        return result
 
 
 def lazy_getattr_raises_attribute_error(names: tuple[str, ...] = ("chainlit",)) -> None:

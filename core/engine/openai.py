@@ -10,12 +10,10 @@ local VAE decoder. Engine failures become ModelUnavailableError.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 from PIL import Image
@@ -29,10 +27,9 @@ from core.engine.openai_errors import (
     malformed,
     raise_for_status,
 )
+from core.engine.openai_http import EngineHttp
 from core.engine.openai_wire import (
     PROBE_TEXT,
-    Completion,
-    StreamReader,
     TokenIdMap,
     WireError,
     chat_request,
@@ -70,6 +67,7 @@ class OpenAIBackend(Engine):
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         )
+        self._http = EngineHttp(self.root, self._client, timeout)
         self._attempted = threading.Event()  # set after each load attempt
         self._ready = threading.Event()
         self._closed = threading.Event()
@@ -127,7 +125,7 @@ class OpenAIBackend(Engine):
             )
 
     def _served_model(self) -> str:
-        models = served_models(self._call("GET", "/v1/models"))
+        models = served_models(self._http.call("GET", "/v1/models"))
         return choose_model(models, self.settings.model_id, self.root)
 
     def _probe_token_ids(self) -> TokenIdMap:
@@ -234,78 +232,17 @@ class OpenAIBackend(Engine):
             stream=on_text is not None or cancel is not None,
         )
         if on_text is None and cancel is None:
-            completion = self._wire(
-                parse_completion, self._call("POST", "/v1/chat/completions", body)
+            completion = self._http.wire(
+                parse_completion, self._http.call("POST", "/v1/chat/completions", body)
             )
         else:
-            completion = self._stream(body, on_text or _no_text, cancel)
+            completion = self._http.stream(body, on_text or _no_text, cancel)
         text = rebuild_text(completion.text, completion.token_ids, self.token_ids)
         return GeneratedText(
             text,
             truncated=completion.finish_reason == "length",
             num_tokens=completion.num_tokens,
         )
-
-    def _stream(
-        self,
-        body: dict[str, Any],
-        on_text: Callable[[str], None],
-        cancel: threading.Event | None = None,
-    ) -> Completion:
-        reader = StreamReader()
-        with engine_errors(self.root, self.settings.backend_timeout_s):
-            with self._client.stream(
-                "POST", "/v1/chat/completions", json=body
-            ) as response:
-                if response.is_error:
-                    response.read()
-                    raise_for_status(self.root, response)
-                kind = response.headers.get("content-type", "")
-                if not kind.startswith("text/event-stream"):
-                    return self._unstreamed(response, kind, on_text)
-                for line in response.iter_lines():
-                    if cancel is not None and cancel.is_set():
-                        return reader.completion  # closing the stream stops it
-                    piece = self._wire(reader.feed, line)
-                    if piece:
-                        on_text(piece)
-        if not reader.done and reader.completion.finish_reason is None:
-            raise ModelUnavailableError(
-                f"The inference engine at {self.root} ended the answer stream early "
-                "(no finish_reason, no [DONE]); the answer is incomplete, try again."
-            )
-        return reader.completion
-
-    def _unstreamed(
-        self, response: httpx.Response, kind: str, on_text: Callable[[str], None]
-    ) -> Completion:
-        """A proxy that ignored ``stream``: one JSON completion, one piece."""
-        response.read()
-        if not kind.startswith("application/json"):
-            raise malformed(self.root, f"expected an event stream, got {kind!r}")
-        try:
-            completion = parse_completion(response.json())
-        except (ValueError, WireError) as exc:
-            raise malformed(self.root, f"unreadable JSON answer: {exc}") from exc
-        if completion.text:
-            on_text(completion.text)
-        return completion
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """One request; its JSON answer. Every failure -> ModelUnavailableError."""
-        with engine_errors(self.root, self.settings.backend_timeout_s):
-            response = self._client.request(method, path, json=body)
-            raise_for_status(self.root, response)
-            try:
-                return response.json()
-            except json.JSONDecodeError as exc:
-                raise malformed(self.root, f"{path} answered non-JSON") from exc
-
-    def _wire(self, parse: Callable[[Any], Any], value: Any) -> Any:
-        try:
-            return parse(value)
-        except WireError as exc:
-            raise malformed(self.root, str(exc)) from exc
 
 
 def _no_text(piece: str) -> None:

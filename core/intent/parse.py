@@ -21,7 +21,6 @@ from core.intent.messages import (
     MSG_ADD_WHAT,
     MSG_ANSWER_WHAT,
     MSG_NO_PREVIOUS,
-    MSG_NOTHING_LEFT,
     MSG_REGION_EMPTY,
     MSG_REGION_WHAT,
     MSG_UNCLEAR,
@@ -29,8 +28,16 @@ from core.intent.messages import (
 )
 from core.intent.objects import parse_view
 from core.intent.refer import referring_targets
+from core.intent.refine import (
+    clarify,
+    grounded_prev,
+    language_change,
+    remove_targets,
+    switch_task,
+    vague,
+)
 from core.intent.region import CLEAR, PICK, names_empty_region, split_region
-from core.types import GROUNDED_TASKS, Action, Intent, Region
+from core.types import Action, Intent, Region
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +66,7 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
     if region is not None:
         return _with_region(region, rest, previous)
     if names_empty_region(text):
-        return _clarify(MSG_REGION_EMPTY)
+        return clarify(MSG_REGION_EMPTY)
     intent = _parse(text, previous)
     if (
         intent.follows_previous
@@ -90,7 +97,7 @@ def _parse(text: str, previous: Intent | None) -> Intent:
             image_ref="all" if everything else None,
         )
     if not words or all(w in v.FILLER_WORDS for w in words):
-        return _clarify(MSG_UNCLEAR)
+        return clarify(MSG_UNCLEAR)
     raw = t.raw_question(cleaned)  # typed text is kept exactly, refs included
     if raw is not None:
         return raw
@@ -112,10 +119,6 @@ ANSWER_AGAIN = re.compile(
 )
 
 
-def _clarify(message: str) -> Intent:
-    return Intent(task="free", prompt="", action=Action.CLARIFY, message=message)
-
-
 def _interpret(
     text_q: str, prev: Intent | None, lang: str | None, ref: str | None, select: bool
 ) -> Intent:
@@ -125,34 +128,34 @@ def _interpret(
         return view
     if not rest:
         if lang:
-            return _language_change(prev, lang)
+            return language_change(prev, lang)
         if ref is not None:
             if select or prev is None:
                 return Intent(task="free", prompt="", action=Action.SELECT)
             return replace(prev, follows_previous=True, refinement="repeat")
-        return _clarify(MSG_UNCLEAR)
+        return clarify(MSG_UNCLEAR)
     if v.REPEAT.match(rest):
         if prev is None:
-            return _clarify(MSG_NO_PREVIOUS)
+            return clarify(MSG_NO_PREVIOUS)
         if lang:
-            return _language_change(prev, lang)
+            return language_change(prev, lang)
         return replace(prev, follows_previous=True, refinement="repeat", image_ref=None)
     m = v.SWITCH.match(rest)
     if m:
-        return _switch(prev, "detect" if v.BOX_WORD.match(m["kind"]) else "segment")
+        return switch_task(prev, "detect" if v.BOX_WORD.match(m["kind"]) else "segment")
     if m := v.REMOVE_PREFIX.match(rest):
-        return _remove(prev, rest[m.end() :])
+        return remove_targets(prev, rest[m.end() :])
     if m := v.ONLY_PREFIX.match(rest):
         return _only(prev, rest[m.end() :])
     added = v.ADD_SUFFIX.sub("", v.ADD_PREFIX.sub("", rest, count=1))
     if added != rest and added:
         return _add(prev, added, low, text_q, lang)
     if added != rest:  # "also", "and ... too" with nothing named
-        return _clarify(MSG_ADD_WHAT)
+        return clarify(MSG_ADD_WHAT)
     if ANSWER_AGAIN.match(rest):  # "answer it in German", "reply to that"
         if lang and prev is not None and prev.task == "answer":
-            return _language_change(prev, lang)
-        return _clarify(MSG_ANSWER_WHAT)
+            return language_change(prev, lang)
+        return clarify(MSG_ANSWER_WHAT)
     return _new_request(low, rest, text_q, prev, lang)
 
 
@@ -187,15 +190,11 @@ def _new_request(
     targets = t.split_targets(rest)
     if targets and len(targets) <= 3:
         names = " ; ".join(targets)
-        hint = f" or “also {names}” to add it" if _grounded_prev(prev) else ""
-        return _clarify(
+        hint = f" or “also {names}” to add it" if grounded_prev(prev) else ""
+        return clarify(
             f"Do you want boxes (“detect {names}”) or masks (“segment {names}”){hint}?"
         )
-    return _clarify(MSG_UNCLEAR)
-
-
-def _grounded_prev(prev: Intent | None) -> bool:
-    return prev is not None and prev.task in GROUNDED_TASKS and bool(prev.targets)
+    return clarify(MSG_UNCLEAR)
 
 
 def _grounded(
@@ -208,11 +207,11 @@ def _grounded(
     if phrase in t.LONE_DETERMINERS:  # "segment the": cut short, nothing named
         phrase = ""
     if not phrase or phrase in v.PRONOUNS:
-        if _grounded_prev(prev):
-            return _switch(prev, task)
+        if grounded_prev(prev):
+            return switch_task(prev, task)
         if where and phrase:
             return None
-        return _clarify(
+        return clarify(
             f"{task.capitalize()} what? For example “{task} the cat”."
             if not phrase
             else MSG_NO_PREVIOUS
@@ -220,49 +219,9 @@ def _grounded(
     targets = t.split_targets(phrase) if where else referring_targets(phrase)
     if targets is None:
         return None
-    if not targets or any(_vague(name) for name in targets):
-        return _clarify(MSG_VAGUE)
+    if not targets or any(vague(name) for name in targets):
+        return clarify(MSG_VAGUE)
     return t.run_intent(task, targets)
-
-
-def _vague(name: str) -> bool:
-    """ "everything", "all objects on the left": no object named."""
-    return name in v.VAGUE_TARGETS or name.split()[0] in v.VAGUE_TARGETS
-
-
-def _switch(prev: Intent | None, task: str) -> Intent:
-    if prev is None:
-        return _clarify(MSG_NO_PREVIOUS)
-    if not _grounded_prev(prev):
-        what = "Boxes" if task == "detect" else "Masks"
-        return _clarify(f"{what} of what? Name the things, e.g. “{task} dog ; bike”.")
-    return t.run_intent(task, prev.targets, refinement="switch")
-
-
-def _matches(target: str, wanted: str) -> bool:
-    return target == wanted or target.endswith(" " + wanted)
-
-
-def _remove(prev: Intent | None, phrase: str) -> Intent:
-    if prev is None or not _grounded_prev(prev):
-        return _clarify(MSG_NO_PREVIOUS)
-    unwanted = referring_targets(phrase.strip(t.PUNCT_ENDS)) or ()
-    if not unwanted:
-        return _clarify(
-            f"Remove what? The current request is: {', '.join(prev.targets)}."
-        )
-    for name in unwanted:
-        if not any(_matches(have, name) for have in prev.targets):
-            return _clarify(
-                f"“{name}” is not in the current request "
-                f"({', '.join(prev.targets)}). Say e.g. “remove {prev.targets[-1]}”."
-            )
-    kept = tuple(
-        have for have in prev.targets if not any(_matches(have, n) for n in unwanted)
-    )
-    if not kept:
-        return _clarify(MSG_NOTHING_LEFT)
-    return t.run_intent(prev.task, kept, refinement="remove")
 
 
 def _only(prev: Intent | None, phrase: str) -> Intent:
@@ -270,22 +229,22 @@ def _only(prev: Intent | None, phrase: str) -> Intent:
     for task, lead in t.LEADS.items():
         if m := lead.match(phrase):
             intent = _grounded(task, phrase[m.end() :], prev, None)
-            return intent or _clarify(MSG_UNCLEAR)
+            return intent or clarify(MSG_UNCLEAR)
     words = re.findall(r"[\w'-]+", phrase)
     pick_one = bool(words) and words[-1] in ("one", "ones")  # "the left one"
     if pick_one:
         words.pop()
     while words and words[0] in v.DETERMINERS:
         words.pop(0)
-    if prev is None or not _grounded_prev(prev):
-        return _clarify(MSG_NO_PREVIOUS)
+    if prev is None or not grounded_prev(prev):
+        return clarify(MSG_NO_PREVIOUS)
     if not words:
-        return _clarify(f"Which one? Say e.g. “only the left {prev.targets[0]}”.")
+        return clarify(f"Which one? Say e.g. “only the left {prev.targets[0]}”.")
     if pick_one or all(w in v.POSITIONAL for w in words):
         heads = list(dict.fromkeys(name.split()[-1] for name in prev.targets))
         options = [" ".join([*words, head]) for head in heads]
         if len(options) > 1:
-            return _clarify(
+            return clarify(
                 "Which one do you mean: "
                 + " or ".join(f"“only the {o}”" for o in options)
                 + "?"
@@ -293,14 +252,14 @@ def _only(prev: Intent | None, phrase: str) -> Intent:
         return t.run_intent(prev.task, (options[0],), refinement="only")
     targets = referring_targets(" ".join(words))
     if not targets:
-        return _clarify(MSG_UNCLEAR)
+        return clarify(MSG_UNCLEAR)
     return t.run_intent(prev.task, targets, refinement="only")
 
 
 def _add(
     prev: Intent | None, phrase: str, low: str, text_q: str, lang: str | None
 ) -> Intent:
-    task = prev.task if _grounded_prev(prev) else None
+    task = prev.task if grounded_prev(prev) else None
     for lead_task, lead in t.LEADS.items():
         if m := lead.match(phrase):
             task, phrase = lead_task, phrase[m.end() :]
@@ -310,29 +269,16 @@ def _add(
             return _new_request(low, phrase, text_q, prev, lang)
     targets = referring_targets(phrase.strip(t.PUNCT_ENDS))
     if not targets:
-        return _clarify(MSG_UNCLEAR)
+        return clarify(MSG_UNCLEAR)
     if task is None:
         if prev is None:
-            return _clarify(MSG_NO_PREVIOUS)
+            return clarify(MSG_NO_PREVIOUS)
         names = " ; ".join(targets)
-        return _clarify(f"Boxes or masks? Say “detect {names}” or “segment {names}”.")
-    if any(_vague(name) for name in targets):
-        return _clarify(MSG_VAGUE)
-    old = prev.targets if _grounded_prev(prev) and prev is not None else ()
+        return clarify(f"Boxes or masks? Say “detect {names}” or “segment {names}”.")
+    if any(vague(name) for name in targets):
+        return clarify(MSG_VAGUE)
+    old = prev.targets if grounded_prev(prev) and prev is not None else ()
     return t.run_intent(task, tuple(dict.fromkeys((*old, *targets))), refinement="add")
-
-
-def _language_change(prev: Intent | None, lang: str) -> Intent:
-    if prev is None or prev.task not in ("caption", "describe", "answer", "question"):
-        return _clarify(
-            "A language works with captions, descriptions and questions, e.g. "
-            f"“caption in {v.LANGUAGES[lang][0].capitalize()}”. "
-            "Box and mask labels are always English."
-        )
-    question = (
-        prev.prompt.split(" ", 2)[2] if prev.task in ("answer", "question") else ""
-    )
-    return t.run_intent(prev.task, lang=lang, question=question, refinement="language")
 
 
 def _with_region(region: Region, rest: str, previous: Intent | None) -> Intent:
@@ -348,5 +294,5 @@ def _with_region(region: Region, rest: str, previous: Intent | None) -> Intent:
         return replace(intent, region=keep) if intent.runs_model else intent
     prev = previous if previous is not None and previous.runs_model else None
     if prev is None:
-        return _clarify(MSG_REGION_WHAT)
+        return clarify(MSG_REGION_WHAT)
     return replace(prev, region=keep, follows_previous=True, refinement="region")
