@@ -12,12 +12,12 @@ from chat.analysis import (
     analyze_and_reply,
     as_elements,
     overlay_image,
+    prepare,
     replay_turn,
     say,
     send_result,
     visible,
 )
-from chat.closely import looks
 from chat.options import ChatOptions
 from chat.persist import history
 from chat.redraw import redraw
@@ -37,8 +37,6 @@ from core.errors import AppError
 from core.export import ExportItem
 from core.export.downloads import write_export_all
 from core.intent import HELP_MESSAGE, parse_requests
-from core.pipeline import token_budget
-from core.ratelimit import work_cost
 from core.render import to_png_bytes
 from core.security import escape_markdown, inline_code
 from core.types import GROUNDED_TASKS, Intent
@@ -127,11 +125,8 @@ async def _run(
     try:
         targets = conversation.resolve(intent.image_ref)
         records = targets if isinstance(targets, list) else [targets]
-        options = cl.user_session.get("options") or ChatOptions()
         # One hit per image ("in all images"), and per tile when looking closely.
-        charge(
-            services, sum(looks(options, intent, r.size_wh) for r in records), intent
-        )
+        job = prepare(services, intent, records)
     except AppError as exc:
         await say(escape_markdown(exc.message))
         return
@@ -139,7 +134,7 @@ async def _run(
         if len(records) > 1:
             name = escape_markdown(record.name)
             await say(f"Image {number} of {len(records)}: *{name}*")
-        await analyze_and_reply(services, conversation, record, intent, request)
+        await analyze_and_reply(services, conversation, record, job, request)
 
 
 async def ingest_uploads(
@@ -201,21 +196,12 @@ async def _upload_refusal(services: ChatServices) -> str | None:
     return None
 
 
-def charge(services: ChatServices, images: int, intent: Intent | None = None) -> None:
-    """Count this work against the chat's rate limit (RateLimitedError past it):
-    one hit per image and per TOKENS_PER_HIT of the token budget, for the
-    logged-in user or else the client's address, not the client-chosen
-    session id."""
-    budget = None
-    if intent is not None:
-        options: ChatOptions = cl.user_session.get("options") or ChatOptions()
-        budget = (
-            options.max_new_tokens
-            or services.settings.max_new_tokens
-            or token_budget(intent)
-        )
+def charge(services: ChatServices, images: int) -> None:
+    """Count work on ``images`` kept photos (an upload, a replayed answer)
+    against the one rate limiter (RateLimitedError past it), for the
+    logged-in user or else the client's address (core.service.client_id)."""
     key = client_key(cl.context.session, services.settings.forwarded_allow_ips)
-    services.limiter.hit(key, work_cost(images, budget))
+    services.service.admit(key, images)
 
 
 async def _undo(services: ChatServices, conversation: Conversation) -> None:
