@@ -1,8 +1,9 @@
-"""Chainlit handlers: the chat UI. No model code here; everything calls core.
+"""The composition root: builds the process's one application service
+(core.service.Services) and hands it to every door (the chat, the REST API
+and the OpenAI door); registers every ``@cl.*`` handler. No model code here.
 
 The replies live in chat.replies.py / chat.analysis.py, the session state in
-chat.session.py; this file builds the process-wide services and registers
-every ``@cl.*`` handler.
+chat.session.py.
 """
 
 from __future__ import annotations
@@ -28,11 +29,10 @@ from chat.uploads import start_sweeping
 from core.config import Settings
 from core.conversation import Conversation
 from core.engine import get_engines
-from core.engine.queue import ModelQueue
 from core.images import set_decode_limit
 from core.persist.service import Persistence
-from core.ratelimit import RateLimiter
 from core.security.auth import warn_if_exposed
+from core.service import Services
 from logging_config import setup_logging
 
 SETTINGS = Settings.from_env()
@@ -47,22 +47,12 @@ if PERSIST.login:  # AUTH_USERS: login on whatever PERSIST says
     os.environ["CHAINLIT_AUTH_SECRET"] = PERSIST.auth_secret
     LOGIN = Login.from_persistence(PERSIST, SETTINGS)
 
-ENGINES = get_engines(SETTINGS)  # every model of MODELS; the first is the default
-MANAGER = ENGINES.default
-QUEUE = ModelQueue(
-    max_pending=SETTINGS.queue_max,
-    timeout_s=SETTINGS.request_timeout_s,
-    workers=SETTINGS.model_workers,
-    per_client=SETTINGS.queue_per_client,
-)
-SERVICES = ChatServices(
-    settings=SETTINGS,
-    persist=PERSIST,
-    manager=MANAGER,
-    queue=QUEUE,
-    limiter=RateLimiter(SETTINGS.rate_limit_per_min),
-    engines=ENGINES,
-)
+# The one application service every door calls (core.service): the engines of
+# MODELS (the first is the default), the one fair queue and the one rate
+# limiter, shared by the chat and the API (one RATE_LIMIT per person).
+SERVICE = Services.build(SETTINGS, get_engines(SETTINGS))
+ENGINES = SERVICE.engines
+SERVICES = ChatServices(service=SERVICE, persist=PERSIST)
 
 
 @cl.on_app_startup
@@ -73,14 +63,7 @@ async def on_app_startup() -> None:
     FILES_DIRECTORY.mkdir(parents=True, exist_ok=True)  # uploads 500 without it
     start_sweeping()  # abandoned sessions' upload folders (chat.uploads)
     tokens = LOGIN.tokens if LOGIN else None
-    install_api(
-        app,
-        manager=MANAGER,
-        queue=QUEUE,
-        settings=SETTINGS,
-        engines=ENGINES,
-        tokens=tokens,
-    )
+    install_api(app, services=SERVICE, tokens=tokens)
     if LOGIN:
         LOGIN.install(app)
     warn_if_exposed(config.run.host, PERSIST.login, bool(SETTINGS.api_key))

@@ -13,8 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from core.conversation import Conversation, ResultSummary
 from core.errors import UserInputError
 from core.intent import parse_intent
+from core.service import runs_model
 from core.types import Intent
 
 logger = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class ChatRequest:
     """The last request of a conversation, ready to run.
 
     ``intent`` is what the chat would run (or answer without the model when
-    its ``action`` is not "run"); ``image_url`` the chosen photo's URL (a
+    it does not: ``core.service.runs_model``); ``image_url`` the chosen photo's URL (a
     data URI or http(s)), None when the conversation has none;
     ``image_number`` its 1-based position among the conversation's photos.
     """
@@ -156,7 +158,10 @@ def parse_chat(messages: Any, max_prompt_chars: int) -> ChatRequest:
             )
     first = _replayed(texts)
     images: list[str] = []
-    stack: list[Intent] = []  # requests that ran, for refinements and undo
+    # Requests that ran, for refinements and undo: the chat's Conversation,
+    # its turns kept on one stand-in photo (the photos themselves are URLs).
+    conversation = Conversation()
+    photo = conversation.add_image("conversation", "", (1, 1))
     intent: Intent | None = None
     for index, (text, (_, turn_images)) in enumerate(zip(texts, turns, strict=True)):
         images.extend(turn_images)
@@ -169,19 +174,21 @@ def parse_chat(messages: Any, max_prompt_chars: int) -> ChatRequest:
         if not text:
             intent = None  # a photo without words: asks nothing yet
             continue
-        intent = parse_intent(text, previous=stack[-1] if stack else None)
-        if intent.action == "run":
-            stack.append(intent)
-        elif intent.action == "undo" and stack:
-            stack.pop()
+        intent = parse_intent(text, previous=conversation.last_intent())
+        if runs_model(intent):
+            request = conversation.new_request()
+            conversation.record(photo.id, intent, ResultSummary(""), request=request)
+        elif intent.action == "undo" and conversation.can_undo():
+            conversation.undo_request()
+    last = conversation.last_intent()
     if intent is None:  # the last message has no words
         if not turns[-1][1]:
             raise UserInputError("The last user message is empty; ask something.")
         # a photo alone: the last request again on it, else a caption
-        intent = stack[-1] if stack else parse_intent("what's in this picture?")
+        intent = last or parse_intent("what's in this picture?")
     if intent.action == "undo":
-        if not stack:
+        if last is None:
             raise UserInputError("There is nothing to undo in this conversation.")
-        intent = stack[-1]  # the answer before the undone request, again
+        intent = last  # the answer before the undone request, again
     url, number = _choose_image(images, intent)
     return ChatRequest(intent, url, number, len(images))

@@ -39,6 +39,7 @@ from core.errors import (
 from core.render import render_overlay, to_jpeg_bytes
 from core.reply import reply_markdown
 from core.security import shown_model_id
+from core.service import Job, runs_model
 from core.types import Decoding
 
 logger = logging.getLogger(__name__)
@@ -94,23 +95,7 @@ class OverlayStore:
 
 def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
     """Register the OpenAI-compatible routes on the API's router."""
-    settings = ctx.settings
-    store = OverlayStore(Path(settings.data_dir) / "openai-overlays")
-    max_body = settings.max_upload_mb * MB * 4 // 3 + 256 * 1024  # base64 images
-
-    def served() -> dict[str, str | None]:
-        """Model name -> the id it runs (None: the default): the alias (the
-        first model), then every model of MODELS by the name clients see
-        (EngineRegistry.names; never a local path), and as the engine
-        reports it once loaded."""
-        names = {model_id: name for name, model_id in ctx.engines.names().items()}
-        ids: dict[str, str | None] = {ALIAS: None}
-        for configured, engine in ctx.engines.engines():
-            ids.setdefault(names[configured], configured)
-            reported = shown_model_id(engine.status.model_id)
-            if reported:
-                ids.setdefault(reported, configured)
-        return ids
+    store = OverlayStore(Path(ctx.settings.data_dir) / "openai-overlays")
 
     @router.get("/v1/models")
     async def models(request: Request) -> JSONResponse:
@@ -118,7 +103,7 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
         created = int(ctx.started)
         data = [
             {"id": name, "object": "model", "created": created, "owned_by": "local"}
-            for name in served()
+            for name in served_models(ctx)
         ]
         return JSONResponse({"object": "list", "data": data})
 
@@ -129,51 +114,79 @@ def add_openai_routes(router: APIRouter, ctx: ApiContext) -> None:
 
     @router.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
-        client_id = ctx.admit(request)
-        raw = await read_body(request, max_body)
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise UserInputError(f"The body must be JSON ({exc}).") from exc
-        if not isinstance(body, dict):
-            raise UserInputError("The body must be a JSON object.")
-        model = body.get("model") or ALIAS
-        engine = _engine_named(ctx, model, served())
-        overlay = body.get("overlay", "link")
-        if overlay not in OVERLAY_MODES:
-            raise UserInputError(f"'overlay' must be one of {list(OVERLAY_MODES)}.")
-        parsed = await asyncio.to_thread(  # the first question may load langid
-            parse_chat, body.get("messages"), settings.max_prompt_chars
-        )
-        decoding = _decoding(
-            body.get("max_tokens") or body.get("max_completion_tokens"),
-            settings.max_new_tokens_limit,
-        )
-        if parsed.intent.action == "run":  # one image, its token budget
-            ctx.charge(client_id, 1, parsed.intent, decoding)
-        answer = _answer(ctx, store, request, parsed, decoding, overlay, engine)
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        if body.get("stream") is True:
-            return StreamingResponse(
-                _stream(completion_id, model, answer),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache"},
-            )
-        content = await answer
-        return JSONResponse(_completion(completion_id, model, content))
+        return await _chat_completion(ctx, store, request)
 
 
-def _engine_named(ctx: ApiContext, model: Any, served: dict[str, str | None]) -> Any:
-    """The engine of a request's ``model``: a served name, or a model's id as
-    configured (still accepted, never listed); 404 naming the served ones."""
+def served_models(ctx: ApiContext) -> dict[str, str | None]:
+    """Model name -> the id it runs (None: the default): the alias (the first
+    model), then every model of MODELS by the name clients see
+    (EngineRegistry.names; never a local path), and as the engine reports it
+    once loaded."""
+    names = {model_id: name for name, model_id in ctx.engines.names().items()}
+    ids: dict[str, str | None] = {ALIAS: None}
+    for configured, engine in ctx.engines.engines():
+        ids.setdefault(names[configured], configured)
+        reported = shown_model_id(engine.status.model_id)
+        if reported:
+            ids.setdefault(reported, configured)
+    return ids
+
+
+async def _chat_completion(ctx: ApiContext, store: OverlayStore, request: Request):
+    """POST /v1/chat/completions: the conversation's last request, answered as
+    the chat would (JSON, or server-sent events with ``"stream": true``)."""
+    settings = ctx.settings
+    client = ctx.admit(request)
+    max_body = settings.max_upload_mb * MB * 4 // 3 + 256 * 1024  # base64 images
+    raw = await read_body(request, max_body)
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise UserInputError(f"The body must be JSON ({exc}).") from exc
+    if not isinstance(body, dict):
+        raise UserInputError("The body must be a JSON object.")
+    model = body.get("model") or ALIAS
+    model_id = _model_named(ctx, model, served_models(ctx))
+    overlay = body.get("overlay", "link")
+    if overlay not in OVERLAY_MODES:
+        raise UserInputError(f"'overlay' must be one of {list(OVERLAY_MODES)}.")
+    parsed = await asyncio.to_thread(  # the first question may load langid
+        parse_chat, body.get("messages"), settings.max_prompt_chars
+    )
+    decoding = _decoding(
+        body.get("max_tokens") or body.get("max_completion_tokens"),
+        settings.max_new_tokens_limit,
+    )
+    job = None
+    if runs_model(parsed.intent):  # one image, its token budget
+        options = ctx.services.options(decoding, model=model_id)
+        job = ctx.prepare(client, parsed.intent, options)
+    answer = _answer(ctx, store, request, parsed, job, overlay)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    if body.get("stream") is True:
+        return StreamingResponse(
+            _stream(completion_id, model, answer),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+    content = await answer
+    return JSONResponse(_completion(completion_id, model, content))
+
+
+def _model_named(ctx: ApiContext, model: Any, served: dict[str, str | None]) -> Any:
+    """The model id a request's ``model`` runs (None: the default): a served
+    name, or a model's id as configured (still accepted, never listed); 404
+    naming the served ones."""
     try:
         known = isinstance(model, str) and model in served  # a list is unhashable
-        return ctx.engine_for(served[model] if known else model)
+        model_id = served[model] if known else model
+        ctx.engine_for(model_id)
     except AppError:
         raise ModelNotFoundError(
             f"Unknown model {model!r}; this server serves {list(served)} "
             "(GET /v1/models)."
         ) from None
+    return model_id
 
 
 def _decoding(max_tokens: Any, limit: int) -> Decoding:
@@ -193,15 +206,13 @@ async def _answer(
     store: OverlayStore,
     request: Request,
     parsed: ChatRequest,
-    decoding: Decoding,
+    job: Job | None,
     overlay: str,
-    engine: Any = None,
 ) -> str:
-    """The chat's markdown answer for the last request (runs ``engine``,
-    default the first model)."""
-    intent = parsed.intent
-    if intent.action != "run":
-        return intent.message or "Ask e.g. 'segment the cat' about a photo."
+    """The chat's markdown answer for the last request (``job``: None when
+    it does not run the model)."""
+    if job is None:
+        return parsed.intent.message or "Ask e.g. 'segment the cat' about a photo."
     if parsed.image_url is None:
         return NO_IMAGE
     url = parsed.image_url
@@ -210,7 +221,7 @@ async def _answer(
     else:
         data = await ctx.fetch(url)
     image = await ctx.load(data)
-    result = await ctx.run(image, intent, decoding, engine=engine, request=request)
+    result = await ctx.run(request, job, image)
     text = reply_markdown(result, f"image {parsed.image_number}")
     if overlay == "none" or not result.detections:
         return text

@@ -49,26 +49,26 @@ from api.request import (
     read_form,
 )
 from api.service import (
-    LOADING_RETRY_S,
     ApiContext,
-    ModelLoadingError,
     decoding_for,
     free_prompt_intent,
     intent_for,
     segment_masks,
-    upload_name,
     v1_item,
 )
 from core.batch import BatchItem
 from core.config import Settings
 from core.engine.queue import ModelQueue
-from core.errors import AppError, ModelUnavailableError, UserInputError
-from core.ratelimit import RateLimiter
+from core.errors import (
+    AppError,
+    ModelLoadingError,
+    ModelUnavailableError,
+    UserInputError,
+)
 from core.readiness import Readiness, Report
 from core.security import redact, shown_model_id
 from core.security.auth import SessionTokens
-from core.tiling import parse_tiles
-from core.types import Decoding
+from core.service import LOADING_RETRY_S, Services, parse_tiles
 
 logger = logging.getLogger(__name__)
 
@@ -111,28 +111,29 @@ class ApiRoute(APIRoute):
 def install_api(
     app: FastAPI,
     *,
-    manager: Any,
-    queue: ModelQueue,
-    settings: Settings,
+    services: Services | None = None,
+    manager: Any = None,
+    queue: ModelQueue | None = None,
+    settings: Settings | None = None,
     engines: Any = None,
     tokens: SessionTokens | None = None,
 ) -> None:
     """Add the API routes to ``app`` in front of Chainlit's catch-all GET route.
 
-    ``manager`` (the default engine), ``engines`` (every served model, an
-    EngineRegistry; default ``manager`` alone) and ``queue`` are the chat's
-    own, so the API and the chat never run the model at the same time.
-    With ``tokens`` (AUTH_USERS), a logged-in user's login token admits as
-    well as the API key. Idempotent.
+    ``services`` is the process's one application service (chainlit_app.py
+    builds it: the chat's engines, queue and rate limiter), so the API and
+    the chat share the model, the queue turns and RATE_LIMIT. Without it
+    (tests), one is built from ``settings`` and ``engines`` (an
+    EngineRegistry) or ``manager`` alone, and ``queue``. With ``tokens``
+    (AUTH_USERS), a logged-in user's login token admits as well as the API
+    key. Idempotent.
     """
     if getattr(app.state, "paligemma_api", False):
         return
     app.state.paligemma_api = True
-    limiter = RateLimiter(settings.rate_limit_per_min)
-    context = ApiContext(
-        manager, queue, settings, limiter, engines=engines, tokens=tokens
-    )
-    router = build_router(context)
+    if services is None:
+        services = Services.build(settings, engines or manager, queue)
+    router = build_router(ApiContext(services, tokens))
     before = len(app.router.routes)
     app.include_router(router)
     ours = app.router.routes[before:]
@@ -144,9 +145,7 @@ def install_api(
 
 def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(route_class=ApiRoute)
-    settings = ctx.settings
-    max_upload = settings.max_upload_mb * MB
-    readiness = Readiness(ctx.engines, settings)  # /ready's cached probes
+    readiness = Readiness(ctx.engines, ctx.settings)  # /ready's cached probes
 
     async def welcome() -> JSONResponse:
         return JSONResponse({"message": WELCOME})
@@ -157,78 +156,98 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     @router.get("/health")
     async def health() -> JSONResponse:
-        status = ctx.manager.status
-        uptime_s = time.time() - ctx.started
-        return JSONResponse(
-            {
-                "status": "ok",
-                "uptime": uptime_text(uptime_s),
-                "uptime_s": round(uptime_s, 3),
-                "started_at": datetime.fromtimestamp(ctx.started, UTC).isoformat(),
-                "model_path": shown_model_id(status.model_id),
-                "endpoints": ENDPOINTS,
-                "models": [
-                    {
-                        "id": shown_model_id(model_id),  # local paths: a name
-                        "state": engine.status.state,
-                        "error": engine.status.error and redact(engine.status.error),
-                    }
-                    for model_id, engine in ctx.engines.engines()
-                ],
-                "model_id": shown_model_id(status.model_id),
-                "model_state": status.state,
-                "device": status.device,
-                "dtype": status.dtype,
-                "model_loaded": status.model_loaded,
-                "vae_loaded": status.vae_loaded,
-                "backend": status.backend,
-                "queue_depth": ctx.queue.depth,
-                "queue": ctx.queue.stats(),
-                "checks": readiness.last(),  # /ready's last probes; none run here
-            }
-        )
+        return JSONResponse(health_body(ctx, readiness))
 
     @router.get("/ready")
     async def ready(request: Request) -> JSONResponse:
         history = getattr(request.app.state, "chat_history", None)
         report = await readiness.check(history)  # engines answer now, history
-        status = ctx.manager.status
-        loading = [  # the other checkpoints of MODELS, still on their way
-            shown_model_id(model_id)
+        return ready_response(ctx, report)
+
+    _add_single_image_routes(router, ctx)
+    _add_analyze_route(router, ctx)
+    add_openai_routes(router, ctx)
+    return router
+
+
+def health_body(ctx: ApiContext, readiness: Readiness) -> dict[str, Any]:
+    """GET /health: uptime, every model's state, the queue; never a local path."""
+    status = ctx.manager.status
+    uptime_s = time.time() - ctx.started
+    return {
+        "status": "ok",
+        "uptime": uptime_text(uptime_s),
+        "uptime_s": round(uptime_s, 3),
+        "started_at": datetime.fromtimestamp(ctx.started, UTC).isoformat(),
+        "model_path": shown_model_id(status.model_id),
+        "endpoints": ENDPOINTS,
+        "models": [
+            {
+                "id": shown_model_id(model_id),  # local paths: a name
+                "state": engine.status.state,
+                "error": engine.status.error and redact(engine.status.error),
+            }
             for model_id, engine in ctx.engines.engines()
-            if engine.status.state in ("idle", "loading")
-        ]
-        if status.state == "ready" and status.model_loaded and status.vae_loaded:
-            if report.failure is not None:
-                return _probe_failed(report)
-            if not loading:
-                model_id = shown_model_id(status.model_id)  # never a local path
-                body = {"status": "ready", "model_id": model_id}
-                return JSONResponse({**body, "checks": report.checks})
-            return error_response(
-                ModelLoadingError(
-                    f"Not ready: still loading {', '.join(loading)}.",
-                    retry_after_s=LOADING_RETRY_S,
-                )
-            )
-        if status.state == "failed" or status.state == "ready":  # ready: VAE failed
-            reason = status.error or "loading failed"
-            return error_response(ModelUnavailableError(f"Not ready: {reason}"))
+        ],
+        "model_id": shown_model_id(status.model_id),
+        "model_state": status.state,
+        "device": status.device,
+        "dtype": status.dtype,
+        "model_loaded": status.model_loaded,
+        "vae_loaded": status.vae_loaded,
+        "backend": status.backend,
+        "queue_depth": ctx.services.queue.depth,
+        "queue": ctx.services.queue.stats(),
+        "checks": readiness.last(),  # /ready's last probes; none run here
+    }
+
+
+def ready_response(ctx: ApiContext, report: Report) -> JSONResponse:
+    """GET /ready: 200 once every model and probe is ready, else 503."""
+    status = ctx.manager.status
+    loading = [  # the other checkpoints of MODELS, still on their way
+        shown_model_id(model_id)
+        for model_id, engine in ctx.engines.engines()
+        if engine.status.state in ("idle", "loading")
+    ]
+    if status.state == "ready" and status.model_loaded and status.vae_loaded:
+        if report.failure is not None:
+            return _probe_failed(report)
+        if not loading:
+            model_id = shown_model_id(status.model_id)  # never a local path
+            body = {"status": "ready", "model_id": model_id}
+            return JSONResponse({**body, "checks": report.checks})
         return error_response(
             ModelLoadingError(
-                f"Not ready: the model is {status.state} (model loaded: "
-                f"{status.model_loaded}, VAE loaded: {status.vae_loaded}).",
+                f"Not ready: still loading {', '.join(loading)}.",
                 retry_after_s=LOADING_RETRY_S,
             )
         )
+    if status.state == "failed" or status.state == "ready":  # ready: VAE failed
+        reason = status.error or "loading failed"
+        return error_response(ModelUnavailableError(f"Not ready: {reason}"))
+    return error_response(
+        ModelLoadingError(
+            f"Not ready: the model is {status.state} (model loaded: "
+            f"{status.model_loaded}, VAE loaded: {status.vae_loaded}).",
+            retry_after_s=LOADING_RETRY_S,
+        )
+    )
+
+
+def _add_single_image_routes(router: APIRouter, ctx: ApiContext) -> None:
+    """POST /segment (PaliGemma-service shape) and /process (Sa2VA shape)."""
+    settings = ctx.settings
+    max_upload = settings.max_upload_mb * MB
 
     @router.post("/segment")
     @router.post("/segment/")  # the older service's documented path
     async def segment(request: Request) -> JSONResponse:
-        client_id = ctx.admit(request)
+        client = ctx.admit(request)
         form = await read_form(request, max_upload, max_files=1)
         prompt = clean_prompt(form_text(form, "prompt"), settings.max_prompt_chars)
-        engine = ctx.engine_for(form_text(form, "model_id"))
+        model = form_text(form, "model_id")
+        ctx.engine_for(model)  # 400/403/409 before anything is read
         upload = await form_file(form, "image_file")
         url = form_text(form, "image_url")
         if (upload is None) == (not url):
@@ -238,13 +257,10 @@ def build_router(ctx: ApiContext) -> APIRouter:
             )
         intent = await asyncio.to_thread(intent_for, prompt)  # may load langid
         tiles = parse_tiles(form_text(form, "tiles"))
-        ctx.charge(client_id, 1, intent, Decoding(), tiles)
-        image = await ctx.load(
-            upload[1] if upload is not None else await ctx.fetch(url)
-        )
-        result = await ctx.run(
-            image, intent, Decoding(), tiles, engine=engine, request=request
-        )
+        job = ctx.prepare(client, intent, ctx.services.options(None, tiles, model))
+        data = upload[1] if upload is not None else await ctx.fetch(url)
+        image = await ctx.load(data)
+        result = await ctx.run(request, job, image)
         masks = await asyncio.to_thread(segment_masks, result)
         image_b64 = await asyncio.to_thread(png_b64, image)
         body = {"image": image_b64, "masks": masks, "message": legacy_message(masks)}
@@ -252,95 +268,105 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     @router.post("/process")
     async def process(request: Request) -> JSONResponse:
-        client_id = ctx.admit(request)
-        await read_body(request, max_upload * 4 // 3 + 64 * 1024)  # base64 is 4/3
-        try:
-            body = await request.json()
-        except RecursionError as exc:  # json nests one Python frame per level
-            raise UserInputError("The JSON body is nested too deeply.") from exc
-        except ValueError as exc:
-            raise UserInputError(f"The body must be JSON ({exc}).") from exc
-        if not isinstance(body, dict):
-            raise UserInputError("The body must be a JSON object.")
+        client = ctx.admit(request)
+        body = await _json_body(request, max_upload * 4 // 3 + 64 * 1024)
         prompt = clean_prompt(body.get("prompt"), settings.max_prompt_chars)
-        engine = ctx.engine_for(body.get("model_id"))
+        model = body.get("model_id")
+        ctx.engine_for(model)
         intent = await asyncio.to_thread(free_prompt_intent, prompt)
-        ctx.charge(client_id, 1, intent, Decoding())
+        job = ctx.prepare(client, intent, ctx.services.options(model=model))
         image = await ctx.load(decode_base64(body.get("base64Image"), max_upload))
-        result = await ctx.run(
-            image, intent, Decoding(), engine=engine, request=request
-        )
+        result = await ctx.run(request, job, image)
         include = frozenset({"mask_rle"})
         objects = await asyncio.to_thread(
             lambda: [detection_json(d, include) for d in result.detections]
         )
         return JSONResponse({"result": result.raw_text, "objects": objects})
 
+
+async def _json_body(request: Request, max_bytes: int) -> dict[str, Any]:
+    """The request's JSON object (base64 images are 4/3 of their bytes)."""
+    await read_body(request, max_bytes)
+    try:
+        body = await request.json()
+    except RecursionError as exc:  # json nests one Python frame per level
+        raise UserInputError("The JSON body is nested too deeply.") from exc
+    except ValueError as exc:
+        raise UserInputError(f"The body must be JSON ({exc}).") from exc
+    if not isinstance(body, dict):
+        raise UserInputError("The body must be a JSON object.")
+    return body
+
+
+def _add_analyze_route(router: APIRouter, ctx: ApiContext) -> None:
+    """POST /v1/analyze: many images, JSON or an export format."""
+    settings = ctx.settings
+    limit = settings.max_images_per_request
+    too_many = (
+        f"Send at most {limit} images per request (MAX_IMAGES_PER_REQUEST); "
+        "split the rest over more requests."
+    )
+
     @router.post("/v1/analyze")
     async def analyze(request: Request) -> Response:
-        client_id = ctx.admit(request)
-        limit = settings.max_images_per_request
-        too_many = (
-            f"Send at most {limit} images per request (MAX_IMAGES_PER_REQUEST); "
-            "split the rest over more requests."
-        )
-        form = await read_form(request, max_upload, limit, too_many=too_many)
+        client = ctx.admit(request)
+        form = await read_form(request, settings.max_upload_mb * MB, limit, too_many)
         prompt = clean_prompt(form_text(form, "prompt"), settings.max_prompt_chars)
-        engine = ctx.engine_for(form_text(form, "model_id"))
-        decoding = decoding_for(
-            form_text(form, "decoding"),
-            form_text(form, "max_new_tokens"),
-            settings.max_new_tokens_limit,
+        model = form_text(form, "model_id")
+        engine = ctx.engine_for(model)
+        options = ctx.services.options(
+            decoding_for(
+                form_text(form, "decoding"),
+                form_text(form, "max_new_tokens"),
+                settings.max_new_tokens_limit,
+            ),
+            parse_tiles(form_text(form, "tiles")),
+            model,
         )
         include = parse_include(form_text(form, "include"))
         fmt = parse_format(form_text(form, "format"))
         polygons = parse_polygons(form_text(form, "polygons"), fmt)
-        tiles = parse_tiles(form_text(form, "tiles"))
         files = form.getlist("images") + form.getlist("image")
         if not files or any(isinstance(f, str) for f in files):
             raise UserInputError(
                 "Attach one or more image files (multipart) in the field 'images'."
             )
         intent = await asyncio.to_thread(intent_for, prompt)  # may load langid
-        ctx.charge(client_id, len(files), intent, decoding, tiles)  # every item
+        job = ctx.prepare(client, intent, options, images=len(files))  # every item
         overlays = "overlay" in include and fmt in ("json", "zip")
-        items, errors = [], []
-        for upload in files:
-            item, error = await ctx.analyze_upload(
-                upload_name(upload.filename),
-                await upload.read(),
-                intent,
-                decoding,
-                keep_image=overlays,
-                tiles=tiles,
-                engine=engine,
-                request=request,
-            )
-            items.append(item)
-            if error is not None:
-                errors.append(error)
+        items, errors = await ctx.run_many(request, job, files, keep_image=overlays)
         headers = {"X-Failed-Items": str(len(errors))}
         if len(errors) == len(items):  # nothing worked: the first error decides
             return _all_failed(engine, items, errors[0], headers)
-        if fmt == "json":
-            results = await asyncio.to_thread(
-                lambda: [v1_item(item, include) for item in items]
-            )
-            body = {"model_id": shown_model_id(engine.status.model_id)}
-            body["results"] = results
-            return JSONResponse(body, headers=headers)
-        data, media_type, filename = await asyncio.to_thread(
-            encode_results,
-            items,
-            fmt,
-            polygons=polygons,
-            overlays=overlays,
-        )
-        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return Response(data, media_type=media_type, headers=headers)
+        return await _analyze_response(engine, items, fmt, include, polygons, headers)
 
-    add_openai_routes(router, ctx)
-    return router
+
+async def _analyze_response(
+    engine: Any,
+    items: list[BatchItem],
+    fmt: str,
+    include: frozenset[str],
+    polygons: bool,
+    headers: dict[str, str],
+) -> Response:
+    """The /v1/analyze answer in ``fmt`` (encoded off the loop)."""
+    if fmt == "json":
+        results = await asyncio.to_thread(
+            lambda: [v1_item(item, include) for item in items]
+        )
+        body = {"model_id": shown_model_id(engine.status.model_id)}
+        body["results"] = results
+        return JSONResponse(body, headers=headers)
+    overlays = "overlay" in include and fmt in ("json", "zip")
+    data, media_type, filename = await asyncio.to_thread(
+        encode_results,
+        items,
+        fmt,
+        polygons=polygons,
+        overlays=overlays,
+    )
+    headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return Response(data, media_type=media_type, headers=headers)
 
 
 def _probe_failed(report: Report) -> JSONResponse:

@@ -1,6 +1,8 @@
-"""What the REST routes share: context, auth + rate limit, image loading and
-fetching, the model through the shared queue, per-image outcomes (``BatchItem``,
-as in core.batch) and result encoding."""
+"""What the REST routes share: the application service (core.service) with
+HTTP around it: who the request comes from, auth + rate limit, image loading
+and fetching, cancel on hang-up, and result encoding. Every rule of a run
+(budget, cost, readiness, queue, masks beside it, per-image failures) is the
+service's; this module only translates HTTP into it."""
 
 from __future__ import annotations
 
@@ -9,10 +11,8 @@ import base64
 import contextlib
 import logging
 import re
-import threading
-import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
@@ -20,125 +20,94 @@ from starlette.requests import Request
 
 from api.fetch import ENABLE_HINT, UrlPolicy, UrlRefusedError, fetch_image_url
 from api.request import MB, detection_json, error_json, mask_png_b64
-from core.batch import INTERNAL_ERROR, BatchItem
+from core.batch import BatchItem
 from core.config import Settings
-from core.engine.queue import API, ModelQueue
-from core.engine.registry import EngineRegistry
-from core.errors import (
-    AppError,
-    ModelLoadingError,
-    ModelUnavailableError,
-    RequestCancelledError,
-    UserInputError,
-)
+from core.errors import AppError, RequestCancelledError, UserInputError
 from core.images import load_image
 from core.intent.parse import parse_intent
 from core.intent.text import run_intent
-from core.pipeline import CancellableModel, token_budget
-from core.ratelimit import RateLimiter, work_cost
 from core.render import render_overlay, to_png_bytes
 from core.security.auth import SessionTokens, api_identity
-from core.security.clients import client_address
-from core.tiling import TileSpec, analyze_tiled, tile_grid, tile_looks
+from core.service import Job, Picture, RunOptions, Services, client_id, to_request
+from core.service.many import run_many
 from core.types import AnalysisResult, Decoding, Intent
 
 logger = logging.getLogger(__name__)
 
-LOADING_RETRY_S = 10
 AUTH_COOKIE = "access_token"  # Chainlit's login cookie
 
 
 @dataclass
 class ApiContext:
-    """One per server: the chat's engines (``manager`` is the default one) and
-    ModelQueue, shared. ``engines`` defaults to ``manager`` alone."""
+    """One per server: the process's ``services`` (engines, queue and the one
+    rate limiter, shared with the chat) and, with AUTH_USERS, the login
+    tokens that admit a user as well as the API key."""
 
-    manager: Any
-    queue: ModelQueue
-    settings: Settings
-    limiter: RateLimiter
-    tokens: SessionTokens | None = None  # AUTH_USERS: a user's login admits
-    started: float = field(default_factory=time.time)
-    engines: EngineRegistry | None = None
+    services: Services
+    tokens: SessionTokens | None = None
 
-    def __post_init__(self) -> None:
-        if self.engines is None:
-            key = self.settings.model_id or "auto"
-            self.engines = EngineRegistry(self.settings, {key: self.manager})
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def engines(self) -> Any:
+        return self.services.engines
+
+    @property
+    def manager(self) -> Any:
+        """The default engine (the first of MODELS)."""
+        return self.services.engines.default
+
+    @property
+    def started(self) -> float:
+        return self.services.started
 
     def engine_for(self, model_id: Any) -> Any:
-        """The engine a client's ``model_id`` names (None/"": the default);
-        400 for a non-string, 403/409 for ids not served (EngineRegistry.get)."""
-        if model_id is not None and not isinstance(model_id, str):
-            raise UserInputError(
-                f"model_id must be a string, got {type(model_id).__name__}."
-            )
-        return self.engines.get(model_id.strip() if model_id else None)
+        """The engine a client's ``model_id`` names (core.service: 400/403/409)."""
+        return self.services.engine_for(model_id)
 
     def admit(self, request: Request) -> str:
         """Auth (401), then one hit of the rate limit (429), before the body is
-        read. Returns the client id the limit counts for (``charge``)."""
-        client_id = self.client_of(request)
-        self.limiter.hit(client_id)
-        return client_id
+        read. Returns the client id the limit counts for (``prepare``)."""
+        client = self.client_of(request)
+        self.services.admit(client)
+        return client
 
     def client_of(self, request: Request) -> str:
-        """Who is asking, for rate limits and queue turns: the API key's id, a
-        logged-in user (``user:<name>``, with AUTH_USERS), or the client
-        address (``client_address``: X-Forwarded-For only from a proxy of
-        FORWARDED_ALLOW_IPS). 401 on bad credentials."""
-        identity = api_identity(
+        """Who is asking (core.service.client_id): the API key's id, a
+        logged-in user, or the client address. 401 on bad credentials."""
+        credential = api_identity(
             request.headers.get("authorization"),
             request.cookies.get(AUTH_COOKIE),
             self.settings.api_key,
             self.tokens,
         )
-        address = client_address(request.scope, self.settings.forwarded_allow_ips)
-        return identity or f"ip:{address}"
+        scope, trusted = request.scope, self.settings.forwarded_allow_ips
+        return client_id(scope, trusted, credential=credential)
 
-    def charge(
-        self,
-        client_id: str,
-        images: int,
-        intent: Intent,
-        decoding: Decoding,
-        tiles: TileSpec = "off",
-    ) -> None:
-        """The rest of a request's cost once its size is known: one hit per
-        model run (per image, and per tile of an NxM grid plus the whole
-        photo) and per TOKENS_PER_HIT of the token budget the pipeline will
-        use, less the one ``admit`` took (429 past the limit). ``tiles="auto"``
-        counts one run per image here: its grid depends on the image's size,
-        and ``run`` charges its other runs once the image is decoded."""
-        looks = tile_looks(tiles, intent) if isinstance(tiles, tuple) else 1
-        cost = work_cost(images * looks, self._budget(intent, decoding))
-        self.limiter.check_cost(cost)
-        if cost > 1:
-            self.limiter.hit(client_id, cost=cost - 1)
+    def prepare(
+        self, client: str, intent: Intent, options: RunOptions, images: int = 1
+    ) -> Job:
+        """The request charged for ``images`` (less the hit ``admit`` took)."""
+        return self.services.prepare(intent, options, client, images=images, paid=1)
 
-    def charge_grid(
-        self,
-        client_id: str,
-        grid: tuple[int, int],
-        intent: Intent,
-        decoding: Decoding,
-    ) -> None:
-        """``tiles="auto"`` resolved to ``grid`` on a decoded image: its runs
-        past the one ``charge`` counted, before any of them runs (429 past the
-        limit, or when this image alone could never be admitted)."""
-        looks = tile_looks(grid, intent)
-        if looks == 1:
-            return
-        budget = self._budget(intent, decoding)
-        self.limiter.check_cost(work_cost(looks, budget))
-        self.limiter.hit(client_id, cost=work_cost(looks - 1, budget))
+    async def run(self, request: Request, job: Job, image: Image.Image):
+        """``job`` on ``image`` (core.service.Services.run: 503 while its engine
+        loads); when the client hangs up, its job leaves the queue (or stops
+        at the next token) and RequestCancelledError is raised."""
+        return await until_disconnected(request, self.services.run(job, Picture(image)))
 
-    def _budget(self, intent: Intent, decoding: Decoding) -> int:
-        """The token budget the pipeline will use for ``intent``."""
-        return (
-            decoding.max_new_tokens
-            or self.settings.max_new_tokens
-            or token_budget(intent)
+    async def run_many(self, request: Request, job: Job, files: list, **options):
+        """``job`` on each uploaded file (core.service.many.run_many)."""
+        sources = [(upload_name(f.filename), f.read) for f in files]
+        return await run_many(
+            self.services,
+            job,
+            sources,
+            max_bytes=self.settings.max_upload_mb * MB,
+            guard=lambda work: until_disconnected(request, work),
+            **options,
         )
 
     async def fetch(self, url: str) -> bytes:
@@ -162,108 +131,6 @@ class ApiContext:
             max_pixels=self.settings.max_image_pixels,
             max_bytes=self.settings.max_upload_mb * MB,
         )
-
-    async def run(
-        self,
-        image: Image.Image,
-        intent: Intent,
-        decoding: Decoding,
-        tiles: TileSpec = "off",
-        engine: Any = None,
-        *,
-        request: Request | None = None,
-    ) -> AnalysisResult:
-        """``engine`` (default: the first model) through the shared queue in
-        ``request``'s client's turn; 503 while it is not ready. When the client
-        hangs up, its job leaves the queue (or stops at the next token) and
-        RequestCancelledError is raised.
-
-        ``tiles`` also runs detect/segment on overlapping tiles (core.tiling);
-        "auto" charges ``request``'s client for its grid first (``charge_grid``).
-        """
-        engine = self.manager if engine is None else engine
-        status = engine.status
-        if status.state == "failed":
-            raise ModelUnavailableError(status.error or "The model failed to load.")
-        if status.state != "ready":
-            if status.state == "idle":
-                self.engines.start_background_load()
-            raise ModelLoadingError(
-                "The model is still loading; try again shortly.",
-                retry_after_s=LOADING_RETRY_S,
-            )
-        client = self.client_of(request) if request is not None else "internal"
-        grid = tile_grid(tiles, image.size)
-        if tiles == "auto" and request is not None:  # its grid is known now
-            self.charge_grid(client, grid, intent, decoding)
-        cancel = threading.Event()
-        work = self.queue.submit(
-            analyze_tiled,
-            image,
-            intent,
-            CancellableModel(engine, cancel),
-            grid,
-            decoding=decoding,
-            max_new_tokens=self.settings.max_new_tokens,
-            cancel=cancel,  # the queue's: set when the caller stops waiting
-            client=client,
-            kind=API,
-            max_detections=self.settings.max_detections,
-        )
-        if request is None:
-            return await work
-        return await until_disconnected(request, work)
-
-    async def analyze_upload(
-        self,
-        name: str,
-        data: bytes,
-        intent: Intent,
-        decoding: Decoding,
-        *,
-        keep_image: bool = False,
-        tiles: TileSpec = "off",
-        engine: Any = None,
-        request: Request | None = None,
-    ) -> tuple[BatchItem, AppError | None]:
-        """One image of a multi-image request: its BatchItem, and its error.
-
-        Never raises for this image's own failures (bad bytes, too many pixels,
-        busy, loading, a model error): they are recorded in the item, with the
-        AppError kept so the route can answer with its status when every
-        image failed. ``result.timings_s`` gains ``load_image`` and
-        ``queue_and_model``; ``keep_image`` keeps the RGB image for overlays.
-        """
-        start = time.perf_counter()
-        image: Image.Image | None = None
-        try:
-            image = await self.load(data)
-            loaded = time.perf_counter()
-            result = await self.run(
-                image, intent, decoding, tiles, engine=engine, request=request
-            )
-            timings = {
-                "load_image": loaded - start,
-                "queue_and_model": time.perf_counter() - loaded,
-            }
-            result = replace(result, timings_s={**result.timings_s, **timings})
-        except AppError as exc:
-            logger.info("analyze: %s failed: %s", name, exc.message)
-            error = exc
-        except Exception as exc:  # one bad image must not lose the others
-            logger.exception("analyze: unexpected error on %s", name)
-            error = AppError(
-                f"Unexpected error while analysing this image ({type(exc).__name__})."
-            )
-            error.code = INTERNAL_ERROR
-        else:
-            seconds = time.perf_counter() - start
-            kept = image if keep_image else None
-            item = BatchItem(name, image.size, result, seconds=seconds, image=kept)
-            return item, None
-        size = image.size if image is not None else None
-        seconds = time.perf_counter() - start
-        return BatchItem(name, size, None, error.message, error.code, seconds), error
 
 
 async def until_disconnected(request: Request, work: Awaitable[AnalysisResult]):
@@ -304,13 +171,15 @@ def intent_for(prompt: str) -> Intent:
     through unchanged; plain requests are interpreted as in the chat.
     """
     intent = parse_intent(prompt)
-    if intent.action != "run":
+    if intent.message:
+        return to_request(intent)
+    try:
+        return to_request(intent)
+    except UserInputError:
         raise UserInputError(
-            intent.message
-            or f"{prompt!r} does not ask anything of the model; "
+            f"{prompt!r} does not ask anything of the model; "
             "try 'segment cat', 'detect dog ; bike' or 'caption en'."
-        )
-    return intent
+        ) from None
 
 
 def free_prompt_intent(prompt: str) -> Intent:

@@ -1,41 +1,40 @@
 """One image analysed in the chat: its steps, streamed answer, overlay, files.
 
 Per turn: the photo decoded at upload (chat.photos) goes to the model through
-the queue; parsing and mask placement run beside it (never on the model
-worker); the turn is recorded and the chat state saved (chat.session), then
-the answer is sent with an overlay drawn on the display copy, and only then
-are its downloads (ZIP, COCO JSON) built and attached to it.
+the application service (core.service: generation in the queue, parsing and
+mask placement beside it, never on the model worker); the turn is recorded
+and the chat state saved (chat.session), then the answer is sent with an
+overlay drawn on the display copy, and only then are its downloads (ZIP,
+COCO JSON) built and attached to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from dataclasses import replace
 from pathlib import Path
 
 import chainlit as cl
 from PIL import Image
 
-from chat.closely import Pump, kept_result, look_closely, look_grid, tiled_summary
+from chat.closely import Pump, look_closely, tiled_summary
 from chat.faults import remember_unsaved, take_unsaved_note
 from chat.loading import ready_engine
 from chat.options import ChatOptions, current_options
 from chat.photos import Photo
 from chat.runs import CHAT_PER_SESSION, chat_client
 from chat.services import ChatServices
-from chat.session import save_state
+from chat.session import client_key, save_state
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.engine.queue import CHAT, Place
 from core.errors import AppError, ClientQueueFullError
 from core.export import ExportItem
 from core.export.downloads import Download, write_overlay, write_result_exports
-from core.intent.region import region_to_pixels
-from core.pipeline import Generation, build_result, generate
 from core.render import render_overlay, to_jpeg_bytes
 from core.reply import reply_markdown
 from core.security import code_block_safe, escape_markdown
+from core.service import Hooks, Job, Picture, RunOptions
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent
 
 
@@ -45,82 +44,77 @@ async def say(text: str) -> None:
     await cl.Message(content=text).send()
 
 
+def run_options(services: ChatServices, options: ChatOptions) -> RunOptions:
+    """The chat's settings as the service's RunOptions."""
+    decoding = Decoding(
+        preset=options.decoding, max_new_tokens=options.max_new_tokens or None
+    )
+    tiles = "auto" if options.look_closely else "off"
+    return services.service.options(decoding, tiles, options.model or None)
+
+
+def prepare(services: ChatServices, intent: Intent, records: list[ImageRecord]) -> Job:
+    """``intent`` on ``records`` as one charged Job (core.service.prepare: one
+    hit per photo and tile, per TOKENS_PER_HIT of the budget) for this
+    session's user or address, in this session's queue turn."""
+    options = current_options()
+    client = client_key(cl.context.session, services.settings.forwarded_allow_ips)
+    return services.service.prepare(
+        intent,
+        run_options(services, options),
+        client,
+        sizes=[record.size_wh for record in records],
+        turn=chat_client(),
+        kind=CHAT,
+        cap=CHAT_PER_SESSION,
+    )
+
+
+class Waiting:
+    """The live "waiting for the model" message, while a job waits its turn."""
+
+    def __init__(self) -> None:
+        self.message = cl.Message(content="")
+
+    async def show(self, place: Place) -> None:
+        self.message.content = waiting_text(place)
+        await (
+            self.message.update() if self.message.created_at else self.message.send()
+        )
+
+    async def clear(self) -> None:
+        if self.message.content:
+            with contextlib.suppress(Exception):
+                await self.message.remove()
+            self.message.content = ""
+
+
 async def analyze_and_reply(
     services: ChatServices,
     conversation: Conversation,
     record: ImageRecord,
-    intent: Intent,
+    job: Job,
     request: int = 0,
 ) -> None:
-    """Run ``intent`` on ``record`` through the queue, record the turn (with
+    """Run ``job`` on ``record`` through the service, record the turn (with
     ``request``: the message it belongs to, for "undo"), reply."""
     options = current_options()
-    decoding = Decoding(
-        preset=options.decoding,
-        max_new_tokens=options.max_new_tokens or None,
-    )
-    waiting = cl.Message(content="")
+    waiting = Waiting()
     # Text answers stream into their reply as words are generated.
-    pump = None if intent.task in GROUNDED_TASKS else StreamPump(cl.Message(""))
-
-    async def show_position(place: Place) -> None:
-        waiting.content = waiting_text(place)
-        await (waiting.update() if waiting.created_at else waiting.send())
-
-    stop = threading.Event()  # set by the queue when this task is cancelled
-
+    grounded = job.intent.task in GROUNDED_TASKS
+    pump = None if grounded else StreamPump(cl.Message(""))
     try:
-        engine = await ready_engine(services, options.model)
-        async with cl.Step(name="reading image", type="tool") as step:
-            step.input = code_block_safe(record.name)  # shown as a code block
-            photo = await asyncio.to_thread(stored_photo, services, record)
-            width, height = record.size_wh
-            model_w, model_h = photo.model_input.size
-            step.output = f"{width}x{height} RGB (model input {model_w}x{model_h})"
-        grid = look_grid(options, intent, record.size_wh)
-        if grid != (1, 1):  # "look closely": the whole photo and its tiles
-            result = await look_closely(
-                services,
-                engine,
-                record,
-                photo,
-                intent,
-                decoding,
-                grid,
-                stop,
-                show_position,
+        engine = await ready_engine(services, job.options.model)
+        picture = await read_photo(services, record)
+        if job.options.grid(job.intent, record.size_wh) != (1, 1):
+            result = await look_closely(services, engine, job, picture, waiting.show)
+            summary = tiled_summary(result)
+        else:
+            result = await generate_and_place(
+                services, engine, job, picture, pump, waiting
             )
-            if waiting.content:
-                await waiting.remove()
-            conversation.record(record.id, intent, tiled_summary(result), (), request)
-            await save_state(services.persist)  # before the answer is shown
-            await send_result(services, record, result, options)
-            return
-        async with cl.Step(
-            name="generating", type="llm", show_input="text", language="text"
-        ) as step:  # prompt and raw answer shown exactly, as code blocks
-            step.input = code_block_safe(intent.prompt)
-            generation = await services.queue.submit(
-                generate,
-                # A region is cut from the sharper display copy.
-                photo.display if intent.region is not None else photo.model_input,
-                intent,
-                engine,
-                decoding,
-                services.settings.max_new_tokens,
-                pump.on_text if pump else None,
-                stop,
-                client=chat_client(),
-                kind=CHAT,
-                cap=CHAT_PER_SESSION,
-                cancel=stop,
-                source_wh=record.size_wh,
-                on_position=show_position,
-            )
-            step.output = code_block_safe(generation.raw_text) or "(empty answer)"
-        if waiting.content:
-            await waiting.remove()
-        result = await finish(services, generation, record.size_wh, engine)
+            summary = ResultSummary.from_result(result)
+        await waiting.clear()
     except ClientQueueFullError:
         await say(
             f"⚠️ You already have {CHAT_PER_SESSION} requests waiting for the "
@@ -129,23 +123,56 @@ async def analyze_and_reply(
         )
         return
     except AppError as exc:
-        if waiting.content:
-            await waiting.remove()
+        await waiting.clear()
         await say(f"⚠️ {escape_markdown(exc.message)}")
         return
     except asyncio.CancelledError:  # Stop or disconnect: the queue dropped it
-        if waiting.content:
-            with contextlib.suppress(Exception):
-                await waiting.remove()
+        await waiting.clear()
         raise
     finally:
         if pump is not None:
             await pump.close()
-    conversation.record(
-        record.id, intent, ResultSummary.from_result(result), (), request
-    )
+    conversation.record(record.id, job.intent, summary, (), request)
     await save_state(services.persist)  # write-ahead: saved before it is seen
     await send_result(services, record, result, options, pump.message if pump else None)
+
+
+async def read_photo(services: ChatServices, record: ImageRecord) -> Picture:
+    """The photo decoded at upload, in a "reading image" step: the model
+    input copy, the sharper display copy (regions, tiles), the original size."""
+    async with cl.Step(name="reading image", type="tool") as step:
+        step.input = code_block_safe(record.name)  # shown as a code block
+        photo = await asyncio.to_thread(stored_photo, services, record)
+        width, height = record.size_wh
+        model_w, model_h = photo.model_input.size
+        step.output = f"{width}x{height} RGB (model input {model_w}x{model_h})"
+    return Picture(photo.model_input, photo.display, record.size_wh)
+
+
+async def generate_and_place(
+    services: ChatServices,
+    engine,
+    job: Job,
+    picture: Picture,
+    pump: StreamPump | None,
+    waiting: Waiting,
+) -> AnalysisResult:
+    """One look: "generating" (in the queue; prompt and raw answer shown
+    exactly, as code blocks), then "decoding masks" (beside it)."""
+    async with cl.Step(
+        name="generating", type="llm", show_input="text", language="text"
+    ) as step:
+        step.input = code_block_safe(job.intent.prompt)
+        hooks = Hooks(on_text=pump.on_text if pump else None, on_position=waiting.show)
+        looks = await services.service.generate(job, picture, hooks, engine)
+        raw_text = looks.generations[0].raw_text
+        step.output = code_block_safe(raw_text) or "(empty answer)"
+    await waiting.clear()
+    async with cl.Step(name="decoding masks", type="tool") as step:
+        result = await services.service.place(job, looks, engine)
+        masks = sum(d.has_mask for d in result.detections)
+        step.output = f"{len(result.detections)} object(s), {masks} mask(s)"
+    return result
 
 
 def waiting_text(place: Place) -> str:
@@ -176,50 +203,15 @@ class StreamPump(Pump):
         self.put(piece)
 
 
-async def finish(
-    services: ChatServices,
-    generation: Generation,
-    size_wh: tuple[int, int],
-    engine=None,
-) -> AnalysisResult:
-    """Parse, decode masks and place them, in a step of its own.
-
-    ``engine`` decodes the masks (its VAE); default: the chat's chosen model.
-    Runs on a plain thread, not the model queue: the VAE is jitted JAX
-    (thread-safe), so the next user's generation need not wait for it.
-    """
-    if engine is None:
-        engine = await ready_engine(services, current_options().model)
-    async with cl.Step(name="decoding masks", type="tool") as step:
-        result = await asyncio.to_thread(
-            build_result,
-            size_wh,
-            generation,
-            engine,
-            max_detections=services.settings.max_detections,
-        )
-        masks = sum(d.has_mask for d in result.detections)
-        step.output = f"{len(result.detections)} object(s), {masks} mask(s)"
-    return result
-
-
 async def replay_turn(
     services: ChatServices, turn: Turn, record: ImageRecord
 ) -> AnalysisResult:
-    """A past turn's result again, from its kept answer (no new generation)."""
-    if turn.summary.tiles:  # "look closely": merged objects, kept as they were
-        pixels = services.settings.max_image_pixels  # the photo's size is claimed
-        return await asyncio.to_thread(kept_result, turn, record, pixels)
-    region = turn.intent.region
-    generation = Generation(
-        turn.intent,
-        turn.summary.raw_text,
-        turn.summary.truncated,
-        0,
-        0.0,
-        region_to_pixels(region, record.size_wh) if region is not None else None,
-    )
-    return await finish(services, generation, record.size_wh)
+    """A past turn's result again, from its kept answer or objects (no new
+    generation; core.service.replay), masks decoded beside the queue."""
+    engine = None
+    if not turn.summary.tiles:  # a tiled turn keeps its objects: no VAE
+        engine = await ready_engine(services, current_options().model)
+    return await services.service.replay(turn, record.size_wh, engine)
 
 
 async def send_result(

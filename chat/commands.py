@@ -21,13 +21,13 @@ from chat.analysis import (
     analyze_and_reply,
     as_elements,
     overlay_image,
+    prepare,
     replay_turn,
     say,
     send_result,
     visible,
 )
 from chat.charge import charge
-from chat.closely import looks
 from chat.options import ChatOptions, current_options
 from chat.redraw import redraw
 from chat.region import pick_region
@@ -94,11 +94,8 @@ async def run(
     try:
         targets = conversation.resolve(intent.image_ref)
         records = targets if isinstance(targets, list) else [targets]
-        options = current_options()
         # One hit per image ("in all images"), and per tile when looking closely.
-        charge(
-            services, sum(looks(options, intent, r.size_wh) for r in records), intent
-        )
+        job = prepare(services, intent, records)
     except AppError as exc:
         await say(escape_markdown(exc.message))
         return
@@ -107,7 +104,7 @@ async def run(
         if len(records) > 1:
             await say(f"Image {number} of {len(records)}: *{name}*")
         try:
-            await analyze_and_reply(services, conversation, record, intent, request)
+            await analyze_and_reply(services, conversation, record, job, request)
         except Exception as exc:  # one photo's failure must not lose the others
             logger.exception("chat: unexpected error on %s", record.name)
             await say(

@@ -15,6 +15,9 @@ from collections.abc import Iterator
 
 import chainlit as cl
 
+from chat.session import client_key
+from core.service import queue_turn
+
 logger = logging.getLogger(__name__)
 
 RUNS_KEY = "runs"
@@ -79,9 +82,8 @@ def cancel_unless_back(grace_s: float) -> None:
 
 
 def chat_client() -> str:
-    """The chat user, for queue turns: the logged-in user, else this session."""
+    """This session's turn in the model queue (core.service.queue_turn): the
+    logged-in user, else this session (people behind one address do not wait
+    for each other)."""
     session = cl.context.session
-    user = getattr(session, "user", None)
-    if user is not None and getattr(user, "identifier", None):
-        return f"user:{user.identifier}"
-    return f"session:{session.id}"
+    return queue_turn(client_key(session), session.id)

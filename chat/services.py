@@ -6,42 +6,56 @@ from dataclasses import dataclass, field
 
 from chat.photos import PhotoStore
 from core.config import Settings
-from core.engine.local import ModelManager
+from core.engine.base import Engine
 from core.engine.queue import ModelQueue
 from core.engine.registry import EngineRegistry
 from core.persist.service import Persistence
 from core.ratelimit import RateLimiter
+from core.service import Services
 
 
 @dataclass(frozen=True)
 class ChatServices:
     """Built once by chainlit_app.py at import; read by the chat helpers.
 
-    ``queue`` is the one fair queue in front of ``manager`` (shared with the REST
-    API); ``limiter`` counts chat work per logged-in user or client address
-    (``chat.charge``), never per the client-chosen session id.
-    ``engines`` holds every model of MODELS (``manager`` is its default);
-    None: ``manager`` alone.
+    ``service`` is the process's one application service (core.service): its
+    engines, its fair queue and its rate limiter are the REST API's too, so
+    one person's chat and API work count against one RATE_LIMIT.
     ``photos`` holds the uploads decoded once (chat.photos).
     """
 
-    settings: Settings
+    service: Services
     persist: Persistence
-    manager: ModelManager
-    queue: ModelQueue
-    limiter: RateLimiter
     photos: PhotoStore = field(default_factory=PhotoStore)
-    engines: EngineRegistry | None = None
 
-    def engine_for(self, model_id: str | None) -> ModelManager:
+    @property
+    def settings(self) -> Settings:
+        return self.service.settings
+
+    @property
+    def engines(self) -> EngineRegistry:
+        return self.service.engines
+
+    @property
+    def manager(self) -> Engine:
+        """The default engine (the first of MODELS)."""
+        return self.service.engines.default
+
+    @property
+    def queue(self) -> ModelQueue:
+        return self.service.queue
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.service.limiter
+
+    def engine_for(self, model_id: str | None) -> Engine:
         """The engine of the chat's model setting ("" or None: the default).
 
         Raises ModelNotAllowedError for an id this server does not serve.
         """
-        if self.engines is None or not model_id:
-            return self.engines.default if self.engines else self.manager
-        return self.engines.get(model_id)
+        return self.service.engine_for(model_id or None)
 
     def start_loading(self) -> None:
         """Start loading every model in the background (once)."""
-        (self.engines or self.manager).start_background_load()
+        self.service.engines.start_background_load()

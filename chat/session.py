@@ -24,24 +24,22 @@ from core.conversation import Conversation
 from core.persist.recovery import sha256_of
 from core.persist.service import ChatState, Persistence
 from core.security import escape_markdown
-from core.security.clients import client_address
 from core.security.threads import canonical_thread_id
-from core.tiling import AUTO_TILE_PX
+from core.service import AUTO_TILE_PX, client_id
 from core.types import DECODING_PRESETS
 
 logger = logging.getLogger(__name__)
 
 
 def client_key(session, trusted_proxies: Sequence[str] = ()) -> str:
-    """Who a chat session's work counts for: ``user:<name>`` when logged in,
-    else ``ip:<address>`` (core.security.clients.client_address: the socket's
-    peer, or what a proxy of FORWARDED_ALLOW_IPS forwarded; the session id is
-    the client's own choice, so it is never the key)."""
+    """Who a chat session's work counts for (core.service.client_id):
+    ``user:<name>`` when logged in, else ``ip:<address>`` of the socket (or
+    what a proxy of FORWARDED_ALLOW_IPS forwarded); never the session id,
+    which is the client's own choice."""
     user = getattr(session, "user", None)
-    if user is not None:
-        return f"user:{user.identifier}"
     scope = (getattr(session, "environ", None) or {}).get("asgi.scope") or {}
-    return f"ip:{client_address(scope, trusted_proxies)}"
+    name = user.identifier if user is not None else None
+    return client_id(scope, trusted_proxies, user=name)
 
 
 def model_select(options: ChatOptions, models: dict[str, str]) -> list[Select]:

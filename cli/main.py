@@ -19,12 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.batch import (
-    BatchItem,
-    batch_item_to_dict,
-    batch_item_to_export_item,
-    iter_batch,
-)
+from core.batch import BatchItem, batch_item_to_dict, batch_item_to_export_item
 from core.config import Settings
 from core.errors import AppError, UserInputError
 from core.export import (
@@ -35,8 +30,8 @@ from core.export import (
     to_coco,
     yolo_files,
 )
-from core.pipeline import to_intent
-from core.tiling import parse_tiles
+from core.service import Services, parse_tiles, to_request
+from core.service.many import iter_items
 from core.types import DECODING_PRESETS, Decoding, Intent
 
 logger = logging.getLogger(__name__)
@@ -129,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not 0.0 <= args.opacity <= 1.0:
             raise ValueError(f"--opacity must be in [0, 1], got {args.opacity}")
         args.tiles = parse_tiles(args.tiles)
-        intent = to_intent(args.prompt)  # before the (slow) model load
+        intent = to_request(args.prompt)  # before the (slow) model load
         sources = find_images(args.inputs, args.recursive)
     except UserInputError as exc:
         if "tiles" in exc.message:
@@ -154,10 +149,10 @@ def run(
     sources: list[tuple[str, Path]],
 ) -> int:
     """Load the model once, run the batch, write the exports; the exit status."""
-    from core.engine import get_model_manager
-
-    # The same factory as the app: BACKEND=openai and MODEL_ID=replay: work too.
-    manager = get_model_manager(settings)
+    # The same engines as the app: BACKEND=openai and MODEL_ID=replay: work too.
+    # One local user: no rate limit (RATE_LIMIT is the server's).
+    services = Services.for_process(dataclasses.replace(settings, rate_limit_per_min=0))
+    manager = services.engines.default
     try:
         manager.load()
     except AppError as exc:
@@ -172,17 +167,8 @@ def run(
     results: list[BatchItem] = []
     exports: list[ExportItem] = []
     progress = _make_progress(len(sources))
-    batch = iter_batch(
-        sources,
-        intent,
-        manager,
-        max_pixels=settings.max_image_pixels,
-        decoding=decoding,
-        max_new_tokens=settings.max_new_tokens,
-        keep_images=overlays,
-        tiles=args.tiles,
-        max_detections=settings.max_detections,
-    )
+    job = services.prepare(intent, services.options(decoding, args.tiles), "cli")
+    batch = iter_items(services, job, sources, engine=manager, keep_images=overlays)
     for item in batch:
         progress.update(1)
         if item.ok:

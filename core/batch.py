@@ -1,31 +1,23 @@
-"""One request over many images: per-image results and errors, then exports.
-
-UI-free and synchronous: the chat ("segment the cars in all images"), the REST
-API (many images in one request) and the command line (``python -m cli``)
-call it off their event loops. The request is resolved to one Intent before
-the first image, so every image gets the same model prompt; a failure of one
-image (unreadable file, not an image, too many pixels, a model error) is
-recorded in its BatchItem and the batch goes on.
+"""One request over many images: the per-image outcome (BatchItem) and its
+exports. The run itself is core.service.many (the REST API and the command
+line): every image gets the same model prompt, and a failure of one image
+(unreadable file, not an image, too many pixels, a model error) is recorded
+in its BatchItem while the batch goes on.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from core.errors import AppError
 from core.export import ExportItem
 from core.export.masks import mask_to_rle
-from core.images import load_image
-from core.pipeline import MAX_DETECTIONS, VisionModel, to_intent
 from core.render import render_overlay, to_png_bytes
-from core.tiling import TileSpec, analyze_tiled, tile_grid
-from core.types import AnalysisResult, Decoding, Detection, Intent
+from core.types import AnalysisResult, Detection
 
 logger = logging.getLogger(__name__)
 
@@ -58,141 +50,6 @@ class BatchItem:
     @property
     def ok(self) -> bool:
         return self.result is not None
-
-
-def iter_batch(
-    sources: Sequence[Source],
-    request: str | Intent,
-    model: VisionModel,
-    *,
-    max_pixels: int,
-    max_bytes: int | None = None,
-    decoding: Decoding | None = None,
-    max_new_tokens: int | None = None,
-    on_progress: ProgressCallback | None = None,
-    keep_images: bool = True,
-    tiles: TileSpec = "off",
-    max_detections: int = MAX_DETECTIONS,
-) -> Iterator[BatchItem]:
-    """Run ``request`` on each source in order, yielding one BatchItem each.
-
-    ``sources`` are ``(name, data)`` with ``data`` the file bytes or a path to
-    read. ``max_pixels`` / ``max_bytes`` are load_image's limits;
-    ``decoding``, ``max_new_tokens`` and ``max_detections`` are passed to
-    ``analyze``.
-    ``on_progress(done, total, name)`` is called after each item, before it
-    is yielded. ``keep_images`` False drops the decoded image from the items
-    (saves memory when no overlay is wanted). ``tiles`` ("off", "auto" or
-    (columns, rows)) also runs detect/segment on tiles (core.tiling).
-
-    Raises UserInputError on the first step (before any image is read) when
-    ``request`` does not ask the model to run (a generator: not at the call);
-    per-image failures never raise.
-    """
-    intent = to_intent(request)  # one prompt for all images
-    total = len(sources)
-    for done, (name, data) in enumerate(sources, start=1):
-        item = _analyze_one(
-            name,
-            data,
-            intent,
-            model,
-            max_pixels=max_pixels,
-            max_bytes=max_bytes,
-            decoding=decoding,
-            max_new_tokens=max_new_tokens,
-            tiles=tiles,
-            max_detections=max_detections,
-        )
-        if not keep_images and item.image is not None:
-            item = replace(item, image=None)
-        if on_progress is not None:
-            on_progress(done, total, name)
-        yield item
-
-
-def analyze_batch(
-    sources: Sequence[Source],
-    request: str | Intent,
-    model: VisionModel,
-    *,
-    max_pixels: int,
-    max_bytes: int | None = None,
-    decoding: Decoding | None = None,
-    max_new_tokens: int | None = None,
-    on_progress: ProgressCallback | None = None,
-    keep_images: bool = True,
-    tiles: TileSpec = "off",
-    max_detections: int = MAX_DETECTIONS,
-) -> list[BatchItem]:
-    """``iter_batch`` collected into a list, in the order of ``sources``."""
-    return list(
-        iter_batch(
-            sources,
-            request,
-            model,
-            max_pixels=max_pixels,
-            max_bytes=max_bytes,
-            decoding=decoding,
-            max_new_tokens=max_new_tokens,
-            on_progress=on_progress,
-            keep_images=keep_images,
-            tiles=tiles,
-            max_detections=max_detections,
-        )
-    )
-
-
-def _analyze_one(
-    name: str,
-    data: bytes | str | Path,
-    intent: Intent,
-    model: VisionModel,
-    *,
-    max_pixels: int,
-    max_bytes: int | None,
-    decoding: Decoding | None,
-    max_new_tokens: int | None,
-    tiles: TileSpec = "off",
-    max_detections: int = MAX_DETECTIONS,
-) -> BatchItem:
-    start = time.perf_counter()
-    image: Image.Image | None = None
-
-    def failed(message: str, code: str) -> BatchItem:
-        size = image.size if image is not None else None
-        seconds = time.perf_counter() - start
-        return BatchItem(name, size, None, message, code, seconds, image)
-
-    try:
-        raw = data if isinstance(data, bytes | bytearray) else Path(data).read_bytes()
-    except OSError as exc:
-        logger.info("batch: cannot read %s: %s", name, exc)
-        reason = exc.strerror or type(exc).__name__
-        return failed(f"The file could not be read ({reason}).", UNREADABLE_FILE)
-    try:
-        image = load_image(bytes(raw), max_pixels=max_pixels, max_bytes=max_bytes)
-        result = analyze_tiled(
-            image,
-            intent,
-            model,
-            tile_grid(tiles, image.size),
-            decoding=decoding,
-            max_new_tokens=max_new_tokens,
-            max_detections=max_detections,
-        )
-    except AppError as exc:
-        logger.info("batch: %s failed: %s", name, exc.message)
-        return failed(exc.message, exc.code)
-    except Exception as exc:  # one bad image must not lose the rest of the batch
-        logger.exception("batch: unexpected error on %s", name)
-        return failed(
-            f"Unexpected error while analysing this image ({type(exc).__name__}).",
-            INTERNAL_ERROR,
-        )
-    seconds = time.perf_counter() - start
-    logger.debug("batch: %s done in %.2f s", name, seconds)
-    return BatchItem(name, image.size, result, None, None, seconds, image)
 
 
 # Exports ----------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """Look closely: detect/segment on overlapping tiles plus the whole photo.
 
 PaliGemma sees a photo at 224 or 448 px, so in a 12 MP photo a far bottle is
-a few pixels and is missed. With tiles, each overlapping tile is analysed at
-the model's resolution (``core.pipeline.analyze``, unchanged), every box and
-mask is moved back to original pixels, and duplicates across tiles and the
-whole-photo pass are merged. Slicing, moving back and merging are
-supervision's (``InferenceSlicer``, ``Detections.with_nmm``), not ours.
+a few pixels and is missed. With tiles, the model answers for the whole photo
+and for each overlapping tile (``generate_looks``, on the model worker); each
+answer is parsed and placed on the original photo like a region's, and
+duplicates across tiles and the whole-photo pass are merged (``place_looks``,
+beside the queue). The tile offsets follow supervision's ``InferenceSlicer``
+and the merge is supervision's ``Detections.with_nmm``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -25,12 +25,20 @@ from PIL import Image
 from core.errors import UserInputError
 from core.pipeline import (
     MAX_DETECTIONS,
+    Generation,
     VisionModel,
-    analyze,
+    build_result,
+    generate,
     region_on_photo,
-    shift_detections,
 )
-from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Detection, Intent
+from core.types import (
+    GROUNDED_TASKS,
+    AnalysisResult,
+    BoxPx,
+    Decoding,
+    Detection,
+    Intent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +107,163 @@ def slices_for(
     return (slice_w, slice_h), (overlap_w, overlap_h)
 
 
+def tile_boxes(grid: tuple[int, int], area: BoxPx) -> list[BoxPx]:
+    """The ``grid`` tiles of ``area`` (x1, y1, x2, y2 pixels), overlapping by
+    OVERLAP, row by row: supervision's ``InferenceSlicer`` offsets."""
+    x0, y0, x1, y1 = area
+    width, height = x1 - x0, y1 - y0
+    (slice_w, slice_h), (overlap_w, overlap_h) = slices_for(grid, (width, height))
+    xs = _starts(width, slice_w, slice_w - overlap_w)
+    ys = _starts(height, slice_h, slice_h - overlap_h)
+    return [
+        (x0 + x, y0 + y, x0 + min(x + slice_w, width), y0 + min(y + slice_h, height))
+        for y in ys
+        for x in xs
+    ]
+
+
+def _starts(side: int, size: int, stride: int) -> list[int]:
+    if side <= size:
+        return [0]
+    if stride == size:
+        return list(range(0, side, stride))
+    starts = list(range(0, side - size, stride))
+    if not starts or starts[-1] != side - size:
+        starts.append(side - size)
+    return starts
+
+
+def generate_looks(
+    image: Image.Image,
+    intent: Intent,
+    model: VisionModel,
+    grid: tuple[int, int],
+    *,
+    sharp: Image.Image | None = None,
+    source_wh: tuple[int, int] | None = None,
+    decoding: Decoding | None = None,
+    max_new_tokens: int | None = None,
+    on_text: Callable[[str], None] | None = None,
+    on_tile: TileProgress | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Generation]:
+    """The model's answers to ``intent``: the whole photo (or its region) and,
+    for detect/segment with a ``grid`` other than (1, 1), each tile of it.
+
+    The only part of a tiled request that runs the model (on the queue's
+    worker); ``place_looks`` parses and places them beside it. ``image`` is
+    what the model sees of the whole photo, ``sharp`` a sharper copy that
+    regions and tiles are cut from (default ``image``), ``source_wh`` the
+    original's size (default ``image.size``): each Generation's ``crop_px``
+    is in original pixels. Tiles go to the model ``batch_workers(model)`` at
+    a time (one thread each), so an engine that batches concurrent requests
+    (core.engine.batcher) answers them in one run. ``on_tile(n, looks)`` is
+    called as each look starts, the whole photo being look 1.
+    """
+    sharp = sharp or image
+    size_wh = source_wh or image.size
+    options = dict(decoding=decoding, max_new_tokens=max_new_tokens, cancel=cancel)
+    if intent.task not in GROUNDED_TASKS or grid == (1, 1):
+        seen = sharp if intent.region is not None else image
+        return [
+            generate(seen, intent, model, on_text=on_text, source_wh=size_wh, **options)
+        ]
+    area = region_on_photo(intent.region, size_wh) if intent.region else None
+    boxes = tile_boxes(grid, area or (0, 0, *size_wh))
+    started = _Counter(on_tile, len(boxes) + 1)
+    started()
+    whole = generate(sharp, intent, model, source_wh=size_wh, **options)
+    plain = replace(intent, region=None)
+    scale = sharp.width / size_wh[0], sharp.height / size_wh[1]
+
+    def look(box: BoxPx) -> Generation:
+        started()
+        x1, y1, x2, y2 = box
+        edges = (x1 * scale[0], y1 * scale[1], x2 * scale[0], y2 * scale[1])
+        tile = sharp.crop(tuple(round(v) for v in edges))
+        answer = generate(tile, plain, model, **options)
+        return replace(answer, intent=intent, crop_px=box)
+
+    width = min(batch_workers(model), len(boxes))
+    if width == 1:
+        return [whole, *map(look, boxes)]
+    with ThreadPoolExecutor(width, thread_name_prefix="tile") as pool:
+        return [whole, *pool.map(look, boxes)]
+
+
+class _Counter:
+    """Calls ``on_tile(n, total)`` with n = 1, 2, ... from any thread."""
+
+    def __init__(self, on_tile: TileProgress | None, total: int) -> None:
+        self.on_tile, self.total, self.done = on_tile, total, 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            self.done += 1
+            number = self.done
+        if self.on_tile is not None:
+            self.on_tile(number, self.total)
+
+
+def place_looks(
+    size_wh: tuple[int, int],
+    generations: list[Generation],
+    model: VisionModel,
+    *,
+    max_detections: int = MAX_DETECTIONS,
+) -> AnalysisResult:
+    """Parse every look, decode its masks and place them on the ``size_wh``
+    photo; several looks (whole + tiles) are merged (``merge_looks``).
+
+    Runs beside the model queue, never on its worker: ``model`` is used only
+    for ``decode_masks``.
+    """
+    results = [
+        build_result(size_wh, generation, model, max_detections=max_detections)
+        for generation in generations
+    ]
+    if len(results) == 1:
+        return results[0]
+    return merge_looks(results, max_detections)
+
+
+def merge_looks(results: list[AnalysisResult], max_detections: int) -> AnalysisResult:
+    """The whole-photo result (first) and its tiles' results, all on the same
+    photo, merged: same-label objects overlapping MERGE_IOS become one
+    (supervision's ``with_nmm``; the whole photo wins ties). At most
+    ``max_detections`` objects; ``timings_s["tiles"]`` counts the tiles."""
+    import supervision as sv
+
+    whole, size_wh = results[0], results[0].image_size_wh
+    labels: dict[str, int] = {}
+    parts = [to_supervision(whole.detections, size_wh, WHOLE, labels)]
+    parts += [to_supervision(r.detections, size_wh, TILE, labels) for r in results[1:]]
+    merged = sv.Detections.merge(parts)
+    if len(merged):
+        merged = merged.with_nmm(
+            threshold=MERGE_IOS,
+            class_agnostic=False,
+            overlap_metric=sv.OverlapMetric.IOS,
+        )
+    detections = from_supervision(merged, {v: k for k, v in labels.items()})
+    logger.info(
+        "%r on %dx%d with %d tiles: %d objects (whole photo alone: %d)",
+        whole.intent.prompt,
+        *size_wh,
+        len(results) - 1,
+        len(detections),
+        len(whole.detections),
+    )
+    dropped = max(0, len(detections) - max_detections)
+    return replace(
+        whole,
+        detections=tuple(detections[:max_detections]),
+        timings_s={**whole.timings_s, "tiles": float(len(results) - 1)},
+        detections_dropped=whole.detections_dropped + dropped,
+    )
+
+
 def analyze_tiled(
     image: Image.Image,
     intent: Intent,
@@ -111,136 +276,26 @@ def analyze_tiled(
     max_detections: int = MAX_DETECTIONS,
     cancel: threading.Event | None = None,
 ) -> AnalysisResult:
-    """``analyze`` on the whole photo and on ``grid`` tiles, merged.
-
-    At most ``max_detections`` objects per pass, and after the merge.
-    Tiles go to the model ``batch_workers(model)`` at a time (supervision's
-    batch contract, one thread per tile), so an engine that batches
-    concurrent requests (core.engine.batcher) answers them in one model run;
-    the vision-feature cache applies per tile image. ``on_tile`` is called
-    (from a worker thread) as each look starts: (n, tiles + 1), the whole
-    photo being look 1. ``cancel``: see ``core.pipeline.generate``.
-
-    Only detect/segment are tiled (a caption of a tile answers another
-    question); ``grid`` (1, 1) or another task is one plain ``analyze``.
-    Boxes and masks are in original pixels; ``raw_text`` is the whole-photo
-    answer, and ``timings_s["tiles"]`` counts the tiles that ran.
-    """
-    import supervision as sv
-
-    look = partial(  # one look: the whole photo, a tile, or all of a 1x1 grid
-        analyze,
-        request=intent,
-        model=model,
+    """``generate_looks`` then ``place_looks`` in the calling thread: the whole
+    photo and ``grid`` tiles, merged, in original pixels (benches and tests;
+    the doors go through core.service, which places beside the queue)."""
+    looks = generate_looks(
+        image,
+        intent,
+        model,
+        grid,
         decoding=decoding,
         max_new_tokens=max_new_tokens,
-        max_detections=max_detections,
+        on_tile=on_tile,
         cancel=cancel,
     )
-    if intent.task not in GROUNDED_TASKS or grid == (1, 1):
-        return look(image)
-    if intent.region is not None:  # tiles of the region, not of the whole photo
-        return _tiled_region(
-            image,
-            intent,
-            model,
-            grid,
-            decoding=decoding,
-            max_new_tokens=max_new_tokens,
-            on_tile=on_tile,
-            max_detections=max_detections,
-            cancel=cancel,
-        )
-    columns, rows = grid
-    total = columns * rows + 1
-    labels: dict[str, int] = {}
-    lock = threading.Lock()  # tiles run on several threads (batch_workers)
-    done = 0
-
-    def run(part: Image.Image) -> AnalysisResult:
-        nonlocal done
-        with lock:
-            done += 1
-            number = done
-        if on_tile is not None:
-            on_tile(number, total)
-        return look(part)
-
-    def tile_detections(tile: np.ndarray):
-        found = run(Image.fromarray(tile)).detections
-        with lock:  # class ids are handed out from one shared table
-            return to_supervision(found, tile.shape[1::-1], TILE, labels)
-
-    def tile_batch(tiles: list[np.ndarray]) -> list:
-        # One thread per tile: the engine's micro-batcher answers them together.
-        with ThreadPoolExecutor(len(tiles), thread_name_prefix="tile") as pool:
-            return list(pool.map(tile_detections, tiles))
-
-    whole = run(image)
-    slice_wh, overlap_wh = slices_for(grid, image.size)
-    width = min(batch_workers(model), columns * rows)
-    slicer = sv.InferenceSlicer(
-        callback=tile_batch if width > 1 else tile_detections,
-        slice_wh=slice_wh,
-        overlap_wh=overlap_wh,
-        overlap_filter=sv.OverlapFilter.NONE,  # merged once below, with the whole
-        batch_size=width,  # tiles in source order, ``width`` at a time
-    )
-    tiled = slicer(np.asarray(image))
-    merged = sv.Detections.merge(
-        [to_supervision(whole.detections, image.size, WHOLE, labels), tiled]
-    )
-    if len(merged):
-        merged = merged.with_nmm(
-            threshold=MERGE_IOS,
-            class_agnostic=False,
-            overlap_metric=sv.OverlapMetric.IOS,
-        )
-    detections = from_supervision(merged, {v: k for k, v in labels.items()})
-    timings = {**whole.timings_s, "tiles": float(total - 1)}
-    logger.info(
-        "%r on %dx%d in %dx%d tiles: %d objects (whole photo alone: %d)",
-        intent.prompt,
-        *image.size,
-        columns,
-        rows,
-        len(detections),
-        len(whole.detections),
-    )
-    dropped = max(0, len(detections) - max_detections)
-    return replace(
-        whole,
-        detections=tuple(detections[:max_detections]),
-        timings_s=timings,
-        detections_dropped=whole.detections_dropped + dropped,
-    )
+    return place_looks(image.size, looks, model, max_detections=max_detections)
 
 
 def batch_workers(model: VisionModel) -> int:
     """Tiles to run at once: the engine's batch size (``batch_max``), else 1."""
     size = getattr(model, "batch_max", 1)
     return size if isinstance(size, int) and size >= 1 else 1
-
-
-def _tiled_region(
-    image: Image.Image,
-    intent: Intent,
-    model: VisionModel,
-    grid: tuple[int, int],
-    **options,
-) -> AnalysisResult:
-    crop = region_on_photo(intent.region, image.size)
-    inner = analyze_tiled(
-        image.crop(crop),
-        replace(intent, region=None),
-        model,
-        grid,
-        **options,
-    )
-    detections = shift_detections(list(inner.detections), crop[:2], image.size)
-    return replace(
-        inner, intent=intent, detections=tuple(detections), image_size_wh=image.size
-    )
 
 
 def to_supervision(

@@ -14,15 +14,14 @@ from core.batch import (
     INTERNAL_ERROR,
     UNREADABLE_FILE,
     BatchItem,
-    analyze_batch,
     batch_item_to_dict,
     batch_item_to_export_item,
     batch_to_export_items,
-    iter_batch,
 )
 from core.errors import ModelUnavailableError, UserInputError
 from core.export import masks_zip, to_coco
 from core.export.masks import rle_to_mask
+from core.service.many import analyze_batch, iter_batch
 from core.types import Decoding, Intent
 from tests.recorded import SHOE_DETECT, WHEELS_BOXES_PX, WHEELS_SEGMENT
 from tests.support.fakes import FakeModel

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from chat.closely import kept_result, look_grid, looks, tile_text
+from chat.closely import look_grid, looks, tile_text
 from chat.options import ChatOptions
 from core.conversation import ImageRecord, ResultSummary, Turn
 from core.errors import UserInputError
 from core.intent import parse_intent
 from core.kept import keep_objects
+from core.service.replay import kept_result
 from core.types import Detection, Intent, Region
 
 ON, OFF = ChatOptions(look_closely=True), ChatOptions()
@@ -57,13 +58,18 @@ def _turn(objects) -> tuple[Turn, ImageRecord]:
     return Turn(1, record.id, intent, summary), record
 
 
+def _with_size(pair: tuple[Turn, ImageRecord]) -> tuple[Turn, tuple[int, int]]:
+    turn, record = pair
+    return turn, record.size_wh
+
+
 def test_a_kept_turn_comes_back_without_the_model() -> None:
     kept = keep_objects([Detection("cat", (1, 2, 30, 40), image_wh=(100, 80))])
-    result = kept_result(*_turn(kept), 40_000_000)
+    result = kept_result(*_with_size(_turn(kept)), 40_000_000)
     assert [(d.label, d.box_px) for d in result.detections] == [("cat", (1, 2, 30, 40))]
     assert result.image_size_wh == (100, 80) and result.timings_s["tiles"] == 4
 
 
 def test_broken_kept_objects_say_so() -> None:
     with pytest.raises(UserInputError, match=r"could not be read back.*ask again"):
-        kept_result(*_turn(({"box": [0, 0, 500, 5]},)), 40_000_000)
+        kept_result(*_with_size(_turn(({"box": [0, 0, 500, 5]},))), 40_000_000)

@@ -22,9 +22,10 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from cli.main import find_images, write_outputs
-from core.batch import analyze_batch, batch_to_export_items
+from core.batch import batch_to_export_items
 from core.export.masks import rle_to_mask
 from core.geometry import box_to_pixels
+from core.service.many import analyze_batch
 from core.tokens import parse_objects
 from tests.recorded import API_RECORDING, SHOE_DETECT, WHEELS_SEGMENT
 

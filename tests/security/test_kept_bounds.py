@@ -5,22 +5,21 @@ claims: a 16-character RLE said "one 20736x20736 mask" and pycocotools
 allocated 429 MB (and as much again as bool). Now every kept object is bound
 by its photo before anything is decoded: the photo at most MAX_IMAGE_PIXELS,
 each mask on the photo with runs covering exactly its size, all masks
-together a bounded number of photos. Checked through the chat's replay of a
-turn (undo, export and redraw call it), with the memory it allocated.
+together a bounded number of photos. Checked through the service's replay of a
+turn (the chat's undo, export and redraw call it), with the memory it allocated.
 """
 
 from __future__ import annotations
 
 import json
 import tracemalloc
-from types import SimpleNamespace
 
 import pytest
 
-from chat.analysis import replay_turn
 from core import kept
 from core.conversation import Conversation, ResultSummary
 from core.errors import UserInputError
+from core.service.replay import replay_turn
 from core.types import Intent
 
 MAX_PIXELS = 10_000_000  # the server's MAX_IMAGE_PIXELS in these tests
@@ -74,11 +73,10 @@ def crafted_state(size_wh: tuple[int, int], objects: list[dict]):
 async def replay_measured(size_wh, objects) -> tuple[str, int]:
     """(the refusal, bytes allocated at the peak) of replaying the turn."""
     turn, record = crafted_state(size_wh, objects)
-    services = SimpleNamespace(settings=SimpleNamespace(max_image_pixels=MAX_PIXELS))
     tracemalloc.start()
     try:
         with pytest.raises(UserInputError) as caught:
-            await replay_turn(services, turn, record)
+            replay_turn(turn, record.size_wh, None, max_pixels=MAX_PIXELS)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

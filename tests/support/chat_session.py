@@ -28,7 +28,7 @@ from core.conversation import Conversation
 from core.engine.base import ModelStatus
 from core.engine.queue import ModelQueue
 from core.persist.service import Persistence
-from core.ratelimit import RateLimiter
+from core.service import Services
 from tests.support.fakes import FakeModel
 
 
@@ -153,13 +153,12 @@ def open_chat(folder: Path, model: FakeModel, **settings: Any) -> ChatSession:
         load_on_start=False,
         **{"rate_limit_per_min": 10_000, **settings},
     )
-    services = ChatServices(
-        settings=config,
-        persist=Persistence.from_settings(config),
-        manager=FakeEngine(model),  # type: ignore[arg-type]
-        queue=ModelQueue(max_pending=4, timeout_s=30),
-        limiter=RateLimiter(config.rate_limit_per_min),
+    service = Services.build(
+        config,
+        FakeEngine(model),  # type: ignore[arg-type]
+        ModelQueue(max_pending=4, timeout_s=30),
     )
+    services = ChatServices(service=service, persist=Persistence.from_settings(config))
     session = _Session(folder / "session")
     emitter = RecordingEmitter(session)
     context_var.set(ChainlitContext(session, emitter))
