@@ -14,6 +14,7 @@ from chainlit.data import get_data_layer
 from chainlit.types import ThreadDict
 
 from api.routes import install_api
+from chat.downloads import DOWNLOAD_ACTION, on_download
 from chat.options import ChatOptions
 from chat.persist import history
 from chat.persist.login import Login
@@ -139,6 +140,12 @@ async def on_message(message: cl.Message) -> None:
     finally:
         await save_state(PERSIST)
         await history.flush(PERSIST, get_data_layer())  # stored before the task ends
+
+
+@cl.action_callback(DOWNLOAD_ACTION)
+async def on_download_clicked(action: cl.Action) -> None:
+    """A download button: its file is built now (chat.downloads)."""
+    await on_download(SERVICES, action)
 
 
 @cl.on_stop

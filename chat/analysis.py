@@ -3,8 +3,9 @@
 Per turn: the photo decoded at upload (chat.photos) goes to the model through
 the queue; parsing and mask placement run beside it (never on the model
 worker); the turn is recorded and the chat state saved (chat.session), then
-the answer is sent with an overlay drawn on the display copy, and only then
-are its downloads (ZIP, COCO JSON) built and attached to it.
+the answer is sent with an overlay drawn on the display copy and one download
+button per export format; a file is built only when its button is clicked
+(chat.downloads).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import chainlit as cl
 from PIL import Image
 
 from chat.closely import Pump, kept_result, look_closely, look_grid, tiled_summary
+from chat.downloads import download_actions
 from chat.loading import ready_engine
 from chat.options import ChatOptions
 from chat.photos import Photo
@@ -28,8 +30,7 @@ from chat.session import save_state
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.engine.queue import CHAT, Place
 from core.errors import AppError, ClientQueueFullError
-from core.export import ExportItem
-from core.export.downloads import Download, write_overlay, write_result_exports
+from core.export.downloads import Download, write_overlay
 from core.intent.region import region_to_pixels
 from core.pipeline import Generation, build_result, generate
 from core.render import render_overlay
@@ -230,13 +231,13 @@ async def send_result(
     message: cl.Message | None = None,
     hidden: tuple[int, ...] = (),
 ) -> None:
-    """Send the reply, then attach its downloads to it.
+    """Send the reply, with its download buttons.
 
     A ``message`` that streamed the answer is completed. Grounded results get
-    their overlay (display size) inline; the ZIP and COCO JSON are built after
-    the answer is on screen and attached to the same message. ``hidden``:
-    1-based numbers of objects left out of the overlay, the table and the
-    downloads (the others keep their numbers and colours).
+    their overlay (display size) inline and, with objects, one download button
+    per export format: the file is built when clicked (chat.downloads).
+    ``hidden``: 1-based numbers of objects left out of the overlay, the table
+    and the downloads (the others keep their numbers and colours).
     """
     content = reply_markdown(result, record.name, hidden)
     if message is not None and message.streaming:
@@ -249,14 +250,12 @@ async def send_result(
     overlay_file = await asyncio.to_thread(
         _overlay_file, services, record, result, options, hidden
     )
-    answer = cl.Message(content=content, elements=as_elements([overlay_file]))
-    await answer.send()
     kept = visible(result, hidden).detections
-    if kept:
-        item = ExportItem(record.name, record.size_wh, kept)
-        downloads = await asyncio.to_thread(write_result_exports, overlay_file, item)
-        for element in as_elements(downloads):
-            await element.send(for_id=answer.id)
+    await cl.Message(
+        content=content,
+        elements=as_elements([overlay_file]),
+        actions=download_actions(record) if kept else [],
+    ).send()
 
 
 def _overlay_file(
