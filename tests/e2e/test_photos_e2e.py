@@ -71,6 +71,9 @@ async def test_a_phone_photo_is_decoded_once_and_exported_full_size(
         loaded = COCO(str(coco_path))  # pycocotools reads the clicked file
         (ann_id,) = loaded.getAnnIds()
         decoded = loaded.annToMask(loaded.loadAnns([ann_id])[0])
+        await client.wait_for(
+            lambda: len(client.actions_for(answer["id"])) == len(FORMATS) - 2
+        )
         clicked = [a["label"] for a in client.actions_for(answer["id"])]
     finally:
         await client.close()
