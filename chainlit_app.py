@@ -14,7 +14,8 @@ from chainlit.data import get_data_layer
 from chainlit.types import ThreadDict
 
 from api.routes import install_api
-from chat.downloads import DOWNLOAD_ACTION, on_download
+from chat.clicks import on_download
+from chat.downloads import DOWNLOAD_ACTION
 from chat.options import ChatOptions
 from chat.persist import history
 from chat.persist.login import Login
@@ -144,7 +145,7 @@ async def on_message(message: cl.Message) -> None:
 
 @cl.action_callback(DOWNLOAD_ACTION)
 async def on_download_clicked(action: cl.Action) -> None:
-    """A download button: its file is built now (chat.downloads)."""
+    """A download button: its file is built now (chat.clicks)."""
     await on_download(SERVICES, action)
 
 

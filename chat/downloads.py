@@ -1,31 +1,23 @@
-"""Downloads of a chat answer, built when asked for, not after every answer.
+"""Download buttons of a chat answer: files built when asked for, not after
+every answer.
 
 Each grounded answer with objects carries one button per export format
-(``core.export.formats.FORMATS``). A click replays the answer's kept turn (no
-generation: its masks are decoded again from the kept answer, as for undo),
-writes that one file and attaches it to the answer. "export" writes every
-format at once (chat.replies, ``core.export.downloads.write_export_all``).
+(``core.export.formats.FORMATS``); its payload names the turn the answer
+showed. A click (chat.clicks) replays that kept turn (no generation: its masks
+are decoded again from the kept answer, as for undo), writes that one file and
+attaches it to the answer. "export" writes every format at once (chat.replies,
+``core.export.downloads.write_export_all``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 import chainlit as cl
-from chainlit.data import get_data_layer
 
-from chat.persist import history
-from chat.services import ChatServices
-from chat.session import client_key
 from core.conversation import Conversation, ImageRecord, Turn
-from core.errors import AppError
-from core.export import ExportItem
-from core.export.downloads import Download, write_result_export
 from core.export.formats import FORMAT_NAMES, FORMATS
-from core.security import escape_markdown
 from core.types import GROUNDED_TASKS
 
 logger = logging.getLogger(__name__)
@@ -79,36 +71,3 @@ def kept_turn(
     if record is None or turn is None or turn.intent.task not in GROUNDED_TASKS:
         return None
     return record, turn, name
-
-
-async def on_download(services: ChatServices, action: cl.Action) -> None:
-    """A download button was clicked: build its file and attach it."""
-    from chat.analysis import replay_turn, say, visible  # chat.analysis sends buttons
-
-    found = kept_turn(cl.user_session.get("conversation"), action.payload)
-    if found is None:
-        await say(GONE)
-        return
-    record, turn, name = found
-    try:  # the masks are decoded again: one hit, like undo (RateLimitedError)
-        services.limiter.hit(
-            client_key(cl.context.session, services.settings.forwarded_allow_ips)
-        )
-        result = await replay_turn(services, turn, record)
-    except AppError as exc:
-        await say(f"⚠️ {escape_markdown(exc.message)}")
-        return
-    item = ExportItem(
-        record.name, record.size_wh, visible(result, turn.hidden).detections
-    )
-    download = await asyncio.to_thread(
-        write_result_export, Path(record.path), item, name
-    )
-    logger.info("download %s of turn %d built on request", name, turn.index)
-    await as_file(download).send(for_id=action.forId or "")
-    await action.remove()  # its file is attached: no second copy
-    await history.flush(services.persist, get_data_layer())
-
-
-def as_file(download: Download) -> cl.File:
-    return cl.File(path=str(download.path), name=download.name)
