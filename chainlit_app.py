@@ -15,6 +15,8 @@ from chainlit.data import get_data_layer
 from chainlit.types import ThreadDict
 
 from api.routes import install_api
+from chat.clicks import on_download
+from chat.downloads import DOWNLOAD_ACTION
 from chat.faults import flush_history, take_unsaved_note
 from chat.options import DEFAULT_OPTIONS, ChatOptions, current_options, set_options
 from chat.persist import history
@@ -124,6 +126,12 @@ async def on_message(message: cl.Message) -> None:
         if note := take_unsaved_note():  # a disk fault not said with an answer
             await cl.Message(content=note).send()
         await flush_history(PERSIST)  # stored (or kept) before the task ends
+
+
+@cl.action_callback(DOWNLOAD_ACTION)
+async def on_download_clicked(action: cl.Action) -> None:
+    """A download button: its file is built now (chat.clicks)."""
+    await on_download(SERVICES, action)
 
 
 @cl.on_stop

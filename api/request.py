@@ -25,6 +25,7 @@ from core.errors import (
     UnsupportedMediaError,
     UserInputError,
 )
+from core.export.formats import FORMAT_NAMES, POLYGON_FORMATS
 from core.export.masks import mask_to_png
 from core.security.redact import redact
 from core.types import Detection
@@ -37,8 +38,8 @@ _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e") |
 }
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 INCLUDE_OPTIONS = ("overlay", "mask_png", "mask_rle")
-FORMATS = ("json", "coco", "yolo", "zip")  # /v1/analyze response formats
-POLYGON_FORMATS = ("coco", "zip")  # formats whose COCO masks may be polygons
+# /v1/analyze response formats: JSON, or a file of core.export.formats
+FORMATS = ("json", *FORMAT_NAMES)
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 

@@ -1,5 +1,7 @@
 """Chat latency over the real server: message sent -> first visible progress
--> final answer -> downloads attached, first turn vs repeat turns, per photo size.
+-> final answer -> end of the turn, first turn vs repeat turns, per photo size;
+then one click on each download button of the last answer (the file is built
+then: chat.downloads).
 
 Usage: ``python -m bench.chat_latency [--size 4032x3024] [--turns N]
 [--model replay|tiny|DIR] [--vae NPZ]``; prints JSON. Every run measures
@@ -33,6 +35,7 @@ from tests.support.chat_client import ChatClient, start_server
 
 REFERENCE_WH = (1024, 768)
 KEYS = ("first_progress_s", "generating_step_s", "final_answer_s", "all_done_s")
+FINAL, END = "final_answer_s", "all_done_s"  # the answer shown; the turn ended
 
 
 def photo_jpeg(size_wh: tuple[int, int]) -> bytes:
@@ -51,7 +54,7 @@ def photo_jpeg(size_wh: tuple[int, int]) -> bytes:
 
 async def measure_turn(client: ChatClient, text: str, files) -> dict[str, float]:
     """Seconds from sending to the first step, the generating step, the answer,
-    and the end of the turn (downloads attached)."""
+    and the end of the turn."""
     before = len(client.arrivals)
     sent = time.perf_counter()
     await client.send(text, files, timeout_s=600)
@@ -66,6 +69,18 @@ async def measure_turn(client: ChatClient, text: str, files) -> dict[str, float]
         "final_answer_s": round(answer - sent, 4),
         "all_done_s": round(done - sent, 4),
     }
+
+
+async def measure_clicks(client: ChatClient) -> dict[str, float]:
+    """Seconds from a click on each download button of the last answer to its
+    file arriving ({} on a server without buttons: downloads came with it)."""
+    answer = client.assistant_messages()[-1]
+    clicks = {}
+    for action in list(client.actions_for(answer["id"])):
+        clicked = time.perf_counter()
+        await client.download_file(answer["id"], action["label"], timeout_s=600)
+        clicks[action["payload"]["format"]] = round(time.perf_counter() - clicked, 4)
+    return clicks
 
 
 async def run_sizes(
@@ -85,20 +100,30 @@ async def run_sizes(
                 )
                 timing = await measure_turn(client, "segment cat", upload)
                 results[f"{width}x{height}"].append(timing)
+        for (width, height), client in clients.items():
+            results[f"{width}x{height}"].append(await measure_clicks(client))
         return results
     finally:
         for client in clients.values():
             await client.close()
 
 
-def summary(turns: list[dict]) -> dict:
+def summary(timings: list[dict]) -> dict:
+    """First turn, median of the repeat turns, and the download clicks (the
+    last entry of ``timings``)."""
+    *turns, clicks = timings
     repeats = turns[1:] or turns
     return {
         "first_turn": turns[0],
         "repeat_turns_median": {
             key: round(statistics.median(t[key] for t in repeats), 4) for key in KEYS
         },
+        "download_click_s": clicks,
     }
+
+
+def ratio(run: dict, reference: dict, turn: str, key: str) -> float:
+    return round(run[turn][key] / reference[turn][key], 2)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -155,16 +180,12 @@ def main() -> None:
     reference = runs[f"{REFERENCE_WH[0]}x{REFERENCE_WH[1]}"]
     ratios = {
         name: {
-            "first_turn_final_answer": round(
-                run["first_turn"]["final_answer_s"]
-                / reference["first_turn"]["final_answer_s"],
-                2,
+            "first_turn_final_answer": ratio(run, reference, "first_turn", FINAL),
+            "repeat_turn_final_answer": ratio(
+                run, reference, "repeat_turns_median", FINAL
             ),
-            "repeat_turn_final_answer": round(
-                run["repeat_turns_median"]["final_answer_s"]
-                / reference["repeat_turns_median"]["final_answer_s"],
-                2,
-            ),
+            "first_turn_end": ratio(run, reference, "first_turn", END),
+            "repeat_turn_end": ratio(run, reference, "repeat_turns_median", END),
         }
         for name, run in runs.items()
         if run is not reference
@@ -181,6 +202,7 @@ def main() -> None:
                 "targets": {
                     "repeat_turn_final_answer": 3.0,
                     "first_turn_final_answer": 4.0,
+                    "repeat_turn_end": 3.0,
                 },
             },
             indent=2,

@@ -4,8 +4,8 @@ Per turn: the photo decoded at upload (chat.photos) goes to the model through
 the application service (core.service: generation in the queue, parsing and
 mask placement beside it, never on the model worker); the turn is recorded
 and the chat state saved (chat.session), then the answer is sent with an
-overlay drawn on the display copy, and only then are its downloads (ZIP,
-COCO JSON) built and attached to it.
+overlay drawn on the display copy and one download button per export format;
+a file is built only when its button is clicked (chat.downloads).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import chainlit as cl
 from PIL import Image
 
 from chat.closely import Pump, look_closely, tiled_summary
+from chat.downloads import download_actions
 from chat.faults import remember_unsaved, take_unsaved_note
 from chat.loading import ready_engine
 from chat.options import ChatOptions, current_options
@@ -29,8 +30,7 @@ from chat.session import client_key, save_state
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.engine.queue import CHAT, Place
 from core.errors import AppError, ClientQueueFullError
-from core.export import ExportItem
-from core.export.downloads import Download, write_overlay, write_result_exports
+from core.export.downloads import Download, write_overlay
 from core.render import render_overlay, to_jpeg_bytes
 from core.reply import reply_markdown
 from core.security import code_block_safe, escape_markdown
@@ -222,13 +222,13 @@ async def send_result(
     message: cl.Message | None = None,
     hidden: tuple[int, ...] = (),
 ) -> None:
-    """Send the reply, then attach its downloads to it.
+    """Send the reply, with its download buttons.
 
     A ``message`` that streamed the answer is completed. Grounded results get
-    their overlay (display size) inline; the ZIP and COCO JSON are built after
-    the answer is on screen and attached to the same message. ``hidden``:
-    1-based numbers of objects left out of the overlay, the table and the
-    downloads (the others keep their numbers and colours).
+    their overlay (display size) inline and, with objects, one download button
+    per export format: the file is built when clicked (chat.downloads).
+    ``hidden``: 1-based numbers of objects left out of the overlay, the table
+    and the downloads (the others keep their numbers and colours).
     """
     content = reply_markdown(result, record.name, hidden)
     if result.intent.task not in GROUNDED_TASKS:
@@ -256,21 +256,12 @@ async def send_result(
         )
         await cl.Message(content=_with_note(content), elements=[image]).send()
         return
-    elements = as_elements([overlay_file])
-    answer = cl.Message(content=_with_note(content), elements=elements)
-    await answer.send()
     kept = visible(result, hidden).detections
-    if kept:
-        item = ExportItem(record.name, record.size_wh, kept)
-        try:
-            downloads = await asyncio.to_thread(
-                write_result_exports, overlay_file, item
-            )
-        except OSError as exc:  # said at the end of the turn
-            remember_unsaved(exc, "the downloads")
-            return
-        for element in as_elements(downloads):
-            await element.send(for_id=answer.id)
+    await cl.Message(
+        content=_with_note(content),
+        elements=as_elements([overlay_file]),
+        actions=download_actions(record) if kept else [],
+    ).send()
 
 
 def _with_note(content: str) -> str:

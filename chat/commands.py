@@ -37,6 +37,7 @@ from core.conversation import Conversation
 from core.errors import AppError
 from core.export import ExportItem
 from core.export.downloads import write_export_all
+from core.export.formats import FORMATS
 from core.intent import HELP_MESSAGE
 from core.persist.disk import disk_problem
 from core.render import to_png_bytes
@@ -196,8 +197,8 @@ async def export(
     objects = sum(len(result.detections) for _, result in results)
     await cl.Message(
         content=f"Exports of {len(results)} image(s) ({names}), {objects} object(s): "
-        "per-object mask PNGs, COCO JSON (RLE), YOLO segmentation labels and "
-        "overlays.",
+        f"{', '.join(fmt.label for fmt in FORMATS)}; the ZIP holds per-object "
+        "mask PNGs, COCO JSON (RLE), YOLO segmentation labels and overlays.",
         elements=elements,
     ).send()
 

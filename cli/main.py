@@ -22,14 +22,8 @@ from pathlib import Path
 from core.batch import BatchItem, batch_item_to_dict, batch_item_to_export_item
 from core.config import Settings
 from core.errors import AppError, UserInputError
-from core.export import (
-    COCO_JSON_NAME,
-    ExportItem,
-    export_stems,
-    masks_zip,
-    to_coco,
-    yolo_files,
-)
+from core.export import ExportItem, export_stems
+from core.export.formats import FORMAT_NAMES, ExportOptions, export_bytes, get_format
 from core.service import Services, parse_tiles, to_request
 from core.service.many import iter_items
 from core.types import DECODING_PRESETS, Decoding, Intent
@@ -37,8 +31,7 @@ from core.types import DECODING_PRESETS, Decoding, Intent
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-FORMATS = ("zip", "coco", "yolo", "json", "all")
-ZIP_NAME = "export.zip"
+FORMATS = (*FORMAT_NAMES, "json", "all")  # exports, results.json, or every one
 RESULTS_NAME = "results.json"
 
 
@@ -201,10 +194,12 @@ def write_outputs(
 ) -> list[Path]:
     """Write the chosen format(s) and overlays into ``out``; the paths written.
 
-    Stems (for YOLO labels and ``<stem>.overlay.png``) come from
-    ``core.export.unique_stems`` over the successful images, as in the ZIP.
+    Each export format is one file named by ``core.export.formats``
+    (``paligemma.coco.json``, ``paligemma-masks.zip``, ...). Stems (for
+    ``<stem>.overlay.png``) come from ``core.export.unique_stems`` over the
+    successful images, as in the ZIP.
     """
-    formats = {"zip", "coco", "yolo", "json"} if fmt == "all" else {fmt}
+    formats = set(FORMATS) - {"all"} if fmt == "all" else {fmt}
     written: list[Path] = []
 
     def write(relative: str, data: bytes | str) -> None:
@@ -218,14 +213,10 @@ def write_outputs(
         written.append(path)
 
     stems = export_stems(exports)
-    if exports and "zip" in formats:
-        write(ZIP_NAME, masks_zip(exports, polygons=polygons))
-    if exports and "coco" in formats:
-        coco = to_coco(exports, polygons=polygons)
-        write(COCO_JSON_NAME, json.dumps(coco, ensure_ascii=False, indent=1))
-    if exports and "yolo" in formats:
-        for relative, text in yolo_files(exports).items():
-            write(relative, text)
+    options = ExportOptions(polygons=polygons)
+    for name in FORMAT_NAMES:  # core.export.formats: one file per format
+        if exports and name in formats:
+            write(get_format(name).file_name(), export_bytes(name, exports, options))
     overlay_files: list[str | None] = []  # one per export, in order
     for export, stem in zip(exports, stems, strict=True):
         overlay_files.append(None)

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/setup_labelstudio.sh  # the SDK that reads the Label Studio export back
 # System packages the tests use: Chromium (browser tests) and a PostgreSQL server
 # (tests/e2e/test_persistence_e2e.py and tests/security/test_thread_ids.py run
 # their history tests on PostgreSQL too).

@@ -227,10 +227,46 @@ async def test_yolo_zip_labels_trace_the_masks(expected_discs) -> None:
         assert (drawn & union).sum() / (drawn | union).sum() > 0.95
 
 
+async def test_labelstudio_tasks_outline_the_masks(expected_discs) -> None:
+    """format=labelstudio: one task per good image; the failed one is counted in
+    X-Failed-Items (a task list has no room for it). The Label Studio SDK reads
+    this format back in test_export_labelstudio.py."""
+    response = await _post(None, format="labelstudio")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="paligemma.labelstudio.json"'
+    )
+    assert response.headers["x-failed-items"] == "1"
+    tasks = response.json()
+    assert [t["data"]["image"] for t in tasks] == list(GOOD)
+    for task in tasks:
+        width, height = GOOD[task["data"]["image"]]
+        (prediction,) = task["predictions"]
+        outlines = []
+        for region in prediction["result"]:
+            assert region["type"] == "polygonlabels"
+            assert region["value"]["polygonlabels"] == ["right wheel"]
+            assert (region["original_width"], region["original_height"]) == (
+                width,
+                height,
+            )
+            points = np.array(region["value"]["points"]) / 100 * (width, height)
+            outlines.append(points - 0.5)  # through pixel centres
+        drawn = polygons_to_mask(outlines, (width, height))
+        union = np.logical_or.reduce(
+            [d.mask for d in expected_discs[task["data"]["image"]]]
+        )
+        assert (drawn & union).sum() / (drawn | union).sum() > 0.95
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"format": "xml"}, "format must be one of json, coco, yolo, zip"),  # case: xml
+        (
+            {"format": "xml"},
+            "format must be one of json, coco, yolo, zip, labelstudio",
+        ),  # case: xml
         ({"format": "png"}, "got 'png'"),  # case: the bad value is named
         ({"polygons": "true"}, "applies to format coco or zip"),  # case: json
         ({"format": "yolo", "polygons": "1"}, "format='yolo'"),  # case: yolo

@@ -517,7 +517,7 @@ def test_parse_format_message() -> None:
     with pytest.raises(UserInputError) as caught:
         parse_format("XML ")
     assert caught.value.message == (
-        "format must be one of json, coco, yolo, zip; got 'XML '."
+        "format must be one of json, coco, yolo, zip, labelstudio; got 'XML '."
     )
 
 

@@ -25,7 +25,8 @@ from core.export import (
     to_yolo_seg,
     unique_stems,
 )
-from core.export.downloads import write_result_downloads
+from core.export.downloads import write_overlay, write_result_export
+from core.export.formats import FORMATS
 from core.export.masks import check_mask, mask_to_polygons, polygon_to_mask
 from core.types import Detection
 
@@ -266,14 +267,18 @@ def test_export_item_refuses_an_empty_image(size_wh) -> None:
 
 def test_downloads_of_an_unnamed_image_are_called_image(tmp_path) -> None:
     det = Detection("cat", (1, 1, 3, 3), block((4, 4), (1, 1, 3, 3)))
-    downloads = write_result_downloads(
-        tmp_path / "001.png", ExportItem("", (4, 4), [det]), Image.new("RGB", (4, 4))
-    )
+    item = ExportItem("", (4, 4), [det])
+    shown = write_overlay(tmp_path / "001.png", "", Image.new("RGB", (4, 4)))
+    downloads = [
+        write_result_export(tmp_path / "001.png", item, f.name) for f in FORMATS
+    ]
+    assert shown.name == "image-overlay.jpg"
     assert [d.name for d in downloads] == [
-        "image-overlay.jpg",
-        "image-masks-coco-yolo.zip",
         "image.coco.json",
+        "image-yolo.zip",
+        "image-masks.zip",
+        "image.labelstudio.json",
     ]
     # Each file's type (its suffix) is the type its download name promises.
-    assert [d.path.suffix for d in downloads] == [".jpg", ".zip", ".json"]
-    assert json.loads(downloads[2].path.read_text(encoding="utf-8"))["images"]
+    assert [d.path.suffix for d in downloads] == [".json", ".zip", ".zip", ".json"]
+    assert json.loads(downloads[0].path.read_text(encoding="utf-8"))["images"]

@@ -15,7 +15,7 @@ from chat import photos
 from chat.photos import DISPLAY_SIDE, MODEL_SIDE, PhotoStore, fitted_size
 from core import images
 from core.export import ExportItem
-from core.export.downloads import write_overlay, write_result_exports
+from core.export.downloads import write_overlay, write_result_export
 from core.export.masks import rle_to_mask
 from core.pipeline import Generation, build_result
 from core.render import render_overlay
@@ -130,7 +130,9 @@ def test_boxes_masks_and_downloads_stay_in_original_pixels(tmp_path) -> None:
     assert overlay.size == (2016, 1512)  # libjpeg's 1/2 scale
     shown = write_overlay(tmp_path / "001.jpg", "cat.jpg", overlay)
     item = ExportItem("cat.jpg", photo.original_wh, result.detections)
-    zip_file, coco_file = write_result_exports(shown, item)
+    assert shown.name == "cat-overlay.jpg"
+    zip_file = write_result_export(tmp_path / "001.jpg", item, "zip")
+    coco_file = write_result_export(tmp_path / "001.jpg", item, "coco")
     coco = json.loads(Path(coco_file.path).read_text())
     assert (coco["images"][0]["width"], coco["images"][0]["height"]) == (4032, 3024)
     (annotation,) = coco["annotations"]

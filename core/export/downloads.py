@@ -1,20 +1,23 @@
 """Files a chat reply offers: the overlay it shows and the exports to download.
 
 Written into a session folder with unique names; the chat turns each
-``Download`` into a Chainlit element. Pure file I/O, no UI code.
+``Download`` into a Chainlit element. The exports are written when asked for
+(a download button, "export"), in the formats of ``core.export.formats``.
+Pure file I/O, no UI code.
 """
 
 from __future__ import annotations
 
-import json
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from core.export import ExportItem, masks_zip, to_coco
-from core.render import to_jpeg_bytes, to_png_bytes
+from core.export.formats import FORMATS, export_bytes, get_format
+from core.export.items import ExportItem
+from core.render import to_jpeg_bytes
 
 
 @dataclass(frozen=True)
@@ -30,31 +33,9 @@ def _next_number(folder: Path, pattern: str) -> int:
     return len(list(folder.glob(pattern))) + 1
 
 
-def _exports(base: Path, label: str, items: Sequence[ExportItem]) -> list[Download]:
-    zip_path = base.with_name(base.name + "-export.zip")
-    zip_path.write_bytes(masks_zip(items))
-    coco_path = base.with_name(base.name + "-coco.json")
-    coco_path.write_text(json.dumps(to_coco(items)), encoding="utf-8")
-    return [
-        Download(zip_path, f"{label}-masks-coco-yolo.zip"),
-        Download(coco_path, f"{label}.coco.json"),
-    ]
-
-
-def write_result_downloads(
-    stored_image: Path, item: ExportItem, overlay: Image.Image
-) -> list[Download]:
-    """The overlay (JPEG, shown inline) and, with objects, the exports of one result.
-
-    Files go beside ``stored_image``, numbered per result.
-    """
-    shown = write_overlay(stored_image, item.file_name, overlay)
-    if not item.detections:
-        return [shown]
-    with_png = ExportItem(
-        item.file_name, item.size_wh, item.detections, to_png_bytes(overlay)
-    )
-    return [shown, *write_result_exports(shown, with_png)]
+def file_label(file_name: str) -> str:
+    """The name downloads of one photo start with ("cat.png" -> "cat")."""
+    return Path(file_name).stem or "image"
 
 
 def write_overlay(stored_image: Path, file_name: str, overlay: Image.Image) -> Download:
@@ -62,22 +43,30 @@ def write_overlay(stored_image: Path, file_name: str, overlay: Image.Image) -> D
     number = _next_number(stored_image.parent, f"{stored_image.stem}-*-overlay.jpg")
     overlay_path = stored_image.with_name(f"{stored_image.stem}-{number}-overlay.jpg")
     overlay_path.write_bytes(to_jpeg_bytes(overlay))
-    label = Path(file_name).stem or "image"
-    return Download(overlay_path, f"{label}-overlay.jpg", inline=True)
+    return Download(overlay_path, f"{file_label(file_name)}-overlay.jpg", inline=True)
 
 
-def write_result_exports(shown: Download, item: ExportItem) -> list[Download]:
-    """ZIP (full-size mask PNGs, COCO, YOLO; ``item.overlay_png`` when set) and
-    COCO JSON of the result whose overlay ``write_overlay`` wrote as ``shown``.
+def write_result_export(stored_image: Path, item: ExportItem, name: str) -> Download:
+    """One result (``item``) in the format ``name``, beside ``stored_image``.
 
     The chat leaves the overlay out of each answer's ZIP: it is the image
-    shown (a PNG of it cost ~0.7 s at 12 MP); "export" ZIPs include it."""
-    base = shown.path.with_name(shown.path.name.removesuffix("-overlay.jpg"))
-    label = Path(item.file_name).stem or "image"
-    return _exports(base, label, [item])
+    shown (a PNG of it cost ~0.7 s at 12 MP); "export" ZIPs include it.
+    """
+    fmt = get_format(name)
+    path = stored_image.with_name(
+        f"{stored_image.stem}-{secrets.token_hex(6)}{fmt.suffix}"
+    )
+    path.write_bytes(export_bytes(name, [item]))
+    return Download(path, fmt.file_name(file_label(item.file_name)))
 
 
 def write_export_all(folder: Path, items: Sequence[ExportItem]) -> list[Download]:
-    """One ZIP and one COCO JSON covering several images' results."""
-    number = _next_number(folder, "export-*-export.zip")
-    return _exports(folder / f"export-{number}", f"export-{number}", items)
+    """Every format of ``FORMATS`` covering several images' results."""
+    number = _next_number(folder, f"export-*{FORMATS[0].suffix}")
+    label = f"export-{number}"
+    downloads = []
+    for fmt in FORMATS:
+        path = folder / fmt.file_name(label)
+        path.write_bytes(export_bytes(fmt.name, items))
+        downloads.append(Download(path, fmt.file_name(label)))
+    return downloads

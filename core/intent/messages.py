@@ -13,7 +13,8 @@ HELP_MESSAGE = (
     "*now as boxes*, *masks instead*, *in Spanish*, *on image 2*, "
     "*in all images*, *again*, *undo*; *only 1 and 3*, *remove 2*, "
     "*hide the boxes* redraw by the numbers in the table. *export* (or "
-    "*export all*) gives the masks, COCO and YOLO files."
+    "*export all*) gives the masks, COCO, YOLO and Label Studio files; the "
+    "buttons under an answer give one each."
 )
 MSG_UNCLEAR = (
     "Tell me what to look for, e.g. “detect dog ; bike”, “segment the cat”, "

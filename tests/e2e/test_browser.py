@@ -8,6 +8,7 @@ land in the test's tmp_path and in test-output/browser/ at the repository root.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
+from pycocotools.coco import COCO
 
+from core.export.formats import FORMATS, get_format
 from core.geometry import box_to_pixels
 from core.intent.parse import parse_intent
 from core.render import swatch_for
@@ -123,6 +126,31 @@ def test_segment_then_refine_in_a_real_browser(page, server, prompts, photo, tmp
     for step in STEPS:  # one of each per turn
         assert page.locator(f'[id="step-{step}"]').count() == 2, step
     assert page.locator(ASSISTANT).count() == 2  # no stray errors or help texts
+
+
+def test_a_download_button_builds_its_file_in_a_real_browser(
+    page, prompts, photo, tmp_path
+):
+    """The answer shows one button per export format and no file; a click
+    builds the file and attaches it; the browser downloads a COCO document."""
+    first, _ = prompts
+    attach(page, photo)
+    answer = wait_for_answer(page, first, send(page, FIRST_TEXT))
+    for fmt in FORMATS:
+        expect(answer.get_by_role("button", name=fmt.label)).to_be_visible()
+    link = answer.get_by_role("link", name=re.compile(r"\.coco\.json"))
+    assert link.count() == 0  # nothing built before the click
+    answer.get_by_role("button", name=get_format("coco").label).click()
+    expect(link).to_be_visible(timeout=30_000)
+    _screenshot(page, answer, tmp_path, "4-download-clicked")
+    with page.expect_download() as download:
+        link.click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    assert path.name == "pets.coco.json"
+    coco = COCO(str(path))
+    (annotation,) = coco.loadAnns(coco.getAnnIds())
+    assert coco.annToMask(annotation).sum() == annotation["area"] > 0
 
 
 def test_text_before_any_photo_asks_for_one(page, tmp_path):

@@ -111,13 +111,11 @@ def test_cli_writes_every_format_and_overlays(cli_run):
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
     assert written == [
         "a.overlay.png",
-        "annotations.coco.json",
         "b.overlay.png",
-        "classes.txt",
-        "export.zip",
-        "labels",
-        "labels/a.txt",
-        "labels/b.txt",
+        "paligemma-masks.zip",
+        "paligemma-yolo.zip",
+        "paligemma.coco.json",
+        "paligemma.labelstudio.json",
         "results.json",
     ]
     for name, size_wh in SIZES_WH.items():
@@ -127,7 +125,7 @@ def test_cli_writes_every_format_and_overlays(cli_run):
 
 def test_cli_zip_holds_coco_yolo_and_overlays(cli_run):
     _, out = cli_run
-    with zipfile.ZipFile(out / "export.zip") as archive:
+    with zipfile.ZipFile(out / "paligemma-masks.zip") as archive:
         names = set(archive.namelist())
         coco = json.loads(archive.read("annotations.coco.json"))
         overlay = Image.open(io.BytesIO(archive.read("a/overlay.png")))
@@ -142,7 +140,7 @@ def test_cli_zip_holds_coco_yolo_and_overlays(cli_run):
 
 def test_cli_coco_loads_with_pycocotools(cli_run):
     _, out = cli_run
-    coco = COCO(str(out / "annotations.coco.json"))
+    coco = COCO(str(out / "paligemma.coco.json"))
     images = coco.loadImgs(coco.getImgIds())
     assert [(i["file_name"], i["width"], i["height"]) for i in images] == [
         (name, *size_wh) for name, size_wh in SIZES_WH.items()
@@ -281,11 +279,12 @@ def test_write_outputs_with_recorded_masks(fake_model, tmp_path):
     written = write_outputs(tmp_path, "all", exports, items)
 
     assert {p.name for p in written} >= {"cars.overlay.png", "shoe.overlay.png"}
-    assert (tmp_path / "classes.txt").read_text() == "right wheel\nshoe\n"
-    wheel_lines = (tmp_path / "labels" / "cars.txt").read_text().splitlines()
+    with zipfile.ZipFile(tmp_path / "paligemma-yolo.zip") as archive:
+        assert archive.read("classes.txt") == b"right wheel\nshoe\n"
+        wheel_lines = archive.read("labels/cars.txt").decode().splitlines()
+        assert archive.read("labels/shoe.txt").startswith(b"1 ")
     assert [line.split()[0] for line in wheel_lines] == ["0", "0"]
-    assert (tmp_path / "labels" / "shoe.txt").read_text().startswith("1 ")
-    coco = COCO(str(tmp_path / "annotations.coco.json"))
+    coco = COCO(str(tmp_path / "paligemma.coco.json"))
     areas = [a["area"] for a in coco.loadAnns(coco.getAnnIds(imgIds=[1]))]
     results = json.loads((tmp_path / "results.json").read_text())["images"]
     assert [d["area"] for d in results[0]["detections"]] == areas
@@ -296,7 +295,7 @@ def test_write_outputs_with_recorded_masks(fake_model, tmp_path):
         None,
         "shoe.overlay.png",
     ]
-    with zipfile.ZipFile(tmp_path / "export.zip") as archive:
+    with zipfile.ZipFile(tmp_path / "paligemma-masks.zip") as archive:
         assert {"cars/01_right_wheel.png", "cars/02_right_wheel.png"} <= set(
             archive.namelist()
         )
@@ -305,9 +304,10 @@ def test_write_outputs_with_recorded_masks(fake_model, tmp_path):
 @pytest.mark.parametrize(
     ("fmt", "expected"),
     [
-        ("zip", {"export.zip"}),  # zip only
-        ("coco", {"annotations.coco.json"}),  # coco only
-        ("yolo", {"classes.txt", "labels/cars.txt"}),  # yolo only
+        ("zip", {"paligemma-masks.zip"}),  # zip only
+        ("coco", {"paligemma.coco.json"}),  # coco only
+        ("yolo", {"paligemma-yolo.zip"}),  # yolo only
+        ("labelstudio", {"paligemma.labelstudio.json"}),  # Label Studio only
         ("json", {"results.json"}),  # json only
     ],
 )

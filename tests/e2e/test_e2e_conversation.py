@@ -11,6 +11,7 @@ import io
 import pytest
 from PIL import Image
 
+from core.export.formats import FORMATS
 from core.geometry import box_to_pixels
 from core.tokens import parse_objects
 from tests.recorded import REPLAY_RECORDING
@@ -99,7 +100,9 @@ async def test_refine_switch_images_and_undo(server):
                 assert all(int(area.replace(",", "")) > 0 for area in areas), areas
             else:
                 assert set(areas) == {"—"}, areas  # boxes only
-            assert kinds.count("file") == 2  # zip + COCO JSON
+            assert kinds.count("file") == 0  # built when a button is clicked
+            buttons = [a["label"] for a in client.actions_for(replies[-1]["id"])]
+            assert buttons == [fmt.label for fmt in FORMATS]
         # The last turn ran on the first photo: its reply names it.
         assert "cat.png" in client.assistant_messages()[-1]["output"]
         assert generating_inputs(client) == [step[2] for step in FLOW]
@@ -114,7 +117,7 @@ async def test_refine_switch_images_and_undo(server):
         export = replies[-1]
         assert "Exports of 2 image(s) (*cat.png*, *car.png*)" in export["output"]
         files = sorted(e["name"] for e in client.elements_for(export["id"]))
-        assert files == ["export-1-masks-coco-yolo.zip", "export-1.coco.json"]
+        assert files == sorted(fmt.file_name("export-1") for fmt in FORMATS)
         assert len(generating_inputs(client)) == len(FLOW)  # exports never generate
 
         replies = await client.send("on image 3")

@@ -1,5 +1,6 @@
 """A 12 MP phone photo in the real chat: decoded once, overlay at display size,
-boxes and downloads in the photo's own pixels (real server, replay model)."""
+boxes and downloads in the photo's own pixels (real server, replay model).
+Downloads are built when their button is clicked, never after the answer."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
+from pycocotools.coco import COCO
 
+from core.export.formats import FORMATS, get_format
 from tests.recorded import REPLAY_RECORDING
 from tests.support.api_inputs import ramp_jpeg
 from tests.support.chat_client import ChatClient, start_server
 
 PHOTO_WH = (4032, 3024)
+ZIP, COCO_JSON = get_format("zip"), get_format("coco")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,9 @@ def server(synthetic_vae_path, tmp_path_factory):
         process.stop()
 
 
-async def test_a_phone_photo_is_decoded_once_and_exported_full_size(server) -> None:
+async def test_a_phone_photo_is_decoded_once_and_exported_full_size(
+    server, tmp_path
+) -> None:
     client = ChatClient(server.url)
     await client.connect()
     try:
@@ -50,11 +56,25 @@ async def test_a_phone_photo_is_decoded_once_and_exported_full_size(server) -> N
             replies = await client.send("segment cat", timeout_s=300)
         answer = replies[-1]
         files = {e["name"]: e for e in client.elements_for(answer["id"])}
+        assert list(files) == ["phone-overlay.jpg"]  # nothing built before a click
+        buttons = [a["label"] for a in client.actions_for(answer["id"])]
+        assert buttons == [fmt.label for fmt in FORMATS]
         overlay = Image.open(io.BytesIO(client.download(files["phone-overlay.jpg"])))
-        archive = zipfile.ZipFile(
-            io.BytesIO(client.download(files["phone-masks-coco-yolo.zip"]))
+        zip_name, zip_bytes = await client.download_file(answer["id"], ZIP.label)
+        coco_name, coco_bytes = await client.download_file(
+            answer["id"], COCO_JSON.label
         )
-        coco = json.loads(client.download(files["phone.coco.json"]))
+        archive = zipfile.ZipFile(io.BytesIO(zip_bytes))
+        coco = json.loads(coco_bytes)
+        coco_path = tmp_path / coco_name
+        coco_path.write_bytes(coco_bytes)
+        loaded = COCO(str(coco_path))  # pycocotools reads the clicked file
+        (ann_id,) = loaded.getAnnIds()
+        decoded = loaded.annToMask(loaded.loadAnns([ann_id])[0])
+        await client.wait_for(
+            lambda: len(client.actions_for(answer["id"])) == len(FORMATS) - 2
+        )
+        clicked = [a["label"] for a in client.actions_for(answer["id"])]
     finally:
         await client.close()
     log = server.log()
@@ -76,3 +96,9 @@ async def test_a_phone_photo_is_decoded_once_and_exported_full_size(server) -> N
     mask = np.asarray(Image.open(archive.open("phone/01_cat.png")))
     assert mask.shape == (3024, 4032)
     assert int((mask > 0).sum()) == int(annotation["area"]) > 0
+    assert np.array_equal(decoded > 0, mask > 0)
+    assert (zip_name, coco_name) == ("phone-masks.zip", "phone.coco.json")
+    assert "phone/overlay.png" not in archive.namelist()  # shown, not zipped
+    # A clicked button goes away; the others stay.
+    assert ZIP.label not in clicked and COCO_JSON.label not in clicked
+    assert len(clicked) == len(FORMATS) - 2

@@ -1,7 +1,7 @@
 """Rate limits that count work, over the real server (loopback, no login):
-a new session id does not reset the chat's limit, every image, upload, undo
-and export counts, every /v1/analyze image counts, and chat settings from the
-socket are clamped to their widgets. Client addresses are sent as
+a new session id does not reset the chat's limit, every image, upload, undo,
+export and download click counts, every /v1/analyze image counts, and chat
+settings from the socket are clamped to their widgets. Client addresses are sent as
 X-Forwarded-For (trusted from 127.0.0.1 only, FORWARDED_ALLOW_IPS)."""
 
 from __future__ import annotations
@@ -64,6 +64,26 @@ async def test_undo_and_export_count(server):
         assert "Exports of 1 image" in exported[-1]["output"], tab.outputs()
         refused = await tab.send("segment the cat")
         assert LIMITED in refused[-1]["output"], tab.outputs()
+    finally:
+        await tab.close()
+
+
+async def test_download_clicks_count(server):
+    """Each click replays the answer (its masks decoded again): one unit of
+    work, so clicking the buttons cannot bypass the limit."""
+    tab = TabClient(server.url, address="192.0.2.4")
+    await tab.connect()
+    try:
+        (answer,) = await tab.send("segment the cat", [("c.png", png())])  # 2
+        buttons = list(tab.actions_for(answer["id"]))
+        for button in buttons[:3]:  # 3, 4, 5
+            await tab.download_file(answer["id"], button["label"])
+        before = len(tab.assistant_messages())
+        await tab.click(buttons[3])  # the 6th unit of work
+        await tab.wait_for(lambda: len(tab.assistant_messages()) > before)
+        assert LIMITED in tab.assistant_messages()[-1]["output"], tab.outputs()
+        files = [e for e in tab.elements_for(answer["id"]) if e["type"] == "file"]
+        assert len(files) == 3  # nothing built for the refused click
     finally:
         await tab.close()
 

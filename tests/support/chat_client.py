@@ -152,6 +152,7 @@ class ChatClient:
     thread_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     messages: list[dict[str, Any]] = field(default_factory=list)
     elements: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)  # buttons shown
     steps: list[dict[str, Any]] = field(default_factory=list)
     tasks_ended: int = 0
     # (perf_counter at arrival, step) for every new message or step: latency.
@@ -190,6 +191,16 @@ class ChatClient:
         @self.sio.on("element")
         async def _element(element: dict[str, Any]) -> None:
             self.elements.append(element)
+            self._changed.set()
+
+        @self.sio.on("action")
+        async def _action(action: dict[str, Any]) -> None:
+            self.actions.append(action)
+            self._changed.set()
+
+        @self.sio.on("remove_action")
+        async def _remove_action(action: dict[str, Any]) -> None:
+            self.actions = [a for a in self.actions if a["id"] != action["id"]]
             self._changed.set()
 
         @self.sio.on("task_end")
@@ -289,6 +300,37 @@ class ChatClient:
 
     def elements_for(self, message_id: str) -> list[dict[str, Any]]:
         return [e for e in self.elements if e.get("forId") == message_id]
+
+    def actions_for(self, message_id: str) -> list[dict[str, Any]]:
+        """The buttons (Chainlit actions) shown under a message."""
+        return [a for a in self.actions if a.get("forId") == message_id]
+
+    async def click(self, action: dict[str, Any], timeout_s: float = 60) -> dict:
+        """Click a button as the web page does (POST /project/action); the
+        server's JSON answer, once the callback has run."""
+        async with httpx.AsyncClient(base_url=self.url, **self.http_options()) as http:
+            response = await http.post(
+                "/project/action",
+                json={"sessionId": self.session_id, "action": action},
+                timeout=timeout_s,
+            )
+        response.raise_for_status()
+        return response.json()
+
+    async def download_file(
+        self, message_id: str, label: str, timeout_s: float = 60
+    ) -> tuple[str, bytes]:
+        """Click the download button ``label`` under a message; the name and
+        bytes of the file it attaches to that message."""
+        (button,) = [a for a in self.actions_for(message_id) if a["label"] == label]
+        before = {e["id"] for e in self.elements_for(message_id)}
+        await self.click(button, timeout_s)
+        await self.wait_for(
+            lambda: any(e["id"] not in before for e in self.elements_for(message_id)),
+            timeout_s,
+        )
+        (element,) = [e for e in self.elements_for(message_id) if e["id"] not in before]
+        return element["name"], self.download(element)
 
     def step_outputs(self, name: str) -> list[str]:
         """Every output the step called ``name`` showed, updates included."""
