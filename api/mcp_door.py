@@ -36,6 +36,8 @@ from core.service import Services
 logger = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
+# The mcp library logs every request at INFO ("Terminating session: None").
+CHATTY_LOGGERS = ("mcp.server.streamable_http", "mcp.server.lowlevel.server")
 
 
 class ApiKeyGuard:
@@ -69,6 +71,7 @@ def install_mcp(
     if getattr(app.state, "paligemma_mcp", None) is not None:
         return
     api = ApiContext(services, tokens)
+    quiet_library_logs()
     server = build_server(McpDoor(api))
     server.streamable_http_app()  # creates the session manager
     manager = server.session_manager
@@ -78,6 +81,11 @@ def install_mcp(
         _serve(manager), name="mcp-session-manager"
     )
     logger.info("MCP door (streamable HTTP) at %s", MCP_PATH)
+
+
+def quiet_library_logs() -> None:
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 async def _serve(manager: Any) -> None:
@@ -92,6 +100,7 @@ def main() -> int:
 
     settings = Settings.from_env()
     setup_logging(settings.log_level)
+    quiet_library_logs()
     services = Services.for_process(settings)
     services.engines.start_background_load()
     server = build_server(McpDoor(ApiContext(services), local_files=True))
