@@ -1,6 +1,7 @@
 """The composition root: builds the process's one application service
-(core.service.Services) and hands it to every door (the chat, the REST API
-and the OpenAI door); registers every ``@cl.*`` handler. No model code here.
+(core.service.Services) and hands it to every door (the chat, the REST API,
+the OpenAI door and the MCP door); registers every ``@cl.*`` handler. No
+model code here.
 
 The replies live in chat.replies.py / chat.analysis.py, the session state in
 chat.session.py.
@@ -14,6 +15,7 @@ import chainlit as cl
 from chainlit.data import get_data_layer
 from chainlit.types import ThreadDict
 
+from api.mcp_door import install_mcp
 from api.routes import install_api
 from chat.clicks import on_download
 from chat.downloads import DOWNLOAD_ACTION
@@ -66,6 +68,7 @@ async def on_app_startup() -> None:
     start_sweeping()  # abandoned sessions' upload folders (chat.uploads)
     tokens = LOGIN.tokens if LOGIN else None
     install_api(app, services=SERVICE, tokens=tokens)
+    install_mcp(app, SERVICE, tokens)  # the MCP door for agents at /mcp
     if LOGIN:
         LOGIN.install(app)
     warn_if_exposed(config.run.host, PERSIST.login, bool(SETTINGS.api_key))

@@ -21,6 +21,7 @@ ENDPOINTS = {  # /health's Sa2VA-style list: path -> "METHOD - what"
     "/segment": "POST - PaliGemma segmentation (multipart prompt + image_file)",
     "/process": "POST - Process image with text prompt",
     "/v1/analyze": "POST - one or more images as JSON, COCO, YOLO or a ZIP",
+    "/mcp": "POST - MCP tools for agents (streamable HTTP; docs/api.md)",
 }
 
 

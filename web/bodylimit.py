@@ -33,12 +33,12 @@ class BodyTooLarge(Exception):
 
 
 def upload_limits(max_upload_mb: int) -> Callable[[str], int]:
-    """Bytes allowed per path: MAX_UPLOAD_MB plus form slack; /process carries
-    the image base64-encoded in JSON (4/3 the size)."""
+    """Bytes allowed per path: MAX_UPLOAD_MB plus form slack; /process and /mcp
+    carry the image base64-encoded in JSON (4/3 the size)."""
     base = max_upload_mb * MB
 
     def limit_for(path: str) -> int:
-        if path.rstrip("/").endswith("/process"):
+        if path.rstrip("/").endswith(("/process", "/mcp")):
             return base * 4 // 3 + FORM_SLACK_BYTES
         return base + FORM_SLACK_BYTES
 
