@@ -26,6 +26,7 @@ from chat.photos import Photo
 from chat.runs import CHAT_PER_SESSION, chat_client
 from chat.services import ChatServices
 from chat.session import client_key, save_state
+from chat.suggestions import suggestion_actions
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.engine.queue import CHAT, Place
 from core.errors import AppError, ClientQueueFullError
@@ -254,10 +255,13 @@ async def send_result(
             display="inline",
             mime="image/jpeg",
         )
-        await cl.Message(content=_with_note(content), elements=[image]).send()
+        actions = suggestion_actions(result)
+        await cl.Message(_with_note(content), elements=[image], actions=actions).send()
         return
     elements = as_elements([overlay_file])
-    answer = cl.Message(content=_with_note(content), elements=elements)
+    answer = cl.Message(
+        _with_note(content), elements=elements, actions=suggestion_actions(result)
+    )
     await answer.send()
     kept = visible(result, hidden).detections
     if kept:

@@ -153,6 +153,7 @@ class ChatClient:
     messages: list[dict[str, Any]] = field(default_factory=list)
     elements: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)  # buttons shown
     tasks_ended: int = 0
     # (perf_counter at arrival, step) for every new message or step: latency.
     arrivals: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
@@ -190,6 +191,11 @@ class ChatClient:
         @self.sio.on("element")
         async def _element(element: dict[str, Any]) -> None:
             self.elements.append(element)
+            self._changed.set()
+
+        @self.sio.on("action")
+        async def _action(action: dict[str, Any]) -> None:
+            self.actions.append(action)
             self._changed.set()
 
         @self.sio.on("task_end")
@@ -269,6 +275,26 @@ class ChatClient:
             "client_message", {"message": message, "fileReferences": refs}
         )
         await self.wait_for(lambda: self.tasks_ended > tasks_before, timeout_s)
+        return self.assistant_messages()[before:]
+
+    def actions_for(self, message_id: str) -> list[dict[str, Any]]:
+        return [a for a in self.actions if a.get("forId") == message_id]
+
+    async def click(
+        self, action: dict[str, Any], *, timeout_s: float = 120
+    ) -> list[dict[str, Any]]:
+        """Click an action button as the browser does (POST /project/action);
+        return the assistant messages it produced."""
+        before = len(self.assistant_messages())
+        async with httpx.AsyncClient(
+            base_url=self.url, timeout=timeout_s, **self.http_options()
+        ) as http:
+            response = await http.post(
+                "/project/action",
+                json={"sessionId": self.session_id, "action": action},
+            )
+        response.raise_for_status()
+        await self.wait_for(lambda: len(self.assistant_messages()) > before, 30)
         return self.assistant_messages()[before:]
 
     async def wait_for(
