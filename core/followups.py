@@ -67,7 +67,7 @@ def _grounded(intent: Intent, found: int) -> list[str]:
         phrases.append("only 1 and 3")
     if (side := _other_side(intent.targets[0])) is not None:
         phrases.append(f"what about the {side}?")
-    heads = {name.split()[-1] for name in intent.targets}
+    heads = list(dict.fromkeys(name.split()[-1] for name in intent.targets))
     extra = next(
         (COMPANIONS[h] for h in heads if COMPANIONS.get(h) not in (None, *heads)),
         "person" if "person" not in heads else "car",
