@@ -19,8 +19,8 @@ import re
 
 logger = logging.getLogger(__name__)
 
-FILE_TAG = re.compile(r"<file\b([^>]*)>", re.IGNORECASE)
-ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
+FILE_TAG = re.compile(r"<file\b([^<>]*)>", re.IGNORECASE)  # [^<>]: linear
+ATTRIBUTE = re.compile(r'\b(\w+)="([^"]*)"')  # \b: one try per word
 RAG_START = "### task:"
 RAG_TASK = "respond to the user query using the provided context"
 # (opening, closing) tags of the blocks that are never typed words; found with
