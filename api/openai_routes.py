@@ -156,7 +156,8 @@ async def _chat_completion(ctx: ApiContext, store: OverlayStore, request: Reques
         answer_task, messages, settings.max_prompt_chars
     )
     if task is not None:
-        return await _reply(body, completion_id, model, asyncio.sleep(0, task))
+        known = asyncio.sleep(0, task)  # an answer that is already there
+        return await _reply(body, completion_id, model, known)
     parsed = await asyncio.to_thread(  # the first question may load langid
         parse_chat, messages, settings.max_prompt_chars
     )
