@@ -29,6 +29,7 @@ from chat.samples import attach_sample, starters
 from chat.security import install_web_security
 from chat.services import ChatServices
 from chat.session import restore_state, save_state, send_chat_settings
+from chat.suggestions import FOLLOW_UP, follow_up_message
 from chat.uploads import start_sweeping
 from core.config import Settings
 from core.conversation import Conversation
@@ -119,6 +120,17 @@ async def on_settings_update(values: dict) -> None:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
+    await _answer(message)
+
+
+@cl.action_callback(FOLLOW_UP)
+async def on_follow_up(action: cl.Action) -> None:
+    """A suggestion under an answer clicked: its phrase, as if typed."""
+    if (message := await follow_up_message(action)) is not None:
+        await _answer(message)
+
+
+async def _answer(message: cl.Message) -> None:
     try:
         with tracked():  # Stop / disconnect cancel it (chat.runs)
             conversation = cl.user_session.get("conversation")

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from api.openai_content import attached_image_names, typed_text
 from core.conversation import Conversation, ResultSummary
 from core.errors import UserInputError
 from core.intent import parse_intent
@@ -42,20 +43,28 @@ class ChatRequest:
     ``intent`` is what the chat would run (or answer without the model when
     it does not: ``core.service.runs_model``); ``image_url`` the chosen photo's URL (a
     data URI or http(s)), None when the conversation has none;
-    ``image_number`` its 1-based position among the conversation's photos.
+    ``image_number`` its 1-based position among the conversation's photos;
+    ``image_name`` its file name when the client listed it (Open WebUI's
+    ``<attached_files>``), else None.
     """
 
     intent: Intent
     image_url: str | None
     image_number: int
     image_count: int
+    image_name: str | None = None
 
 
-def _parts(message: dict[str, Any], index: int) -> tuple[str, list[str]]:
-    """The text and the image URLs of one message (string or content parts)."""
+Turn = tuple[str, list[str], list[str]]  # typed text, image URLs, image names
+
+
+def _parts(message: dict[str, Any], index: int) -> Turn:
+    """The typed text, the image URLs and the attached image names of one
+    message (a string or content parts, in any order and number)."""
     content = message.get("content")
     if content is None or isinstance(content, str):
-        return content or "", []
+        text = content or ""
+        return typed_text(text), [], attached_image_names(text)
     if not isinstance(content, list):
         raise UserInputError(
             f"messages[{index}].content must be a string or a list of parts, "
@@ -72,7 +81,7 @@ def _parts(message: dict[str, Any], index: int) -> tuple[str, list[str]]:
             if not isinstance(text, str):
                 raise UserInputError(f"{where}.text must be a string.")
             texts.append(text)
-        elif kind == "image_url":
+        elif kind == "image_url":  # {"url": ...} or, from some clients, the URL
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
             if not isinstance(url, str) or not url.strip():
@@ -82,10 +91,12 @@ def _parts(message: dict[str, Any], index: int) -> tuple[str, list[str]]:
             raise UserInputError(
                 f"{where}.type must be 'text' or 'image_url', got {kind!r}."
             )
-    return "\n".join(texts), images
+    typed = [part for part in (typed_text(text) for text in texts) if part]
+    names = [name for text in texts for name in attached_image_names(text)]
+    return "\n".join(typed), images, names
 
 
-def _user_turns(messages: Any) -> list[tuple[str, list[str]]]:
+def _user_turns(messages: Any) -> list[Turn]:
     """Each user message's text and images, in order; 400 for a bad shape."""
     if not isinstance(messages, list) or not messages:
         raise UserInputError("'messages' must be a non-empty list of messages.")
@@ -102,9 +113,9 @@ def _user_turns(messages: Any) -> list[tuple[str, list[str]]]:
             raise UserInputError(
                 f"messages[{index}].role must be one of {sorted(ROLES)}, got {role!r}."
             )
-        text, images = _parts(message, index)
-        if role == "user":
-            turns.append((text, images))
+        text, images, names = _parts(message, index)
+        if role == "user":  # system prompts never shape the request
+            turns.append((text, images, names))
         elif images:
             logger.info("ignored %d image(s) in a %s message", len(images), role)
     if not turns:
@@ -149,7 +160,7 @@ def parse_chat(messages: Any, max_prompt_chars: int) -> ChatRequest:
     turn count, so "image 1" is still the conversation's first photo.
     """
     turns = _user_turns(messages)
-    texts = [text.strip() for text, _ in turns]
+    texts = [text.strip() for text, _, _ in turns]
     for text in texts:
         if len(text) > max_prompt_chars:
             raise UserInputError(
@@ -158,13 +169,17 @@ def parse_chat(messages: Any, max_prompt_chars: int) -> ChatRequest:
             )
     first = _replayed(texts)
     images: list[str] = []
+    names: list[str | None] = []
     # Requests that ran, for refinements and undo: the chat's Conversation,
     # its turns kept on one stand-in photo (the photos themselves are URLs).
     conversation = Conversation()
     photo = conversation.add_image("conversation", "", (1, 1))
     intent: Intent | None = None
-    for index, (text, (_, turn_images)) in enumerate(zip(texts, turns, strict=True)):
+    for index, (text, (_, turn_images, turn_names)) in enumerate(
+        zip(texts, turns, strict=True)
+    ):
         images.extend(turn_images)
+        names.extend(_names_for(turn_images, turn_names))
         if len(images) > MAX_IMAGES:
             raise UserInputError(
                 f"Send at most {MAX_IMAGES} photos in one conversation."
@@ -191,4 +206,10 @@ def parse_chat(messages: Any, max_prompt_chars: int) -> ChatRequest:
             raise UserInputError("There is nothing to undo in this conversation.")
         intent = last  # the answer before the undone request, again
     url, number = _choose_image(images, intent)
-    return ChatRequest(intent, url, number, len(images))
+    name = names[number - 1] if number else None
+    return ChatRequest(intent, url, number, len(images), name)
+
+
+def _names_for(images: list[str], names: list[str]) -> list[str | None]:
+    """One name per image of a turn: the listed names when they match in number."""
+    return list(names) if len(names) == len(images) else [None] * len(images)

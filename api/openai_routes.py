@@ -28,6 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.requests import Request
 
 from api.openai_chat import NO_IMAGE, ChatRequest, parse_chat
+from api.openai_tasks import answer_task
 from api.request import MB, decode_base64, error_json, read_body
 from api.service import ApiContext, decoding_for
 from core.errors import (
@@ -150,8 +151,15 @@ async def _chat_completion(ctx: ApiContext, store: OverlayStore, request: Reques
     overlay = body.get("overlay", "link")
     if overlay not in OVERLAY_MODES:
         raise UserInputError(f"'overlay' must be one of {list(OVERLAY_MODES)}.")
+    messages, completion_id = body.get("messages"), f"chatcmpl-{uuid.uuid4().hex}"
+    task = await asyncio.to_thread(  # a title, tags, follow-ups: no model
+        answer_task, messages, settings.max_prompt_chars
+    )
+    if task is not None:
+        known = asyncio.sleep(0, task)  # an answer that is already there
+        return await _reply(body, completion_id, model, known)
     parsed = await asyncio.to_thread(  # the first question may load langid
-        parse_chat, body.get("messages"), settings.max_prompt_chars
+        parse_chat, messages, settings.max_prompt_chars
     )
     decoding = _decoding(
         body.get("max_tokens") or body.get("max_completion_tokens"),
@@ -162,15 +170,18 @@ async def _chat_completion(ctx: ApiContext, store: OverlayStore, request: Reques
         options = ctx.services.options(decoding, model=model_id)
         job = ctx.prepare(client, parsed.intent, options)
     answer = _answer(ctx, store, request, parsed, job, overlay)
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    return await _reply(body, completion_id, model, answer)
+
+
+async def _reply(body: dict, completion_id: str, model: str, answer: Any) -> Any:
+    """The ``answer`` coroutine as server-sent events or one JSON completion."""
     if body.get("stream") is True:
         return StreamingResponse(
             _stream(completion_id, model, answer),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
-    content = await answer
-    return JSONResponse(_completion(completion_id, model, content))
+    return JSONResponse(_completion(completion_id, model, await answer))
 
 
 def _model_named(ctx: ApiContext, model: Any, served: dict[str, str | None]) -> Any:
@@ -222,7 +233,7 @@ async def _answer(
         data = await ctx.fetch(url)
     image = await ctx.load(data)
     result = await ctx.run(request, job, image)
-    text = reply_markdown(result, f"image {parsed.image_number}")
+    text = reply_markdown(result, parsed.image_name or f"image {parsed.image_number}")
     if overlay == "none" or not result.detections:
         return text
     jpeg = await asyncio.to_thread(

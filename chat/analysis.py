@@ -27,6 +27,7 @@ from chat.photos import Photo
 from chat.runs import CHAT_PER_SESSION, chat_client
 from chat.services import ChatServices
 from chat.session import client_key, save_state
+from chat.suggestions import suggestion_actions
 from core.conversation import Conversation, ImageRecord, ResultSummary, Turn
 from core.engine.queue import CHAT, Place
 from core.errors import AppError, ClientQueueFullError
@@ -254,13 +255,17 @@ async def send_result(
             display="inline",
             mime="image/jpeg",
         )
-        await cl.Message(content=_with_note(content), elements=[image]).send()
+        actions = suggestion_actions(result)
+        await cl.Message(_with_note(content), elements=[image], actions=actions).send()
         return
     kept = visible(result, hidden).detections
     await cl.Message(
         content=_with_note(content),
         elements=as_elements([overlay_file]),
-        actions=download_actions(record) if kept else [],
+        actions=[
+            *suggestion_actions(result),
+            *(download_actions(record) if kept else []),
+        ],
     ).send()
 
 

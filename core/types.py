@@ -298,7 +298,8 @@ class Intent:
     ``image_ref`` is None for the active image, "1", "2"... (1-based upload
     order), "last", "all", or a file name as typed. ``follows_previous`` is
     True when the intent was derived from the previous one; ``refinement``
-    then says how: "add", "only", "remove", "switch", "repeat", "language".
+    then says how: "add", "only", "remove", "switch", "repeat", "language",
+    "instead" ("what about the bike?": the same task for other targets).
     """
 
     task: str

@@ -17,6 +17,35 @@ from tests.support.intents import reply_to
 
 # (conversation, (action, prompt, image_ref, refinement, follows_previous))
 TURNS = [
+    # "what about X?" after boxes or masks: the same task for X (issue 24)
+    (
+        ("segment left wheel", "what about the right wheel?"),
+        ("run", "segment right wheel", None, "instead", True),
+    ),
+    (
+        ("detect the cat", "how about the dog?"),
+        ("run", "detect dog", None, "instead", True),
+    ),
+    (
+        ("detect the cat", "and what about the bikes?"),
+        ("run", "detect bike", None, "instead", True),
+    ),
+    (
+        ("segment left wheel", "and the dog?"),
+        ("run", "segment left wheel ; dog", None, "add", True),
+    ),
+    (
+        ("segment left wheel", "what about it?"),
+        ("run", "answer en what about it?", None, None, False),
+    ),  # nothing named: a question
+    (
+        ("what about the dog?",),
+        ("run", "answer en what about the dog?", None, None, False),
+    ),
+    (
+        ("caption", "how about the dog?"),
+        ("run", "answer en how about the dog?", None, None, False),
+    ),
     (("detect dog", "again"), ("run", "detect dog", None, "repeat", True)),
     (("detect dog", "on image 2"), ("run", "detect dog", "2", "repeat", True)),
     (("detect dog", "same for image 2"), ("run", "detect dog", "2", "repeat", True)),

@@ -31,6 +31,7 @@ from core.intent.refer import referring_targets
 from core.intent.refine import (
     clarify,
     grounded_prev,
+    instead_targets,
     language_change,
     remove_targets,
     switch_task,
@@ -147,6 +148,9 @@ def _interpret(
         return remove_targets(prev, rest[m.end() :])
     if m := v.ONLY_PREFIX.match(rest):
         return _only(prev, rest[m.end() :])
+    if grounded_prev(prev) and (m := v.INSTEAD_PREFIX.match(rest)):
+        if (instead := instead_targets(prev, rest[m.end() :])) is not None:
+            return instead
     added = v.ADD_SUFFIX.sub("", v.ADD_PREFIX.sub("", rest, count=1))
     if added != rest and added:
         return _add(prev, added, low, text_q, lang)

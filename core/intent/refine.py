@@ -35,6 +35,18 @@ def switch_task(prev: Intent | None, task: str) -> Intent:
     return t.run_intent(task, prev.targets, refinement="switch")
 
 
+def instead_targets(prev: Intent, phrase: str) -> Intent | None:
+    """ "what about the right wheel?" after "segment left wheel": the same
+    task for the named targets; None when nothing is named (a question)."""
+    phrase = phrase.strip(t.PUNCT_ENDS)
+    if phrase in v.PRONOUNS:
+        return None
+    targets = referring_targets(phrase)
+    if not targets or any(vague(name) for name in targets):
+        return None
+    return t.run_intent(prev.task, targets, refinement="instead")
+
+
 def _matches(target: str, wanted: str) -> bool:
     return target == wanted or target.endswith(" " + wanted)
 

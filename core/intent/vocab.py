@@ -222,6 +222,9 @@ IMAGE_PHRASE = re.compile(
 ADD_PREFIX = re.compile(
     r"^(?:(?:and\s+)?also|and|plus|add|with|as\s+well\s+as|include|including)\b\s*"
 )
+# "what about the right wheel?", "how about the dog?": the same request for
+# other targets (after a detect/segment request; otherwise a question)
+INSTEAD_PREFIX = re.compile(r"^(?:and\s+)?(?:what|how)\s+about\b\s*")
 ADD_SUFFIX = re.compile(r"(?<!\s)\s*+\b(?:too|as\s+well|also)$")
 ONLY_PREFIX = re.compile(r"^(?:(?:keep|show|leave)\s+)?(?:only|just)\b\s*")
 REMOVE_PREFIX = re.compile(

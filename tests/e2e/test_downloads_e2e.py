@@ -52,7 +52,7 @@ async def test_every_button_builds_its_file_when_clicked(server, tmp_path) -> No
             name, data = await client.download_file(answer["id"], fmt.label)
             files[fmt.name] = (name, data)
         # each button goes once clicked (its file is attached)
-        await client.wait_for(lambda: client.actions_for(answer["id"]) == [])
+        await client.wait_for(lambda: client.downloads_for(answer["id"]) == [])
     finally:
         await client.close()
     assert {k: v[0] for k, v in files.items()} == {
@@ -90,7 +90,7 @@ async def test_a_button_exports_its_own_answer_and_stale_ones_say_so(server) -> 
         assert len(json.loads(data)["annotations"]) == 1
         await client.send("undo")  # takes the second answer back
         (button,) = [
-            a for a in client.actions_for(second["id"]) if a["label"] == coco.label
+            a for a in client.downloads_for(second["id"]) if a["label"] == coco.label
         ]
         forged = {**button, "payload": {**button["payload"], "format": "xml"}}
         for action in (button, forged):

@@ -101,7 +101,7 @@ async def test_refine_switch_images_and_undo(server):
             else:
                 assert set(areas) == {"—"}, areas  # boxes only
             assert kinds.count("file") == 0  # built when a button is clicked
-            buttons = [a["label"] for a in client.actions_for(replies[-1]["id"])]
+            buttons = [a["label"] for a in client.downloads_for(replies[-1]["id"])]
             assert buttons == [fmt.label for fmt in FORMATS]
         # The last turn ran on the first photo: its reply names it.
         assert "cat.png" in client.assistant_messages()[-1]["output"]

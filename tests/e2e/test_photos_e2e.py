@@ -57,7 +57,7 @@ async def test_a_phone_photo_is_decoded_once_and_exported_full_size(
         answer = replies[-1]
         files = {e["name"]: e for e in client.elements_for(answer["id"])}
         assert list(files) == ["phone-overlay.jpg"]  # nothing built before a click
-        buttons = [a["label"] for a in client.actions_for(answer["id"])]
+        buttons = [a["label"] for a in client.downloads_for(answer["id"])]
         assert buttons == [fmt.label for fmt in FORMATS]
         overlay = Image.open(io.BytesIO(client.download(files["phone-overlay.jpg"])))
         zip_name, zip_bytes = await client.download_file(answer["id"], ZIP.label)
@@ -72,9 +72,9 @@ async def test_a_phone_photo_is_decoded_once_and_exported_full_size(
         (ann_id,) = loaded.getAnnIds()
         decoded = loaded.annToMask(loaded.loadAnns([ann_id])[0])
         await client.wait_for(
-            lambda: len(client.actions_for(answer["id"])) == len(FORMATS) - 2
+            lambda: len(client.downloads_for(answer["id"])) == len(FORMATS) - 2
         )
-        clicked = [a["label"] for a in client.actions_for(answer["id"])]
+        clicked = [a["label"] for a in client.downloads_for(answer["id"])]
     finally:
         await client.close()
     log = server.log()

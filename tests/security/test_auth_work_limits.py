@@ -75,7 +75,7 @@ async def test_download_clicks_count(server):
     await tab.connect()
     try:
         (answer,) = await tab.send("segment the cat", [("c.png", png())])  # 2
-        buttons = list(tab.actions_for(answer["id"]))
+        buttons = list(tab.downloads_for(answer["id"]))
         for button in buttons[:3]:  # 3, 4, 5
             await tab.download_file(answer["id"], button["label"])
         before = len(tab.assistant_messages())

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from api.openai_chat import REPLAY_CHARS, REPLAY_TURNS, parse_chat
+from api.openai_content import attached_image_names, typed_text
+from api.openai_tasks import answer_task
 from core.config import Settings
 from core.errors import UserInputError
 from core.intent import parse_intent, parse_requests
@@ -61,6 +63,7 @@ PATTERN_MODULES = (
     "core.intent.vocab", "core.intent.objects", "core.intent.refer",
     "core.intent.parse", "core.intent.language", "api.request",
     "core.tiling", "core.security.markdown", "core.security.redact",
+    "api.openai_content", "api.openai_tasks",
 )  # fmt: skip
 
 
@@ -107,6 +110,12 @@ def chat_door(text: str) -> object:
         return parse_chat([{"role": "user", "content": text}], MAX_CHARS)
     except UserInputError:  # e.g. only whitespace: "ask something"
         return None
+
+
+def task_door(text: str) -> object:
+    """A chat UI's background task whose history is ``text`` (no length cap)."""
+    prompt = f'### Task:\n{{ "follow_ups": [] }}\n<chat_history>\n{text}'
+    return answer_task([{"role": "user", "content": prompt}], MAX_CHARS)
 
 
 def timed(call: Callable[[str], object], text: str) -> float:
@@ -166,6 +175,9 @@ def texts() -> list[str]:
         ("parse_intent", parse_intent),
         ("parse_requests", parse_requests),
         ("parse_chat", chat_door),
+        ("typed_text", typed_text),
+        ("attached_image_names", attached_image_names),
+        ("chat UI task", task_door),
         ("split_region (raw text)", split_region),
         ("redact", redact),
     ],
@@ -194,6 +206,20 @@ def test_the_reported_messages_are_fast() -> None:
     for text in reported:
         for call in (parse_intent, parse_requests, chat_door):
             assert timed(call, text) < CAP_S, (call.__qualname__, text[:40])
+
+
+def test_unclosed_chat_ui_blocks_are_fast() -> None:
+    """Open WebUI's blocks are cut with str.find: one pass over a message of
+    a request body's size, however many unclosed tags it holds."""
+    body = 4 * 1024 * 1024  # an upload-sized text part
+    for tag in ("<source", "<attached_files>", "<context>", "<user_query>"):
+        text = (tag * (body // len(tag)))[:body]
+        assert timed(typed_text, text) < 4 * CAP_S, tag
+        assert timed(attached_image_names, text) < 4 * CAP_S, tag
+    files = "<attached_files>" + "<file a" * (body // 7) + "</attached_files>"
+    assert timed(attached_image_names, files) < 4 * CAP_S
+    history = "USER: " + "### Task: <chat_history>" * (body // 24)
+    assert timed(task_door, history) < 4 * CAP_S
 
 
 def user(text: str, image: str | None = None) -> dict[str, object]:

@@ -282,6 +282,23 @@ class ChatClient:
         await self.wait_for(lambda: self.tasks_ended > tasks_before, timeout_s)
         return self.assistant_messages()[before:]
 
+    async def click_for_replies(
+        self, action: dict[str, Any], *, timeout_s: float = 120
+    ) -> list[dict[str, Any]]:
+        """Click an action button as the browser does (POST /project/action);
+        return the assistant messages it produced."""
+        before = len(self.assistant_messages())
+        async with httpx.AsyncClient(
+            base_url=self.url, timeout=timeout_s, **self.http_options()
+        ) as http:
+            response = await http.post(
+                "/project/action",
+                json={"sessionId": self.session_id, "action": action},
+            )
+        response.raise_for_status()
+        await self.wait_for(lambda: len(self.assistant_messages()) > before, 30)
+        return self.assistant_messages()[before:]
+
     async def wait_for(
         self, predicate, timeout_s: float = 30, quiet: bool = False
     ) -> bool:
@@ -301,9 +318,24 @@ class ChatClient:
     def elements_for(self, message_id: str) -> list[dict[str, Any]]:
         return [e for e in self.elements if e.get("forId") == message_id]
 
-    def actions_for(self, message_id: str) -> list[dict[str, Any]]:
-        """The buttons (Chainlit actions) shown under a message."""
-        return [a for a in self.actions if a.get("forId") == message_id]
+    def actions_for(
+        self, message_id: str, name: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The buttons (Chainlit actions) shown under a message (of one
+        callback ``name`` when given)."""
+        return [
+            a
+            for a in self.actions
+            if a.get("forId") == message_id and name in (None, a.get("name"))
+        ]
+
+    def downloads_for(self, message_id: str) -> list[dict[str, Any]]:
+        """The download buttons under a message (chat.downloads)."""
+        return self.actions_for(message_id, "download")
+
+    def suggestions_for(self, message_id: str) -> list[dict[str, Any]]:
+        """The follow-up suggestion buttons under a message (chat.suggestions)."""
+        return self.actions_for(message_id, "follow_up")
 
     async def click(self, action: dict[str, Any], timeout_s: float = 60) -> dict:
         """Click a button as the web page does (POST /project/action); the
@@ -322,7 +354,7 @@ class ChatClient:
     ) -> tuple[str, bytes]:
         """Click the download button ``label`` under a message; the name and
         bytes of the file it attaches to that message."""
-        (button,) = [a for a in self.actions_for(message_id) if a["label"] == label]
+        (button,) = [a for a in self.downloads_for(message_id) if a["label"] == label]
         before = {e["id"] for e in self.elements_for(message_id)}
         await self.click(button, timeout_s)
         await self.wait_for(
