@@ -34,6 +34,7 @@ from core.video.track import FrameResult, TrackedObject, Tracker, VideoResult
 logger = logging.getLogger(__name__)
 
 FrameProgress = Callable[[int, int], Awaitable[object]]  # (frame n, of total)
+FrameDone = Callable[[FrameResult], Awaitable[object]]  # one frame's answer
 
 
 def probe(path: Path, settings: Settings) -> ClipInfo:
@@ -50,11 +51,13 @@ async def run_clip(
     video_out: Path | None = None,
     hooks: Hooks | None = None,
     on_frame: FrameProgress | None = None,
+    on_result: FrameDone | None = None,
     engine: Engine | None = None,
 ) -> VideoResult:
     """``job`` on every sampled frame of the clip at ``path``, streamed: one
     decoded frame at a time. The annotated clip goes to ``video_out``
-    (None: not written). ``on_frame(n, total)`` before frame n runs."""
+    (None: not written). ``on_frame(n, total)`` before frame n runs,
+    ``on_result(frame)`` once it is answered."""
     engine = engine or await services.ready(job.options.model, wait=False)
     hooks = hooks or Hooks()
     cancel = hooks.cancel or threading.Event()
@@ -79,6 +82,8 @@ async def run_clip(
             if writer is not None:
                 await asyncio.to_thread(writer.add, overlay)
             result.frames.append(frame)
+            if on_result is not None:
+                await on_result(frame)
         result.stopped = cancel.is_set()
     finally:
         frames.close()
