@@ -22,11 +22,10 @@ from core.errors import AppError, UserInputError
 from core.service import RunOptions
 from core.service.video import probe, run_clip
 from core.video import (
-    VideoResult,
+    clip_to_dict,
     coco_video,
     is_video_bytes,
     is_video_name,
-    mot_text,
     video_request,
 )
 
@@ -114,7 +113,7 @@ async def _one_clip(
         result = await until_disconnected(request, work)
         if fmt == "coco":
             return coco_video(result, name)
-        body = await asyncio.to_thread(clip_json, result, name)
+        body = await asyncio.to_thread(clip_to_dict, result, name)
         if video_out is not None and result.video_path:
             data = await asyncio.to_thread(video_out.read_bytes)
             body["annotated_video_mp4"] = base64.b64encode(data).decode("ascii")
@@ -126,41 +125,3 @@ def _save(upload: UploadFile, path: Path) -> None:
     with path.open("wb") as out:
         while chunk := upload.file.read(1 << 20):
             out.write(chunk)
-
-
-def clip_json(result: VideoResult, name: str) -> dict[str, Any]:
-    """One clip's JSON: its sampling, every analysed frame with its objects
-    (track ids, boxes in pixels), the track ids and the MOT text."""
-    info = result.info
-    return {
-        "filename": name,
-        "kind": "video",
-        "prompt": result.intent.prompt,
-        "task": result.intent.task,
-        "image_size_wh": list(info.size_wh),
-        "duration_s": round(info.duration_s, 3),
-        "sample_fps": round(info.sample_fps, 4),
-        "stopped": result.stopped,
-        "frames": [
-            {
-                "frame": f.index,
-                "source_frame": f.source_frame,
-                "time_s": round(f.time_s, 3),
-                "raw_text": f.raw_text,
-                "truncated": f.truncated,
-                "objects": [
-                    {
-                        "track_id": o.track_id,
-                        "label": o.label,
-                        "box": list(o.box_px),
-                        "area": o.area,
-                        **({"mask_rle": o.rle} if o.rle is not None else {}),
-                    }
-                    for o in f.objects
-                ],
-            }
-            for f in result.frames
-        ],
-        "tracks": result.track_ids,
-        "mot": mot_text(result),
-    }

@@ -14,7 +14,7 @@ from core.video.clip import (
     probe_clip,
     sample_frames,
 )
-from core.video.export import coco_video, mot_text
+from core.video.export import clip_to_dict, coco_video, mot_text
 from core.video.request import video_request
 from core.video.track import FrameResult, TrackedObject, Tracker, VideoResult
 
@@ -26,6 +26,7 @@ __all__ = [
     "TrackedObject",
     "Tracker",
     "VideoResult",
+    "clip_to_dict",
     "coco_video",
     "is_video_bytes",
     "is_video_name",

@@ -11,6 +11,8 @@ frame, with ``frame_id`` and ``time_s``), ``annotations`` with ``track_id``
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.export.items import category_name
 from core.video.track import VideoResult
 
@@ -71,4 +73,42 @@ def coco_video(result: VideoResult, name: str = "clip") -> dict:
             for tid, cat in sorted(tracks.items())
         ],
         "categories": [{"id": i, "name": n} for n, i in category.items()],
+    }
+
+
+def clip_to_dict(result: VideoResult, name: str) -> dict[str, Any]:
+    """One clip's JSON: its sampling, every analysed frame with its objects
+    (track ids, boxes in pixels), the track ids and the MOT text."""
+    info = result.info
+    return {
+        "filename": name,
+        "kind": "video",
+        "prompt": result.intent.prompt,
+        "task": result.intent.task,
+        "image_size_wh": list(info.size_wh),
+        "duration_s": round(info.duration_s, 3),
+        "sample_fps": round(info.sample_fps, 4),
+        "stopped": result.stopped,
+        "frames": [
+            {
+                "frame": f.index,
+                "source_frame": f.source_frame,
+                "time_s": round(f.time_s, 3),
+                "raw_text": f.raw_text,
+                "truncated": f.truncated,
+                "objects": [
+                    {
+                        "track_id": o.track_id,
+                        "label": o.label,
+                        "box": list(o.box_px),
+                        "area": o.area,
+                        **({"mask_rle": o.rle} if o.rle is not None else {}),
+                    }
+                    for o in f.objects
+                ],
+            }
+            for f in result.frames
+        ],
+        "tracks": result.track_ids,
+        "mot": mot_text(result),
     }
