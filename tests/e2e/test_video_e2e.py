@@ -91,3 +91,37 @@ async def test_rest_analyze_answers_frames_with_tracks(server, clip_bytes) -> No
     assert coco.status_code == 200 and len(coco.json()["images"]) == 5
     assert broken.status_code == 400
     assert "not a video" in broken.json()["error"]["message"]
+
+
+def test_cli_tracks_each_clip_of_a_folder(tmp_path, synthetic_vae_path) -> None:
+    from tests.e2e.test_cli import run_cli
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_clip(clips / "square.mp4")
+    (clips / "broken.mov").write_bytes(b"\0\0\0\x18ftypqt  " + b"\0" * 100)
+    recording = tmp_path / "recording.json"
+    recording.write_text(json.dumps(RECORDING))
+    out = tmp_path / "out"
+    args = ["track the square", str(clips), "--out", str(out)]
+    env = {
+        "MODEL_ID": f"replay:{recording}",
+        "VAE_PATH": str(synthetic_vae_path),
+        "VIDEO_FPS": "5",
+    }
+
+    proc = run_cli(args, tmp_path, env)
+
+    assert proc.returncode == 0, proc.stderr
+    assert "1 of 2 clips done, 1 failed" in proc.stderr
+    assert "failed: broken.mov: This file is not a video" in proc.stderr
+    assert "frame 5 of 5" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "square.coco-video.json",
+        "square.mot.txt",
+        "square.tracked.mp4",
+        "square.tracks.json",
+    ]
+    tracks = json.loads((out / "square.tracks.json").read_text())
+    assert tracks["tracks"] == [1] and len(tracks["frames"]) == 5
+    assert _frames((out / "square.tracked.mp4").read_bytes()) == 5
