@@ -25,9 +25,11 @@ from chat.session import client_key
 from chat.uploads import count_kept, quota_refusal
 from core.engine.queue import CHAT
 from core.errors import AppError
+from core.intent import parse_intent
 from core.security import code_block_safe, escape_markdown, inline_code
 from core.service import Hooks
 from core.service.video import probe, run_clip
+from core.types import GROUNDED_TASKS
 from core.video import (
     ClipInfo,
     FrameResult,
@@ -87,12 +89,18 @@ async def keep_clips(services: ChatServices, elements: list) -> Clip | None:
     return kept
 
 
-def wants_clip(text: str, uploaded: bool, has_photos: bool) -> bool:
+async def wants_clip(text: str, uploaded: bool, has_photos: bool) -> bool:
     """Whether ``text`` is about the session's clip: it names a clip or asks
-    to track, it came with the clip, or there is no photo to run it on."""
+    to track, it came with the clip, or it is a detect/segment request and
+    there is no photo to run it on (help, undo... stay chat commands)."""
     if cl.user_session.get(CLIP_KEY) is None:
         return False
-    return uploaded or is_video_request(text) or not has_photos
+    if uploaded or is_video_request(text):
+        return True
+    if has_photos:
+        return False
+    intent = await asyncio.to_thread(parse_intent, text)  # may load langid
+    return intent.action == "run" and intent.task in GROUNDED_TASKS
 
 
 async def greet_clip(clip: Clip) -> None:

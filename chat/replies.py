@@ -73,7 +73,7 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
             f"under {max_chars:,}."
         )
         return
-    if wants_clip(text, bool(clips), conversation.has_images):
+    if await wants_clip(text, bool(clips), conversation.has_images):
         await track_clip(services, text)
         return
     # In a thread: the first question loads the language identifier (~1 s).

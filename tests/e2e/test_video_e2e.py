@@ -12,6 +12,7 @@ import av
 import httpx
 import pytest
 
+from core.intent import HELP_MESSAGE
 from tests.support.chat_client import ChatClient
 from tests.support.clips import loc_answer, make_clip, square_box
 
@@ -39,6 +40,7 @@ async def test_chat_tracks_the_square_in_an_uploaded_clip(server, clip_bytes) ->
     await client.connect()
     try:
         greeting = await client.send("", [("square.mp4", clip_bytes, "video/mp4")])
+        helped = await client.send("help")  # still the chat's command
         replies = await client.send("track the square", timeout_s=300)
         answer = replies[-1]
         files = {e["name"]: e for e in client.elements_for(answer["id"])}
@@ -51,6 +53,7 @@ async def test_chat_tracks_the_square_in_an_uploaded_clip(server, clip_bytes) ->
     finally:
         await client.close()
     assert "5 frame(s)" in greeting[-1]["output"]  # 1 s at VIDEO_FPS 5
+    assert helped[-1]["output"] == HELP_MESSAGE
     output = answer["output"]
     assert "`detect square` on 5 of 5 frame(s)" in output and "1 track(s)" in output
     assert "| 3 | 0.4 s | id 1: square 48 96 112 160 |" in output, output
