@@ -4,6 +4,7 @@ annotated video, the per-frame table with one track id, and the downloads."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -128,3 +129,33 @@ def test_cli_tracks_each_clip_of_a_folder(tmp_path, synthetic_vae_path) -> None:
     tracks = json.loads((out / "square.tracks.json").read_text())
     assert tracks["tracks"] == [1] and len(tracks["frames"]) == 5
     assert _frames((out / "square.tracked.mp4").read_bytes()) == 5
+
+
+async def test_stop_ends_a_clip_between_or_inside_frames(
+    app_server, clip_bytes, tmp_path
+) -> None:
+    log = tmp_path / "calls.jsonl"
+    slow = {"answers": RECORDING, "token_delay_s": 0.3, "call_log": str(log)}
+    server = app_server(recording=slow, name="slow", RATE_LIMIT="0", VIDEO_FPS="5")
+    client = ChatClient(server.url)
+    await client.connect()
+
+    def shown() -> list[str]:
+        steps = [step for _, step in client.arrivals] + client.steps
+        return [step.get("output", "") for step in steps]
+
+    try:
+        await client.send("", [("square.mp4", clip_bytes, "video/mp4")])
+        tasks_before = client.tasks_ended
+        running = asyncio.ensure_future(client.send("track the square", timeout_s=60))
+        await client.wait_for(lambda: any("Frame 2 of 5" in s for s in shown()), 60)
+        await client.sio.emit("stop")
+        await client.wait_for(lambda: client.tasks_ended > tasks_before, 30)
+        await running
+        await asyncio.sleep(1)  # a model still running would log "done" by now
+    finally:
+        await client.close()
+    assert any("Stopped" in s for s in shown())
+    assert not any("track(s)" in s for s in shown())  # no reply for the clip
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
+    assert events.count("done") < 5 and "cancelled" in events, events
