@@ -56,6 +56,7 @@ from api.service import (
     segment_masks,
     v1_item,
 )
+from api.video import analyze_clips, is_video_upload
 from core.batch import BatchItem
 from core.config import Settings
 from core.engine.queue import ModelQueue
@@ -310,7 +311,8 @@ def _add_analyze_route(router: APIRouter, ctx: ApiContext) -> None:
     @router.post("/v1/analyze")
     async def analyze(request: Request) -> Response:
         client = ctx.admit(request)
-        form = await read_form(request, settings.max_upload_mb * MB, limit, too_many)
+        largest = max(settings.max_upload_mb, settings.video_max_mb) * MB
+        form = await read_form(request, largest, limit, too_many)
         prompt = clean_prompt(form_text(form, "prompt"), settings.max_prompt_chars)
         model = form_text(form, "model_id")
         engine = ctx.engine_for(model)
@@ -331,6 +333,9 @@ def _add_analyze_route(router: APIRouter, ctx: ApiContext) -> None:
             raise UserInputError(
                 "Attach one or more image files (multipart) in the field 'images'."
             )
+        if any(is_video_upload(f) for f in files):  # clips: sampled and tracked
+            args = (prompt, options, files, include, fmt)
+            return await analyze_clips(ctx, request, client, *args)
         intent = await asyncio.to_thread(intent_for, prompt)  # may load langid
         job = ctx.prepare(client, intent, options, images=len(files))  # every item
         overlays = "overlay" in include and fmt in ("json", "zip")

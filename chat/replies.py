@@ -15,6 +15,7 @@ import chainlit as cl
 
 from chat.analysis import say
 from chat.charge import charge
+from chat.clips import greet_clip, is_clip, keep_clips, track_clip, wants_clip
 from chat.commands import dispatch, run, run_together
 from chat.faults import flush_history
 from chat.services import ChatServices
@@ -42,6 +43,13 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
     conversation: Conversation = cl.user_session.get("conversation")
     if await _too_many_files(services, message):
         return
+    clips = [
+        e for e in message.elements or [] if getattr(e, "path", None) and is_clip(e)
+    ]
+    clip = None
+    if clips:  # kept apart: a clip is never decoded as a photo
+        message.elements = [e for e in message.elements if e not in clips]
+        clip = await keep_clips(services, clips)
     added, refused = await ingest_uploads(services, message, conversation)
     if len(added) > 1:  # plain requests now run on each photo of this message
         conversation.set_group(added)
@@ -51,6 +59,10 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
     if refused:  # told why; the message's request waits for the user
         return
     text = (message.content or "").strip()
+    if clips and not text and not added:
+        if clip is not None:
+            await greet_clip(clip)
+        return
     if not text:
         await _answer_photos(services, conversation, added, bool(message.elements))
         return
@@ -60,6 +72,9 @@ async def handle_message(services: ChatServices, message: cl.Message) -> None:
             f"That message is {len(text):,} characters long; please keep requests "
             f"under {max_chars:,}."
         )
+        return
+    if await wants_clip(text, bool(clips), conversation.has_images):
+        await track_clip(services, text)
         return
     # In a thread: the first question loads the language identifier (~1 s).
     intents = await asyncio.to_thread(parse_requests, text, conversation.last_intent())

@@ -16,6 +16,7 @@ from core.security import private_data_dir, redact
 from core.security.clients import pin_uvicorn_proxy_trust
 from core.security.sessions import install_socket_guard, session_folder
 from core.security.threads import thread_id_refusal, wrap_message
+from core.video.clip import VIDEO_MIME_TYPES
 from web.bodylimit import BodyLimitMiddleware, upload_limits
 from web.headers import RouteGuardMiddleware, SecurityHeadersMiddleware
 from web.origins import OriginPolicy, add_trusted_hosts, restrict_cors
@@ -119,15 +120,21 @@ def install_web_security(settings: Settings) -> None:
     restrict_cors(app, settings.allowed_origins)
     uploads = config.features.spontaneous_file_upload
     if uploads is not None:  # the browser shows and checks the same limits
-        uploads.max_size_mb = settings.max_upload_mb
+        uploads.max_size_mb = max(settings.max_upload_mb, settings.video_max_mb)
         uploads.max_files = settings.max_files_per_message
+        accept = uploads.accept if isinstance(uploads.accept, list) else None
+        if accept is not None:  # clips (core.video), each checked on arrival
+            uploads.accept = [
+                *accept,
+                *(m for m in VIDEO_MIME_TYPES if m not in accept),
+            ]
     # add_middleware puts each one outside the previous: headers outermost.
     app.add_middleware(
         RouteGuardMiddleware,
         sharing_enabled=lambda: bool(config.features.allow_thread_sharing),
     )
     app.add_middleware(ThreadIdMiddleware)  # reads bodies: inside their limit
-    limits = upload_limits(settings.max_upload_mb)
+    limits = upload_limits(settings.max_upload_mb, settings.video_max_mb)
     app.add_middleware(BodyLimitMiddleware, limit_for=limits)
     app.add_middleware(  # outside the body limit: its 413 drain is timed too
         ReadDeadlineMiddleware,

@@ -1,7 +1,9 @@
-"""Command line: one prompt over a folder of images, exports written to a folder.
+"""Command line: one prompt over a folder of images (and clips: one result
+per clip, objects tracked across frames), exports written to a folder.
 
     python -m cli "segment the cars" photos/ --out results/
     python -m cli "detect dog ; bike" a.jpg b.png --out out/ --format coco
+    python -m cli "track the cars" clips/ --out tracks/
 
 Settings come from the environment (MODEL_ID, VAE_PATH, DEVICE, ... as for the
 app); ``--model`` / ``--vae`` / ``--device`` override them. Exit status: 0 when
@@ -18,7 +20,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from cli.clips import run_clips, split_clips
 from core.batch import BatchItem, batch_item_to_dict, batch_item_to_export_item
 from core.config import Settings
 from core.errors import AppError, UserInputError
@@ -27,6 +31,7 @@ from core.export.formats import FORMAT_NAMES, ExportOptions, export_bytes, get_f
 from core.service import Services, parse_tiles, to_request
 from core.service.many import iter_items
 from core.types import DECODING_PRESETS, Decoding, Intent
+from core.video import VIDEO_SUFFIXES, video_request
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 def find_images(inputs: Sequence[str], recursive: bool) -> list[tuple[str, Path]]:
     """``(name, path)`` of every image to process, in order.
 
-    A folder contributes its files with an image extension (case-insensitive),
+    A folder contributes its files with an image or clip extension
+    (case-insensitive; clips are tracked: cli.clips),
     sorted by relative path, named by that path; a file given explicitly is
     always taken (its bytes decide whether it is an image), named by its file
     name. Raises FileNotFoundError for a path that does not exist.
@@ -86,7 +92,7 @@ def find_images(inputs: Sequence[str], recursive: bool) -> list[tuple[str, Path]
             files = [
                 p
                 for p in path.glob(pattern)
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_SUFFIXES
             ]
             named = [(p.relative_to(path).as_posix(), p) for p in files]
             found.extend(sorted(named))
@@ -117,21 +123,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not 0.0 <= args.opacity <= 1.0:
             raise ValueError(f"--opacity must be in [0, 1], got {args.opacity}")
         args.tiles = parse_tiles(args.tiles)
-        intent = to_request(args.prompt)  # before the (slow) model load
-        sources = find_images(args.inputs, args.recursive)
+        sources, clips = split_clips(find_images(args.inputs, args.recursive))
+        # before the (slow) model load: photos take the prompt, clips track it
+        intent = to_request(args.prompt) if sources or not clips else None
+        clip_intent = video_request(args.prompt) if clips else None
     except UserInputError as exc:
         if "tiles" in exc.message:
             parser.error(exc.message)
         parser.error(f"the prompt does not ask the model to run: {exc.message}")
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))  # exits 2
-    if not sources:
+    if not sources and not clips:
         parser.error(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
 
     from logging_config import setup_logging
 
     setup_logging("INFO" if args.verbose else "WARNING")
-    return run(args, settings, intent, decoding, sources)
+    return run(args, settings, intent, decoding, sources, (clip_intent, clips))
 
 
 def run(
@@ -140,23 +148,32 @@ def run(
     intent: Intent,
     decoding: Decoding,
     sources: list[tuple[str, Path]],
+    clips: tuple[Intent | None, list[tuple[str, Path]]] = (None, []),
 ) -> int:
-    """Load the model once, run the batch, write the exports; the exit status."""
-    # The same engines as the app: BACKEND=openai and MODEL_ID=replay: work too.
-    # One local user: no rate limit (RATE_LIMIT is the server's).
-    services = Services.for_process(dataclasses.replace(settings, rate_limit_per_min=0))
-    manager = services.engines.default
-    try:
-        manager.load()
-    except AppError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+    """Load the model once, run the batch and the clips (``(intent, clips)``),
+    write the exports; the exit status."""
+    loaded = _load(settings)
+    if loaded is None:
         return 1
-    if manager.status.error:  # loaded, but masks are unavailable
-        print(f"warning: {manager.status.error}", file=sys.stderr)
+    services, manager = loaded
 
     overlays = not args.no_overlay
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    clip_intent, clip_sources = clips
+    if clip_intent is not None:
+        done, failed = run_clips(
+            services,
+            manager,
+            clip_intent,
+            clip_sources,
+            out,
+            decoding=decoding,
+            overlays=overlays,
+        )
+        print(f"{done} of {done + failed} clips done, {failed} failed", file=sys.stderr)
+        if not sources:
+            return 0 if done else 1
     results: list[BatchItem] = []
     exports: list[ExportItem] = []
     progress = _make_progress(len(sources))
@@ -182,6 +199,22 @@ def run(
         file=sys.stderr,
     )
     return 0 if ok else 1
+
+
+def _load(settings: Settings) -> tuple[Services, Any] | None:
+    """The services and the loaded default engine; None (said) when it fails.
+    The same engines as the app: BACKEND=openai and MODEL_ID=replay: work too.
+    One local user: no rate limit (RATE_LIMIT is the server's)."""
+    services = Services.for_process(dataclasses.replace(settings, rate_limit_per_min=0))
+    manager = services.engines.default
+    try:
+        manager.load()
+    except AppError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return None
+    if manager.status.error:  # loaded, but masks are unavailable
+        print(f"warning: {manager.status.error}", file=sys.stderr)
+    return services, manager
 
 
 def write_outputs(

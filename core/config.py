@@ -122,6 +122,11 @@ class Settings:
     read_timeout_s: float = 30.0  # READ_TIMEOUT_S: headers, and a body's start
     read_min_rate_kb: float = 32.0  # READ_MIN_RATE_KB: KB/s a long body keeps up
     history_write_timeout_s: float = 5.0  # HISTORY_WRITE_TIMEOUT_S: one DB statement
+    # Video (core/video): clips are sampled, each sampled frame is one model run
+    video_max_mb: int = 100  # VIDEO_MAX_MB: largest clip upload
+    video_max_seconds: float = 120.0  # VIDEO_MAX_SECONDS: longest clip
+    video_fps: float = 0.5  # VIDEO_FPS: frames sampled per second of clip
+    video_max_frames: int = 60  # VIDEO_MAX_FRAMES: most frames sampled per clip
 
     def __post_init__(self) -> None:
         check_settings(self)  # ValueError naming the variable and its range
@@ -247,4 +252,8 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("read_timeout_s", "READ_TIMEOUT_S", float),
     ("read_min_rate_kb", "READ_MIN_RATE_KB", float),
     ("history_write_timeout_s", "HISTORY_WRITE_TIMEOUT_S", float),
+    ("video_max_mb", "VIDEO_MAX_MB", int),
+    ("video_max_seconds", "VIDEO_MAX_SECONDS", float),
+    ("video_fps", "VIDEO_FPS", float),
+    ("video_max_frames", "VIDEO_MAX_FRAMES", int),
 )

@@ -137,6 +137,10 @@ def _check_faults(settings: Settings) -> None:
         ("READ_TIMEOUT_S", settings.read_timeout_s, 0.5, 3600.0),
         ("READ_MIN_RATE_KB", settings.read_min_rate_kb, 0.0, 1_000_000.0),
         ("HISTORY_WRITE_TIMEOUT_S", settings.history_write_timeout_s, 0.1, 300.0),
+        ("VIDEO_MAX_MB", settings.video_max_mb, 1, 10_000),
+        ("VIDEO_MAX_SECONDS", settings.video_max_seconds, 0.1, 36_000.0),
+        ("VIDEO_FPS", settings.video_fps, 0.01, 60.0),
+        ("VIDEO_MAX_FRAMES", settings.video_max_frames, 1, 10_000),
     ):
         if not low <= value <= high:
             raise ValueError(f"{env_name} must be in {low:g}..{high:g}, got {value}")

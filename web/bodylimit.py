@@ -28,18 +28,26 @@ FORM_SLACK_BYTES = 64 * 1024  # multipart boundaries and small text fields
 DRAIN_FACTOR = 4
 
 
+VIDEO_PATHS = ("/project/file", "/v1/analyze")  # the doors that take clips
+
+
 class BodyTooLarge(Exception):
     """Raised from ``receive`` when the streamed body passes the limit."""
 
 
-def upload_limits(max_upload_mb: int) -> Callable[[str], int]:
+def upload_limits(max_upload_mb: int, video_max_mb: int = 0) -> Callable[[str], int]:
     """Bytes allowed per path: MAX_UPLOAD_MB plus form slack; /process and /mcp
-    carry the image base64-encoded in JSON (4/3 the size)."""
+    carry the image base64-encoded in JSON (4/3 the size); the paths that take
+    video clips (chat uploads, /v1/analyze) the larger of it and VIDEO_MAX_MB."""
     base = max_upload_mb * MB
+    clips = max(max_upload_mb, video_max_mb) * MB
 
     def limit_for(path: str) -> int:
-        if path.rstrip("/").endswith(("/process", "/mcp")):
+        path = path.rstrip("/")
+        if path.endswith(("/process", "/mcp")):
             return base * 4 // 3 + FORM_SLACK_BYTES
+        if path.endswith(VIDEO_PATHS):
+            return clips + FORM_SLACK_BYTES
         return base + FORM_SLACK_BYTES
 
     return limit_for

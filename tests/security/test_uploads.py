@@ -1,6 +1,7 @@
 """Attack: huge or endless request bodies (Chainlit reads uploads whole first).
 
-With MAX_UPLOAD_MB=1 every route, Chainlit's /project/file included, answers
+With MAX_UPLOAD_MB=1 (and VIDEO_MAX_MB=1: chat uploads and /v1/analyze take
+the larger of the two) every route, Chainlit's /project/file included, answers
 413 as soon as the declared or streamed size passes the limit, without waiting
 for (or keeping) the rest; and a chat message may carry at most
 MAX_FILES_PER_MESSAGE files whatever the client claims.
@@ -27,7 +28,7 @@ LIMIT = 1 * MB + FORM_SLACK_BYTES  # MAX_UPLOAD_MB=1 plus form slack
 
 @pytest.fixture(scope="module")
 def server(secure_server):
-    return secure_server(MAX_UPLOAD_MB="1", MAX_FILES_PER_MESSAGE="2")
+    return secure_server(MAX_UPLOAD_MB="1", VIDEO_MAX_MB="1", MAX_FILES_PER_MESSAGE="2")
 
 
 def png(color=(10, 200, 30)) -> bytes:

@@ -262,10 +262,12 @@ class ChatClient:
         return [m for m in self.messages if m.get("type") == "assistant_message"]
 
     async def send(
-        self, text: str, files: list[tuple[str, bytes]] = (), *, timeout_s: float = 120
+        self, text: str, files: list[tuple] = (), *, timeout_s: float = 120
     ) -> list[dict[str, Any]]:
         """Send text (and uploads); return the assistant messages it produced."""
-        refs = [{"id": await self.upload(name, data)} for name, data in files]
+        refs = [
+            {"id": await self.upload(*file)} for file in files
+        ]  # (name, data[, mime])
         before = len(self.assistant_messages())
         tasks_before = self.tasks_ended
         message = {
