@@ -19,6 +19,7 @@ import chainlit as cl
 from PIL import Image
 
 from chat.closely import Pump, look_closely, tiled_summary
+from chat.composed import composed_steps
 from chat.faults import remember_unsaved, take_unsaved_note
 from chat.loading import ready_engine
 from chat.options import ChatOptions, current_options
@@ -35,6 +36,7 @@ from core.render import render_overlay, to_jpeg_bytes
 from core.reply import reply_markdown
 from core.security import code_block_safe, escape_markdown
 from core.service import Hooks, Job, Picture, RunOptions
+from core.service.compose import composed
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent
 
 
@@ -101,19 +103,13 @@ async def analyze_and_reply(
     options = current_options()
     waiting = Waiting()
     # Text answers stream into their reply as words are generated.
-    grounded = job.intent.task in GROUNDED_TASKS
+    steps = composed(job.intent)  # "detect everything", "describe each object"
+    grounded = job.intent.task in GROUNDED_TASKS or steps
     pump = None if grounded else StreamPump(cl.Message(""))
     try:
         engine = await ready_engine(services, job.options.model)
         picture = await read_photo(services, record)
-        if job.options.grid(job.intent, record.size_wh) != (1, 1):
-            result = await look_closely(services, engine, job, picture, waiting.show)
-            summary = tiled_summary(result)
-        else:
-            result = await generate_and_place(
-                services, engine, job, picture, pump, waiting
-            )
-            summary = ResultSummary.from_result(result)
+        result, summary = await _look(services, engine, job, picture, pump, waiting)
         await waiting.clear()
     except ClientQueueFullError:
         await say(
@@ -132,9 +128,38 @@ async def analyze_and_reply(
     finally:
         if pump is not None:
             await pump.close()
-    conversation.record(record.id, job.intent, summary, (), request)
+    recorded = result.intent if steps else job.intent  # the detect/segment step
+    conversation.record(record.id, recorded, summary, (), request)
     await save_state(services.persist)  # write-ahead: saved before it is seen
     await send_result(services, record, result, options, pump.message if pump else None)
+
+
+async def _look(
+    services: ChatServices,
+    engine,
+    job: Job,
+    picture: Picture,
+    pump: StreamPump | None,
+    waiting: Waiting,
+) -> tuple[AnalysisResult, ResultSummary]:
+    """``job``'s model runs, shown as steps: a composed job's steps, tiles
+    ("look closely"), or one look."""
+    if composed(job.intent):
+
+        async def look(step: Job) -> AnalysisResult:
+            return await generate_and_place(
+                services, engine, step, picture, None, waiting
+            )
+
+        result = await composed_steps(
+            services, engine, job, picture, look, waiting.show
+        )
+        return result, ResultSummary.from_result(result)
+    if job.options.grid(job.intent, picture.original_wh) != (1, 1):
+        result = await look_closely(services, engine, job, picture, waiting.show)
+        return result, tiled_summary(result)
+    result = await generate_and_place(services, engine, job, picture, pump, waiting)
+    return result, ResultSummary.from_result(result)
 
 
 async def read_photo(services: ChatServices, record: ImageRecord) -> Picture:
@@ -259,9 +284,11 @@ async def send_result(
     elements = as_elements([overlay_file])
     answer = cl.Message(content=_with_note(content), elements=elements)
     await answer.send()
-    kept = visible(result, hidden).detections
-    if kept:
-        item = ExportItem(record.name, record.size_wh, kept)
+    shown = visible(result, hidden)
+    if kept := shown.detections:
+        item = ExportItem(
+            record.name, record.size_wh, kept, captions=shown.object_captions
+        )
         try:
             downloads = await asyncio.to_thread(
                 write_result_exports, overlay_file, item
@@ -321,4 +348,7 @@ def visible(result: AnalysisResult, hidden: tuple[int, ...]) -> AnalysisResult:
     if not hidden:
         return result
     kept = tuple(d for n, d in enumerate(result.detections, 1) if n not in hidden)
-    return replace(result, detections=kept)
+    captions = tuple(
+        c for n, c in enumerate(result.object_captions, 1) if n not in hidden
+    )
+    return replace(result, detections=kept, object_captions=captions)

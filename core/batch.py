@@ -79,6 +79,7 @@ def batch_item_to_export_item(
         size_wh=item.size_wh,
         detections=item.result.detections,
         overlay_png=overlay_png,
+        captions=item.result.object_captions,
     )
 
 

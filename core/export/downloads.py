@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
@@ -51,9 +51,7 @@ def write_result_downloads(
     shown = write_overlay(stored_image, item.file_name, overlay)
     if not item.detections:
         return [shown]
-    with_png = ExportItem(
-        item.file_name, item.size_wh, item.detections, to_png_bytes(overlay)
-    )
+    with_png = replace(item, overlay_png=to_png_bytes(overlay))
     return [shown, *write_result_exports(shown, with_png)]
 
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from core.intent import text as t
 from core.intent import vocab as v
+from core.intent.everything import composed_intent
 from core.intent.language import detect_language
 from core.intent.messages import (
     HELP_MESSAGE,
@@ -98,6 +99,8 @@ def _parse(text: str, previous: Intent | None) -> Intent:
         )
     if not words or all(w in v.FILLER_WORDS for w in words):
         return clarify(MSG_UNCLEAR)
+    if (composed := composed_intent(t.strip_polite(low), prev)) is not None:
+        return composed  # "detect everything", "describe each object"
     raw = t.raw_question(cleaned)  # typed text is kept exactly, refs included
     if raw is not None:
         return raw
