@@ -18,7 +18,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -30,8 +30,19 @@ from core.service.options import Hooks, Job, Picture
 from core.tiling import batch_workers
 from core.types import AnalysisResult, BoxPx, Decoding, Detection, Intent
 
-if TYPE_CHECKING:
-    from core.service.services import Services
+
+class Services(Protocol):
+    """What the steps use of core.service.Services (which imports this)."""
+
+    limiter: Any
+    queue: Any
+
+    async def run(
+        self, job: Job, picture: Picture, hooks: Hooks | None, engine: Engine | None
+    ) -> AnalysisResult: ...
+
+    def prepare(self, request: Intent, options: Any, client: str, **kw: Any) -> Job: ...
+
 
 logger = logging.getLogger(__name__)
 
