@@ -1,0 +1,109 @@
+"""Everything in the photo and a caption per object, on the real server
+(replay model: everything after ``generate`` is the production path), in
+the chat over its socket and in REST /v1/analyze."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.recorded import CAPTION_EN, REPLAY_RECORDING
+from tests.support.chat_client import ChatClient
+
+pytestmark = pytest.mark.e2e
+
+NAMES = "detect cat ; dog ; floor"  # what CAPTION_EN names
+RECORDING = {
+    **REPLAY_RECORDING,
+    "caption en": CAPTION_EN,  # the photo's caption, and each crop's
+    NAMES: REPLAY_RECORDING["detect cat ; dog"],
+    "segment cat ; dog ; floor": REPLAY_RECORDING["segment cat ; dog"],
+}
+
+
+@pytest.fixture(scope="module")
+def server(app_server):
+    return app_server(recording=RECORDING, name="everything", RATE_LIMIT="100000")
+
+
+def _png(size=(640, 480)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _inputs(client: ChatClient, name: str) -> list[str]:
+    steps = client.messages + client.steps
+    return [s.get("input", "") for s in steps if s.get("name") == name]
+
+
+async def test_chat_detect_everything_then_refine(server):
+    client = ChatClient(server.url)
+    await client.connect()
+    try:
+        replies = await client.send("detect everything", [("pets.png", _png())])
+        answer = replies[-1]["output"]
+        assert f"`{NAMES}`" in answer, server.log()[-3000:]
+        assert "Caption: a cat [1] and a dog [2] on a grey floor [not found]" in answer
+        assert "| cat | 62 | 47 | 312 | 328 |" in answer
+        assert _inputs(client, "generating")[-2:] == ["caption en", NAMES]
+        assert any(NAMES in out for out in client.step_outputs("names"))
+        # the turn recorded is the detect one: refinements apply to it
+        (only,) = await client.send("only the cat")
+        assert "`detect cat`" in only["output"]
+        (masks,) = await client.send("now as masks")
+        assert "`segment cat`" in masks["output"]
+        (undone, again) = await client.send("undo")
+        assert "Undone" in undone["output"] and "`detect cat`" in again["output"]
+    finally:
+        await client.close()
+
+
+async def test_chat_describe_each_object(server):
+    client = ChatClient(server.url)
+    await client.connect()
+    try:
+        await client.send("detect cat ; dog", [("pets.png", _png())])
+        replies = await client.send("describe each object")
+        answer = replies[-1]
+        assert "| mask area (px) | caption |" in answer["output"]
+        assert f"| — | {CAPTION_EN} |" in answer["output"]
+        assert any("2 crops" in i for i in _inputs(client, "captions per object"))
+        files = client.elements_for(answer["id"])
+        coco = [f for f in files if f["name"].endswith(".json")]
+        assert coco, [f["name"] for f in files]
+        annotations = json.loads(client.download(coco[0]))["annotations"]
+        assert [a["attributes"] for a in annotations] == [{"caption": CAPTION_EN}] * 2
+    finally:
+        await client.close()
+
+
+def test_rest_detect_everything(server):
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        response = http.post(
+            "/v1/analyze",
+            data={"prompt": "what objects are in this photo and where?"},
+            files={"images": ("pets.png", _png(), "image/png")},
+        )
+    assert response.status_code == 200, response.text
+    (body,) = response.json()["results"]
+    assert (body["prompt"], body["caption"]) == (NAMES, CAPTION_EN)
+    boxes = [(d["label"], d["box_px"]) for d in body["detections"]]
+    assert boxes == [("cat", [62, 47, 312, 328]), ("dog", [344, 94, 594, 422])]
+
+
+def test_rest_caption_each_object(server):
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        response = http.post(
+            "/v1/analyze",
+            data={"prompt": "caption each cat"},
+            files={"images": ("pets.png", _png(), "image/png")},
+        )
+    assert response.status_code == 200, response.text
+    (body,) = response.json()["results"]
+    assert body["prompt"] == "detect cat"
+    assert [d["caption"] for d in body["detections"]] == [CAPTION_EN]
