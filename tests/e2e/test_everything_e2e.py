@@ -4,13 +4,16 @@ the chat over its socket and in REST /v1/analyze."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 
 import httpx
+import openai
 import pytest
 from PIL import Image
 
+from tests.e2e.test_cli import run_cli
 from tests.recorded import CAPTION_EN, REPLAY_RECORDING
 from tests.support.chat_client import ChatClient
 
@@ -107,3 +110,43 @@ def test_rest_caption_each_object(server):
     (body,) = response.json()["results"]
     assert body["prompt"] == "detect cat"
     assert [d["caption"] for d in body["detections"]] == [CAPTION_EN]
+
+
+def test_openai_door_detect_everything(server):
+    """The OpenAI-compatible door answers what the chat answers."""
+    photo = "data:image/png;base64," + base64.b64encode(_png()).decode()
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="-", max_retries=0)
+    reply = client.chat.completions.create(
+        model="paligemma",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": photo}},
+                    {"type": "text", "text": "label everything"},
+                ],
+            }
+        ],
+    )
+    text = reply.choices[0].message.content
+    assert f"`{NAMES}`" in text and "Caption: a cat [1] and a dog [2]" in text, text
+
+
+def test_cli_describe_each_object(tmp_path, synthetic_vae_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "pets.png").write_bytes(_png())
+    recording = tmp_path / "recording.json"
+    recording.write_text(json.dumps(RECORDING))
+    out = tmp_path / "out"
+    model_env = {"MODEL_ID": f"replay:{recording}", "VAE_PATH": str(synthetic_vae_path)}
+    args = ["describe each object", str(images), "--out", str(out)]
+    proc = run_cli(args, tmp_path, model_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (entry,) = json.loads((out / "results.json").read_text())["images"]
+    assert (entry["prompt"], entry["caption"]) == (NAMES, CAPTION_EN)
+    assert [d["caption"] for d in entry["detections"]] == [CAPTION_EN] * 2
+    coco = json.loads(next(out.glob("*.coco.json")).read_text())
+    assert [a["attributes"] for a in coco["annotations"]] == [
+        {"caption": CAPTION_EN}
+    ] * 2
