@@ -109,7 +109,10 @@ async def analyze_and_reply(
     try:
         engine = await ready_engine(services, job.options.model)
         picture = await read_photo(services, record)
-        result, summary = await _look(services, engine, job, picture, pump, waiting)
+        last = conversation.last_turn(record.id)
+        result, summary = await _look(
+            services, engine, job, (picture, last), pump, waiting
+        )
         await waiting.clear()
     except ClientQueueFullError:
         await say(
@@ -138,12 +141,13 @@ async def _look(
     services: ChatServices,
     engine,
     job: Job,
-    picture: Picture,
+    seen: tuple[Picture, Turn | None],
     pump: StreamPump | None,
     waiting: Waiting,
 ) -> tuple[AnalysisResult, ResultSummary]:
     """``job``'s model runs, shown as steps: a composed job's steps, tiles
-    ("look closely"), or one look."""
+    ("look closely"), or one look. ``seen``: the photo and its last turn."""
+    picture, last = seen
     if composed(job.intent):
 
         async def look(step: Job) -> AnalysisResult:
@@ -152,7 +156,7 @@ async def _look(
             )
 
         result = await composed_steps(
-            services, engine, job, picture, look, waiting.show
+            services, engine, job, picture, look, waiting.show, last
         )
         return result, ResultSummary.from_result(result)
     if job.options.grid(job.intent, picture.original_wh) != (1, 1):

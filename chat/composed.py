@@ -15,6 +15,7 @@ from dataclasses import replace
 import chainlit as cl
 
 from chat.services import ChatServices
+from core.conversation import Turn
 from core.engine.queue import Place
 from core.security import code_block_safe
 from core.service import Hooks, Job, Picture
@@ -32,9 +33,18 @@ async def composed_steps(
     picture: Picture,
     look: Look,
     on_position: Callable[[Place], Awaitable[object]],
+    last: Turn | None = None,
 ) -> AnalysisResult:
-    """``job``'s steps on ``picture``, each shown as it runs."""
-    result = await look(plain(job))
+    """``job``'s steps on ``picture``, each shown as it runs. "describe each
+    object" after an answer (``last``, the photo's last turn, asked the same)
+    captions that answer's objects, replayed without generating again."""
+    if _same_objects(job, last):
+        async with cl.Step(name="last answer", type="tool") as step:
+            step.input = code_block_safe(last.intent.prompt)
+            result = await services.service.replay(last, picture.original_wh, engine)
+            step.output = f"{len(result.detections)} object(s), not generated again"
+    else:
+        result = await look(plain(job))
     if job.intent.then:
         caption = result.answer or ""
         async with cl.Step(name="names", type="tool") as step:
@@ -58,3 +68,15 @@ async def composed_steps(
             step.output = code_block_safe(listed)
         result = replace(result, object_captions=captions)
     return result
+
+
+def _same_objects(job: Job, last: Turn | None) -> bool:
+    """Whether ``job`` asks for the captions of ``last``'s objects."""
+    intent = job.intent
+    return (
+        last is not None
+        and intent.per_object is not None
+        and intent.follows_previous
+        and last.intent.prompt == intent.prompt
+        and last.intent.region == intent.region
+    )

@@ -40,8 +40,11 @@ def _png(size=(640, 480)) -> bytes:
 
 
 def _inputs(client: ChatClient, name: str) -> list[str]:
-    steps = client.messages + client.steps
-    return [s.get("input", "") for s in steps if s.get("name") == name]
+    """The input of each step called ``name``, once per step (last update)."""
+    steps = {
+        s["id"]: s for s in client.messages + client.steps if s.get("name") == name
+    }
+    return [s.get("input", "") for s in steps.values()]
 
 
 async def test_chat_detect_everything_then_refine(server):
@@ -76,6 +79,9 @@ async def test_chat_describe_each_object(server):
         assert "| mask area (px) | caption |" in answer["output"]
         assert f"| — | {CAPTION_EN} |" in answer["output"]
         assert any("2 crops" in i for i in _inputs(client, "captions per object"))
+        # the last answer's objects, replayed: "detect cat ; dog" ran once
+        assert _inputs(client, "generating") == ["detect cat ; dog"]
+        assert _inputs(client, "last answer") == ["detect cat ; dog"]
         files = client.elements_for(answer["id"])
         coco = [f for f in files if f["name"].endswith(".json")]
         assert coco, [f["name"] for f in files]
