@@ -15,7 +15,6 @@ from PIL import Image
 from api.routes import install_api
 from core.config import Settings
 from core.engine.queue import ModelQueue
-from core.errors import RateLimitedError
 from core.export import ExportItem, to_coco
 from core.intent import parse_intent
 from core.reply import reply_markdown
@@ -126,21 +125,6 @@ async def test_describe_each_object_of_the_last_answer() -> None:
         "caption en",
     ]
     assert result.object_captions == ("cat", "dog")
-
-
-async def test_each_step_is_charged() -> None:
-    """caption (1) + detect (1) + one caption per object (2): the 4th hit is
-    refused when RATE_LIMIT is 3, before the captions run."""
-    model = ReadyModel(CAPTION_EN, CAT_DOG, "a", "b")
-    services = _services(model, limit=3)
-    intent = parse_intent("describe each object")
-    job = services.prepare(intent, services.options(), "ip:1")
-    with pytest.raises(RateLimitedError):
-        await services.run(job, Picture(Image.new("RGB", SIZE)))
-    assert [c["prompt"] for c in model.calls] == [
-        "caption en",
-        "detect cat ; dog ; floor",
-    ]
 
 
 async def test_rest_detect_everything_and_captions() -> None:
