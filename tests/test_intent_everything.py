@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.intent import parse_intent
+from core.intent import parse_intent, parse_requests
 from core.intent.nouns import caption_nouns
 from core.intent.text import run_intent
 from core.types import Action
@@ -148,3 +148,13 @@ def test_caption_nouns(caption, nouns) -> None:
 def test_caption_nouns_stops_at_the_limit() -> None:
     many = " and ".join(f"a {w}" for w in "cat dog cow horse bird fish bus car".split())
     assert caption_nouns(many, limit=3) == ("cat", "dog", "cow")
+
+
+def test_composed_on_a_named_image() -> None:
+    first, second = parse_requests("detect everything in image 1 and image 2")
+    assert (first.prompt, first.then, first.image_ref) == ("caption en", "detect", "1")
+    assert (second.prompt, second.then, second.image_ref) == (
+        "caption en",
+        "detect",
+        "2",
+    )

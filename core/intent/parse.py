@@ -81,8 +81,7 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
 
 def _parse(text: str, previous: Intent | None) -> Intent:
     prev = previous if previous is not None and previous.runs_model else None
-    cleaned = text  # parse_intent has cleaned it
-    low = cleaned.lower().strip(t.PUNCT_ENDS)
+    cleaned, low = text, text.lower().strip(t.PUNCT_ENDS)  # cleaned by parse_intent
     words = re.findall(r"\w+", low)
     if v.HELP.match(low):
         return Intent(task="free", prompt="", action=Action.HELP, message=HELP_MESSAGE)
@@ -99,8 +98,6 @@ def _parse(text: str, previous: Intent | None) -> Intent:
         )
     if not words or all(w in v.FILLER_WORDS for w in words):
         return clarify(MSG_UNCLEAR)
-    if (composed := composed_intent(t.strip_polite(low), prev)) is not None:
-        return composed  # "detect everything", "describe each object"
     raw = t.raw_question(cleaned)  # typed text is kept exactly, refs included
     if raw is not None:
         return raw
@@ -127,6 +124,8 @@ def _interpret(
 ) -> Intent:
     low = t.strip_polite(text_q.lower().strip(t.PUNCT_ENDS))
     rest = " ".join(v.IMAGE_PHRASE.sub(" ", low).split()).strip(t.PUNCT_ENDS)
+    if (composed := composed_intent(rest, prev)) is not None:
+        return composed  # "detect everything", "describe each object"
     if rest and (view := parse_view(rest, prev)) is not None:
         return view
     if not rest:

@@ -156,3 +156,15 @@ def test_cli_describe_each_object(tmp_path, synthetic_vae_path):
     assert [a["attributes"] for a in coco["annotations"]] == [
         {"caption": CAPTION_EN}
     ] * 2
+
+
+async def test_chat_everything_asked_before_the_photo(server):
+    client = ChatClient(server.url)
+    await client.connect()
+    try:
+        (ask,) = await client.send("segment everything")
+        assert "`segment everything`" in ask["output"], ask["output"]
+        replies = await client.send("", [("pets.png", _png())])
+        assert "`segment cat ; dog ; floor`" in replies[-1]["output"]
+    finally:
+        await client.close()
