@@ -30,6 +30,8 @@ from core.service.options import Hooks, Job, Picture
 from core.tiling import batch_workers
 from core.types import AnalysisResult, BoxPx, Decoding, Detection, Intent
 
+logger = logging.getLogger(__name__)
+
 
 class Services(Protocol):
     """What the steps use of core.service.Services (which imports this)."""
@@ -43,8 +45,6 @@ class Services(Protocol):
 
     def prepare(self, request: Intent, options: Any, client: str, **kw: Any) -> Job: ...
 
-
-logger = logging.getLogger(__name__)
 
 CROP_PAD = 0.1  # a crop is its box grown by this share of its size on each side
 CAPTION = run_intent("caption")  # the prompt each crop gets: "caption en"
