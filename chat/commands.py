@@ -211,6 +211,7 @@ def _export_files(services: ChatServices, results: list, options: ChatOptions) -
             record.size_wh,
             result.detections,
             to_png_bytes(overlay_image(services, record, result, options)),
+            captions=result.object_captions,
         )
         for record, result in results
     ]

@@ -14,6 +14,7 @@ from PIL import Image
 
 from api.routes import install_api
 from core.config import Settings
+from core.conversation import Conversation, ResultSummary
 from core.engine.queue import ModelQueue
 from core.export import ExportItem, to_coco
 from core.intent import parse_intent
@@ -150,3 +151,19 @@ async def test_rest_detect_everything_and_captions() -> None:
         ("dog", "a brown dog"),
     ]
     assert json.dumps(body)  # plain JSON
+
+
+async def test_a_composed_turn_keeps_its_captions_through_save_and_replay() -> None:
+    """Undo, redraws ("only 2") and "export" replay the kept turn: the
+    caption and the captions per object come back with it, also after a
+    restart (the saved chat state)."""
+    model, result = await _run("describe each object", CAPTION_EN, CAT_DOG, "a", "b")
+    chat = Conversation()
+    record = chat.add_image("pets.png", "/tmp/u/1.png", SIZE)
+    chat.record(record.id, result.intent, ResultSummary.from_result(result))
+    saved = Conversation.from_dict(json.loads(json.dumps(chat.to_dict())))
+    turn = saved.last_turn(record.id)
+    again = await _services(model).replay(turn, SIZE, model)
+    assert again.intent.prompt == "detect cat ; dog ; floor"
+    assert (again.caption, again.object_captions) == (CAPTION_EN, ("a", "b"))
+    assert [d.box_px for d in again.detections] == [CAT_PX, DOG_PX]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import zipfile
 
 import httpx
 import openai
@@ -87,6 +88,18 @@ async def test_chat_describe_each_object(server):
         assert coco, [f["name"] for f in files]
         annotations = json.loads(client.download(coco[0]))["annotations"]
         assert [a["attributes"] for a in annotations] == [{"caption": CAPTION_EN}] * 2
+        # a redraw and "export" replay the kept turn: its captions come back
+        (only,) = await client.send("only 2")
+        assert f"| dog | 344 | 94 | 594 | 422 | — | {CAPTION_EN} |" in only["output"]
+        assert "| cat |" not in only["output"]
+        (exported,) = await client.send("export")
+        files = client.elements_for(exported["id"])
+        zipped = [f for f in files if f["name"].endswith(".zip")]
+        assert zipped, [f["name"] for f in files]
+        with zipfile.ZipFile(io.BytesIO(client.download(zipped[0]))) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("coco.json"))
+            kept = json.loads(archive.read(name))["annotations"]
+        assert [a["attributes"] for a in kept] == [{"caption": CAPTION_EN}]
     finally:
         await client.close()
 
