@@ -104,11 +104,14 @@ async def test_chat_describe_each_object(server):
         await client.close()
 
 
-def test_rest_detect_everything(server):
+@pytest.mark.parametrize(
+    "prompt", ["detect everything", "what objects are in this photo and where?"]
+)
+def test_rest_detect_everything(server, prompt):
     with httpx.Client(base_url=server.url, timeout=60) as http:
         response = http.post(
             "/v1/analyze",
-            data={"prompt": "what objects are in this photo and where?"},
+            data={"prompt": prompt},
             files={"images": ("pets.png", _png(), "image/png")},
         )
     assert response.status_code == 200, response.text
