@@ -237,6 +237,10 @@ def v1_item(item: BatchItem, include: frozenset[str]) -> dict[str, Any]:
         "truncated": result.truncated,
         "detections": [detection_json(d, include) for d in result.detections],
     }
+    if result.caption is not None:  # "detect everything": the caption first
+        body["caption"] = result.caption
+    for det, caption in zip(body["detections"], result.object_captions, strict=False):
+        det["caption"] = caption  # "describe each object"
     if "overlay" in include and item.image is not None:
         overlay = to_png_bytes(render_overlay(item.image, result.detections))
         body["overlay_png"] = base64.b64encode(overlay).decode("ascii")

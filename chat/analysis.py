@@ -19,6 +19,7 @@ import chainlit as cl
 from PIL import Image
 
 from chat.closely import Pump, look_closely, tiled_summary
+from chat.composed import composed_steps
 from chat.downloads import download_actions
 from chat.faults import remember_unsaved, take_unsaved_note
 from chat.loading import ready_engine
@@ -36,6 +37,7 @@ from core.render import render_overlay, to_jpeg_bytes
 from core.reply import reply_markdown
 from core.security import code_block_safe, escape_markdown
 from core.service import Hooks, Job, Picture, RunOptions
+from core.service.compose import composed
 from core.types import GROUNDED_TASKS, AnalysisResult, Decoding, Intent
 
 
@@ -102,19 +104,16 @@ async def analyze_and_reply(
     options = current_options()
     waiting = Waiting()
     # Text answers stream into their reply as words are generated.
-    grounded = job.intent.task in GROUNDED_TASKS
+    steps = composed(job.intent)  # "detect everything", "describe each object"
+    grounded = job.intent.task in GROUNDED_TASKS or steps
     pump = None if grounded else StreamPump(cl.Message(""))
     try:
         engine = await ready_engine(services, job.options.model)
         picture = await read_photo(services, record)
-        if job.options.grid(job.intent, record.size_wh) != (1, 1):
-            result = await look_closely(services, engine, job, picture, waiting.show)
-            summary = tiled_summary(result)
-        else:
-            result = await generate_and_place(
-                services, engine, job, picture, pump, waiting
-            )
-            summary = ResultSummary.from_result(result)
+        last = conversation.last_turn(record.id)
+        result, summary = await _look(
+            services, engine, job, (picture, last), pump, waiting
+        )
         await waiting.clear()
     except ClientQueueFullError:
         await say(
@@ -133,9 +132,39 @@ async def analyze_and_reply(
     finally:
         if pump is not None:
             await pump.close()
-    conversation.record(record.id, job.intent, summary, (), request)
+    recorded = result.intent if steps else job.intent  # the detect/segment step
+    conversation.record(record.id, recorded, summary, (), request)
     await save_state(services.persist)  # write-ahead: saved before it is seen
     await send_result(services, record, result, options, pump.message if pump else None)
+
+
+async def _look(
+    services: ChatServices,
+    engine,
+    job: Job,
+    seen: tuple[Picture, Turn | None],
+    pump: StreamPump | None,
+    waiting: Waiting,
+) -> tuple[AnalysisResult, ResultSummary]:
+    """``job``'s model runs, shown as steps: a composed job's steps, tiles
+    ("look closely"), or one look. ``seen``: the photo and its last turn."""
+    picture, last = seen
+    if composed(job.intent):
+
+        async def look(step: Job) -> AnalysisResult:
+            return await generate_and_place(
+                services, engine, step, picture, None, waiting
+            )
+
+        result = await composed_steps(
+            services, engine, job, picture, look, waiting.show, last
+        )
+        return result, ResultSummary.from_result(result)
+    if job.options.grid(job.intent, picture.original_wh) != (1, 1):
+        result = await look_closely(services, engine, job, picture, waiting.show)
+        return result, tiled_summary(result)
+    result = await generate_and_place(services, engine, job, picture, pump, waiting)
+    return result, ResultSummary.from_result(result)
 
 
 async def read_photo(services: ChatServices, record: ImageRecord) -> Picture:
@@ -317,4 +346,7 @@ def visible(result: AnalysisResult, hidden: tuple[int, ...]) -> AnalysisResult:
     if not hidden:
         return result
     kept = tuple(d for n, d in enumerate(result.detections, 1) if n not in hidden)
-    return replace(result, detections=kept)
+    captions = tuple(
+        c for n, c in enumerate(result.object_captions, 1) if n not in hidden
+    )
+    return replace(result, detections=kept, object_captions=captions)

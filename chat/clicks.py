@@ -39,8 +39,9 @@ async def on_download(services: ChatServices, action: cl.Action) -> None:
     except AppError as exc:
         await say(f"⚠️ {escape_markdown(exc.message)}")
         return
+    shown = visible(result, turn.hidden)
     item = ExportItem(
-        record.name, record.size_wh, visible(result, turn.hidden).detections
+        record.name, record.size_wh, shown.detections, captions=shown.object_captions
     )
     try:
         download = await asyncio.to_thread(

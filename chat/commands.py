@@ -77,9 +77,11 @@ async def _ask_for_photo(intent: Intent, text: str) -> None:
     """No photo yet: a model request waits for it (sent with no text)."""
     if intent.runs_model:
         cl.user_session.set("pending", intent)
+    steps = intent.then or intent.per_object  # composed: the user's words
+    prompt = text if steps else intent.prompt or text
     await say(
         "Attach a photo first (📎 or drag and drop) and I'll run "
-        f"{inline_code(intent.prompt or text)} on it; send the photo with no text."
+        f"{inline_code(prompt)} on it; send the photo with no text."
     )
 
 
@@ -210,6 +212,7 @@ def _export_files(services: ChatServices, results: list, options: ChatOptions) -
             record.size_wh,
             result.detections,
             to_png_bytes(overlay_image(services, record, result, options)),
+            captions=result.object_captions,
         )
         for record, result in results
     ]

@@ -79,6 +79,7 @@ def batch_item_to_export_item(
         size_wh=item.size_wh,
         detections=item.result.detections,
         overlay_png=overlay_png,
+        captions=item.result.object_captions,
     )
 
 
@@ -113,6 +114,11 @@ def batch_item_to_dict(item: BatchItem) -> dict:
     """JSON-ready summary of one item; result fields are None on failure."""
     result = item.result
     width, height = item.size_wh or (None, None)
+    detections = [detection_to_dict(d) for d in result.detections] if result else []
+    for detection, caption in zip(
+        detections, result.object_captions if result else (), strict=False
+    ):
+        detection["caption"] = caption  # "describe each object"
     return {
         "file_name": item.name,
         "width": width,
@@ -124,9 +130,8 @@ def batch_item_to_dict(item: BatchItem) -> dict:
         "task": result.intent.task if result else None,
         "raw_text": result.raw_text if result else None,
         "answer": result.answer if result else None,
+        "caption": result.caption if result else None,  # "detect everything"
         "truncated": result.truncated if result else None,
-        "detections": (
-            [detection_to_dict(d) for d in result.detections] if result else []
-        ),
+        "detections": detections,
         "seconds": round(item.seconds, 3),
     }

@@ -79,6 +79,7 @@ class ResultSummary:
 
     A "look closely" turn (``tiles`` > 0) merged several answers, so its
     objects are kept (core.kept) instead of rebuilt from ``raw_text``.
+    A composed turn keeps its ``caption`` and ``captions`` (one per object).
     """
 
     raw_text: str
@@ -87,6 +88,8 @@ class ResultSummary:
     truncated: bool = False
     tiles: int = 0
     objects: tuple[dict[str, Any], ...] = ()
+    caption: str | None = None
+    captions: tuple[str, ...] = ()
 
     @classmethod
     def from_result(cls, result: AnalysisResult) -> ResultSummary:
@@ -95,6 +98,8 @@ class ResultSummary:
             labels=tuple(d.label for d in result.detections),
             answer=result.answer,
             truncated=result.truncated,
+            caption=result.caption,
+            captions=result.object_captions,
         )
 
 
@@ -417,6 +422,9 @@ class Conversation:
                 summary = dict(t["summary"])
                 summary["labels"] = tuple(summary.get("labels") or ())
                 summary["objects"] = tuple(summary.get("objects") or ())
+                summary["captions"] = tuple(map(str, summary.get("captions") or ()))
+                if summary.get("caption") is not None:
+                    summary["caption"] = str(summary["caption"])
                 chat._turns.append(
                     Turn(
                         int(t["index"]),

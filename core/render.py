@@ -308,7 +308,9 @@ def to_png_bytes(image: Image.Image) -> bytes:
 
 
 def box_table_markdown(
-    detections: Sequence[Detection], hidden: Collection[int] = ()
+    detections: Sequence[Detection],
+    hidden: Collection[int] = (),
+    captions: Sequence[str] = (),
 ) -> str:
     """A markdown table: #, label, x1, y1, x2, y2, mask area (px).
 
@@ -318,13 +320,15 @@ def box_table_markdown(
     others keep their numbers. The area is "—" for a detection without a mask.
     Labels are single-lined and inert markdown (core.security.markdown:
     ``|`` becomes ``\\|``, no links).
-    Empty list: "No objects found."
+    ``captions`` (one per detection: "describe each object") adds a caption
+    column, escaped as the labels are. Empty list: "No objects found."
     """
     if not detections:
         return "No objects found."
+    extra = (" caption |", "---|") if captions else ("", "")
     lines = [
-        "| # | label | x1 | y1 | x2 | y2 | mask area (px) |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| # | label | x1 | y1 | x2 | y2 | mask area (px) |" + extra[0],
+        "|---:|---|---:|---:|---:|---:|---:|" + extra[1],
     ]
     for index, detection in enumerate(detections):
         if index + 1 in hidden:
@@ -333,5 +337,9 @@ def box_table_markdown(
         area = str(detection.area) if detection.has_mask else "—"
         label = escape_markdown(display_label(detection, index))
         number = f"{swatch_for(index)} {index + 1}"
-        lines.append(f"| {number} | {label} | {x1} | {y1} | {x2} | {y2} | {area} |")
+        row = f"| {number} | {label} | {x1} | {y1} | {x2} | {y2} | {area} |"
+        if captions:
+            text = captions[index] if index < len(captions) else ""
+            row += f" {escape_markdown(' '.join(text.split())) or '—'} |"
+        lines.append(row)
     return "\n".join(lines)

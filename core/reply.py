@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
 from core.intent.region import region_to_pixels
+from core.intent.vocab import IRREGULAR_PLURALS
 from core.render import box_table_markdown
 from core.security.markdown import escape_markdown, inline_code
 from core.types import GROUNDED_TASKS, AnalysisResult
@@ -27,9 +29,14 @@ def reply_markdown(
     name = escape_markdown(image_name)
     prompt = inline_code(intent.prompt)
     lines = [f"**{prompt}** on *{name}* ({width}x{height}){where}", ""]
+    if result.caption is not None:  # "detect everything": the caption first
+        lines += [numbered_caption(result), ""]
     if intent.task in GROUNDED_TASKS:
         if result.detections:
-            lines.append(box_table_markdown(result.detections, hidden))
+            table = box_table_markdown(
+                result.detections, hidden, result.object_captions
+            )
+            lines.append(table)
             if shown_hidden := sorted(n for n in hidden if n <= len(result.detections)):
                 numbers = ", ".join(str(n) for n in shown_hidden)
                 lines += ["", f"Hidden: {numbers}. Say *show all* to bring them back."]
@@ -39,7 +46,7 @@ def reply_markdown(
                 f"No {what} found. Try another word for it, or ask "
                 '"what\'s in this picture?" to see what the model recognises.'
             )
-    else:
+    elif result.caption is None or result.answer != result.caption:
         lines.append(
             escape_markdown(result.answer)
             if result.answer
@@ -65,3 +72,32 @@ def reply_markdown(
             "fewer things at once.",
         ]
     return "\n".join(lines)
+
+
+def numbered_caption(result: AnalysisResult) -> str:
+    """The caption whose names were detected, each name followed by the
+    numbers of its boxes as the table and overlay number them: "a dog [1]
+    and a cat [2, 3]". Escaped (it is the model's text)."""
+    caption = escape_markdown(result.caption or "")
+    if result.intent.task not in GROUNDED_TASKS:
+        return f"Caption: {caption}"
+    numbers: dict[str, list[int]] = {}
+    for index, detection in enumerate(result.detections, start=1):
+        numbers.setdefault((detection.label or "").lower(), []).append(index)
+    for name in result.intent.targets:
+        found = numbers.get(name.lower())
+        mark = ", ".join(map(str, found)) if found else "not found"
+        caption = _after_name(caption, name, f"[{mark}]")
+    return f"Caption: {caption}"
+
+
+def _after_name(caption: str, name: str, mark: str) -> str:
+    """``caption`` with ``mark`` after the first mention of ``name`` (or its
+    plural); appended when the caption words it otherwise."""
+    forms = [name, *(p for p, s in IRREGULAR_PLURALS.items() if s == name)]
+    words = "|".join(re.escape(form) for form in forms)
+    pattern = re.compile(rf"\b(?:{words})(?:e?s)?\b", re.IGNORECASE)
+    found = pattern.search(caption)
+    if found is None:
+        return f"{caption} {name} {mark}"
+    return f"{caption[: found.end()]} {mark}{caption[found.end() :]}"

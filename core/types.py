@@ -313,6 +313,8 @@ class Intent:
     refinement: str | None = None
     region: Region | None = None  # look only at this part of the photo
     view: ViewChange | None = None  # action VIEW: redraw, no model
+    then: str | None = None  # "detect"/"segment" the caption's names next
+    per_object: str | None = None  # "caption": a caption per object found
 
     def __post_init__(self) -> None:
         try:
@@ -424,3 +426,5 @@ class AnalysisResult:
     image_size_wh: tuple[int, int] = (0, 0)
     timings_s: dict[str, float] = field(default_factory=dict)
     detections_dropped: int = 0  # objects beyond MAX_DETECTIONS, not kept
+    caption: str | None = None  # composed: the caption whose names were found
+    object_captions: tuple[str, ...] = ()  # composed: one per detection, in order

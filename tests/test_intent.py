@@ -220,8 +220,9 @@ SINGLE_TURN = [
     ("ok thanks", "clarify", "", None),  # thanks
     ("hello", "clarify", "", None),  # greeting
     ("red car", "clarify", "", None),  # bare noun phrase
-    ("detect everything", "clarify", "", None),  # vague target
-    ("segment all objects", "clarify", "", None),  # vague all objects
+    ("detect everything", "run", "caption en", None),  # caption, then its names
+    ("segment all objects", "run", "caption en", None),  # same, as masks
+    ("detect anything", "clarify", "", None),  # vague target
     ("find the 🐶", "clarify", "", None),  # emoji only
     ("segment", "clarify", "", None),  # verb without target
     ("detect them", "clarify", "", None),  # pronoun, no previous

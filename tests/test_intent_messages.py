@@ -57,7 +57,7 @@ CLARIFY = [
     (("detect dog", "only detect everything"), MSG_VAGUE),
     (("caption", "only detect"), "Detect what? For example “detect the cat”."),
     (("detect dog", "also everything"), MSG_VAGUE),
-    (("detect everything",), MSG_VAGUE),
+    (("detect anything",), MSG_VAGUE),
     (
         ("caption", "also the bike"),
         "Boxes or masks? Say “detect bike” or “segment bike”.",

@@ -59,10 +59,13 @@ def to_coco(items: Sequence[ExportItem], *, polygons: bool = False) -> dict:
         width, height = item.size_wh
         image = {"id": image_id, "file_name": item.file_name}
         images.append({**image, "width": width, "height": height})
-        for det in item.detections:
-            annotations.append(
-                _annotation(det, len(annotations) + 1, image_id, category_ids, polygons)
+        for index, det in enumerate(item.detections):
+            annotation = _annotation(
+                det, len(annotations) + 1, image_id, category_ids, polygons
             )
+            if index < len(item.captions):  # "describe each object"
+                annotation["attributes"] = {"caption": item.captions[index]}
+            annotations.append(annotation)
     return {
         "info": {
             "description": "paligemma-chat export",

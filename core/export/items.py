@@ -87,13 +87,16 @@ class ExportItem:
 
     ``size_wh`` is the original image's ``(width, height)``; every masked
     detection must belong to an image of that size (``Detection`` has checked
-    its own mask). ``overlay_png`` is optional PNG bytes.
+    its own mask). ``overlay_png`` is optional PNG bytes. ``captions``: one
+    per detection ("describe each object"), written to COCO as each
+    annotation's ``attributes.caption``; () when there are none.
     """
 
     file_name: str
     size_wh: tuple[int, int]
     detections: tuple[Detection, ...] = ()
     overlay_png: bytes | None = None
+    captions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         width, height = (int(v) for v in self.size_wh)

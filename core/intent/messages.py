@@ -7,6 +7,8 @@ HELP_MESSAGE = (
     "- **detect dog ; bike** or *find the cars and people*: boxes\n"
     "- **segment the left wheel** or *cut out the cat*: masks\n"
     "- *caption in German*, *describe in detail*, *read the text*\n"
+    "- *detect everything* (a caption, then boxes on what it names), "
+    "*describe each object* (a caption per box)\n"
     "- any question, in any language, e.g. *how many dogs are there?*\n"
     "- *segment the dog in image 1 and the cat in image 2*\n"
     "Then refine: *also the bike*, *only the left one*, *remove the dog*, "
@@ -27,7 +29,7 @@ MSG_NO_PREVIOUS = (
 )
 MSG_VAGUE = (
     "PaliGemma needs the names of things, e.g. “detect person ; car ; dog”. "
-    "For an overview of the whole photo say “caption” or “describe”."
+    "For everything in the photo say “detect everything”."
 )
 MSG_REGION_WHAT = (
     "What should I look for there? E.g. “zoom into the top left and detect "

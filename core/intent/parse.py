@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from core.intent import text as t
 from core.intent import vocab as v
+from core.intent.everything import composed_intent
 from core.intent.language import detect_language
 from core.intent.messages import (
     HELP_MESSAGE,
@@ -81,8 +82,7 @@ def parse_intent(text: str, previous: Intent | None = None) -> Intent:
 
 def _parse(text: str, previous: Intent | None) -> Intent:
     prev = previous if previous is not None and previous.runs_model else None
-    cleaned = text  # parse_intent has cleaned it
-    low = cleaned.lower().strip(t.PUNCT_ENDS)
+    cleaned, low = text, text.lower().strip(t.PUNCT_ENDS)  # cleaned by parse_intent
     words = re.findall(r"\w+", low)
     if v.HELP.match(low):
         return Intent(task="free", prompt="", action=Action.HELP, message=HELP_MESSAGE)
@@ -125,6 +125,8 @@ def _interpret(
 ) -> Intent:
     low = t.strip_polite(text_q.lower().strip(t.PUNCT_ENDS))
     rest = " ".join(v.IMAGE_PHRASE.sub(" ", low).split()).strip(t.PUNCT_ENDS)
+    if (composed := composed_intent(rest, prev)) is not None:
+        return composed  # "detect everything", "describe each object"
     if rest and (view := parse_view(rest, prev)) is not None:
         return view
     if not rest:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from core.conversation import Turn
 from core.errors import UserInputError
 from core.intent.region import region_to_pixels
@@ -21,9 +23,18 @@ def replay_turn(
 ) -> AnalysisResult:
     """``turn`` on its ``size_wh`` photo again: a tiled turn from its kept
     objects (``kept_result``), any other from its kept answer text (its masks
-    decoded again by ``model``)."""
+    decoded again by ``model``), with a composed turn's captions."""
     if turn.summary.tiles:
         return kept_result(turn, size_wh, max_pixels)
+    result = _from_text(turn, size_wh, model, max_detections)
+    return replace(
+        result, caption=turn.summary.caption, object_captions=turn.summary.captions
+    )
+
+
+def _from_text(
+    turn: Turn, size_wh: tuple[int, int], model: VisionModel, max_detections: int
+) -> AnalysisResult:
     region = turn.intent.region
     generation = Generation(
         turn.intent,

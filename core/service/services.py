@@ -26,6 +26,7 @@ from core.engine.registry import EngineRegistry
 from core.errors import ModelLoadingError, ModelUnavailableError, UserInputError
 from core.pipeline import CancellableModel, Generation
 from core.ratelimit import RateLimiter
+from core.service.compose import composed, run_composed
 from core.service.options import Hooks, Job, Picture, RunOptions, to_request
 from core.service.replay import replay_turn
 from core.tiling import TileSpec, generate_looks, place_looks
@@ -177,8 +178,12 @@ class Services:
         engine: Engine | None = None,
     ) -> AnalysisResult:
         """``job`` on one photo: ``generate`` in the queue, then ``place``
-        beside it. ``engine`` default: ``ready(..., wait=False)``."""
+        beside it. ``engine`` default: ``ready(..., wait=False)``. A composed
+        job ("detect everything", a caption per object) runs its steps
+        (core.service.compose)."""
         engine = engine or await self.ready(job.options.model, wait=False)
+        if composed(job.intent):
+            return await run_composed(self, job, picture, hooks or Hooks(), engine)
         looks = await self.generate(job, picture, hooks, engine)
         return await self.place(job, looks, engine)
 

@@ -62,6 +62,7 @@ PATTERN_MODULES = (
     "core.intent.region", "core.intent.requests", "core.intent.text",
     "core.intent.vocab", "core.intent.objects", "core.intent.refer",
     "core.intent.parse", "core.intent.language", "api.request",
+    "core.intent.everything", "core.intent.nouns",
     "core.tiling", "core.security.markdown", "core.security.redact",
     "api.openai_content", "api.openai_tasks",
 )  # fmt: skip
