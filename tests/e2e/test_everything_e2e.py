@@ -7,13 +7,13 @@ from __future__ import annotations
 import base64
 import io
 import json
-import zipfile
 
 import httpx
 import openai
 import pytest
 from PIL import Image
 
+from core.export.formats import get_format
 from tests.e2e.test_cli import run_cli
 from tests.recorded import CAPTION_EN, REPLAY_RECORDING
 from tests.support.chat_client import ChatClient
@@ -83,10 +83,9 @@ async def test_chat_describe_each_object(server):
         # the last answer's objects, replayed: "detect cat ; dog" ran once
         assert _inputs(client, "generating") == ["detect cat ; dog"]
         assert _inputs(client, "last answer") == ["detect cat ; dog"]
-        files = client.elements_for(answer["id"])
-        coco = [f for f in files if f["name"].endswith(".json")]
-        assert coco, [f["name"] for f in files]
-        annotations = json.loads(client.download(coco[0]))["annotations"]
+        # the COCO file is built when its button is clicked (chat.downloads)
+        _, data = await client.download_file(answer["id"], get_format("coco").label)
+        annotations = json.loads(data)["annotations"]
         assert [a["attributes"] for a in annotations] == [{"caption": CAPTION_EN}] * 2
         # a redraw and "export" replay the kept turn: its captions come back
         (only,) = await client.send("only 2")
@@ -94,11 +93,9 @@ async def test_chat_describe_each_object(server):
         assert "| cat |" not in only["output"]
         (exported,) = await client.send("export")
         files = client.elements_for(exported["id"])
-        zipped = [f for f in files if f["name"].endswith(".zip")]
-        assert zipped, [f["name"] for f in files]
-        with zipfile.ZipFile(io.BytesIO(client.download(zipped[0]))) as archive:
-            name = next(n for n in archive.namelist() if n.endswith("coco.json"))
-            kept = json.loads(archive.read(name))["annotations"]
+        coco = [f for f in files if f["name"].endswith("coco.json")]
+        assert coco, [f["name"] for f in files]
+        kept = json.loads(client.download(coco[0]))["annotations"]
         assert [a["attributes"] for a in kept] == [{"caption": CAPTION_EN}]
     finally:
         await client.close()
