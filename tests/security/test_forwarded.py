@@ -84,6 +84,17 @@ def direct(synthetic_vae_path, tmp_path_factory):
     process.stop()
 
 
+@pytest.fixture
+def direct_chat(synthetic_vae_path, tmp_path_factory):
+    """Like ``direct``, with its limit unspent: chat and API share one rate
+    limiter (core.service), and every client here is 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("forwarded-direct-chat")
+    env = replay_env(folder, synthetic_vae_path, RATE_LIMIT=str(LIMIT))
+    process = run_server(env, folder / "server.log")
+    yield process
+    process.stop()
+
+
 @pytest.fixture(scope="module")
 def proxied(synthetic_vae_path, tmp_path_factory):
     """A reverse proxy on 127.0.0.1 (FORWARDED_ALLOW_IPS=127.0.0.1)."""
@@ -114,7 +125,8 @@ def test_forged_forwarded_for_does_not_reset_the_api_limit(direct):
 
 
 @pytest.mark.e2e
-async def test_forged_forwarded_for_does_not_reset_the_chat_limit(direct):
+async def test_forged_forwarded_for_does_not_reset_the_chat_limit(direct_chat):
+    direct = direct_chat
     first = TabClient(direct.url, address="192.0.2.1")
     await first.connect()
     try:
