@@ -3,9 +3,11 @@ loopback, logins, and a chat client that sends a cookie or a client address."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,21 @@ def run_server(env: dict[str, str], log: Path) -> ServerProcess:
         server.stop()
         raise
     return server
+
+
+@contextlib.contextmanager
+def replay_server(
+    tmp_path_factory: Any, synthetic_vae_path: Path, name: str, **extra: str
+) -> Iterator[ServerProcess]:
+    """A ready replay-model server with ``extra`` settings, data in a fresh
+    ``name`` folder; stopped on exit (the fixtures' one server factory)."""
+    folder = tmp_path_factory.mktemp(name)
+    env = replay_env(folder, synthetic_vae_path, **extra)
+    process = run_server(env, folder / "server.log")
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def login(url: str, name: str, password: str, address: str | None = None):

@@ -12,7 +12,7 @@ import pytest
 import socketio
 
 from core.persist.auth import hash_password
-from tests.security.auth_helpers import TabClient, login, png, replay_env, run_server
+from tests.security.auth_helpers import TabClient, login, png, replay_server
 
 pytestmark = pytest.mark.e2e
 
@@ -22,23 +22,19 @@ LIMIT = 5
 
 @pytest.fixture(scope="module")
 def server(synthetic_vae_path, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("auth-flood")
     users = ",".join(
         f"{n}:{hash_password(PASSWORD)}" for n in ("alice", "bob", "carol")
     )
-    env = replay_env(
-        folder,
+    with replay_server(
+        tmp_path_factory,
         synthetic_vae_path,
+        "auth-flood",
         AUTH_USERS=users,
         PERSIST="off",  # login must stay on anyway
         LOGIN_RATE_LIMIT=str(LIMIT),
         FORWARDED_ALLOW_IPS="127.0.0.1",  # the tests play a proxy: see above
-    )
-    process = run_server(env, folder / "server.log")
-    try:
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 async def test_auth_users_turn_login_on_even_with_persist_off(server):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.security.auth_helpers import TabClient, png, replay_env, run_server
+from tests.security.auth_helpers import TabClient, png, replay_server
 
 pytestmark = pytest.mark.e2e
 
@@ -19,18 +19,14 @@ LIMITED = "Too many requests"
 
 @pytest.fixture(scope="module")
 def server(synthetic_vae_path, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("auth-work-limits")
-    env = replay_env(
-        folder,
+    with replay_server(
+        tmp_path_factory,
         synthetic_vae_path,
+        "auth-work-limits",
         RATE_LIMIT=str(LIMIT),
         FORWARDED_ALLOW_IPS="127.0.0.1",
-    )
-    process = run_server(env, folder / "server.log")
-    try:
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 async def test_a_new_session_id_does_not_reset_the_chat_limit(server):

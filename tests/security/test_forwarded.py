@@ -17,7 +17,7 @@ import pytest
 from core.config import Settings
 from core.persist.auth import hash_password
 from core.security.clients import client_address
-from tests.security.auth_helpers import TabClient, login, png, replay_env, run_server
+from tests.security.auth_helpers import TabClient, login, png, replay_server
 
 LIMIT = 3
 FORGED = [f"198.51.100.{n}" for n in range(1, 7)]  # six made-up client addresses
@@ -77,37 +77,36 @@ def test_forwarded_allow_ips_must_be_addresses(value):
 @pytest.fixture(scope="module")
 def direct(synthetic_vae_path, tmp_path_factory):
     """No FORWARDED_ALLOW_IPS: nobody's X-Forwarded-For is believed."""
-    folder = tmp_path_factory.mktemp("forwarded-direct")
-    env = replay_env(folder, synthetic_vae_path, RATE_LIMIT=str(LIMIT))
-    process = run_server(env, folder / "server.log")
-    yield process
-    process.stop()
+    with replay_server(
+        tmp_path_factory, synthetic_vae_path, "forwarded-direct", RATE_LIMIT=str(LIMIT)
+    ) as process:
+        yield process
 
 
 @pytest.fixture
 def direct_chat(synthetic_vae_path, tmp_path_factory):
     """Like ``direct``, with its limit unspent: chat and API share one rate
     limiter (core.service), and every client here is 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("forwarded-direct-chat")
-    env = replay_env(folder, synthetic_vae_path, RATE_LIMIT=str(LIMIT))
-    process = run_server(env, folder / "server.log")
-    yield process
-    process.stop()
+    with replay_server(
+        tmp_path_factory,
+        synthetic_vae_path,
+        "forwarded-direct-chat",
+        RATE_LIMIT=str(LIMIT),
+    ) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
 def proxied(synthetic_vae_path, tmp_path_factory):
     """A reverse proxy on 127.0.0.1 (FORWARDED_ALLOW_IPS=127.0.0.1)."""
-    folder = tmp_path_factory.mktemp("forwarded-proxied")
-    env = replay_env(
-        folder,
+    with replay_server(
+        tmp_path_factory,
         synthetic_vae_path,
+        "forwarded-proxied",
         RATE_LIMIT=str(LIMIT),
         FORWARDED_ALLOW_IPS="127.0.0.1",
-    )
-    process = run_server(env, folder / "server.log")
-    yield process
-    process.stop()
+    ) as process:
+        yield process
 
 
 def _models(url: str, forwarded: str | None = None, peer: str = "127.0.0.1") -> int:
@@ -159,17 +158,15 @@ def test_a_listed_proxy_forwards_the_client_address(proxied):
 
 @pytest.fixture(scope="module")
 def login_server(synthetic_vae_path, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("forwarded-login")
-    env = replay_env(
-        folder,
+    with replay_server(
+        tmp_path_factory,
         synthetic_vae_path,
+        "forwarded-login",
         AUTH_USERS=f"alice:{hash_password('correct horse')}",
         PERSIST="off",
         LOGIN_RATE_LIMIT=str(LIMIT),
-    )
-    process = run_server(env, folder / "server.log")
-    yield process
-    process.stop()
+    ) as process:
+        yield process
 
 
 @pytest.mark.e2e

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.security.auth_helpers import replay_env, run_server
+from tests.security.auth_helpers import replay_server
 
 pytestmark = pytest.mark.e2e
 
@@ -26,18 +26,14 @@ LIMIT = 3
 
 @pytest.fixture(scope="module")
 def server(synthetic_vae_path, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tile-charges")
-    env = replay_env(
-        folder,
+    with replay_server(
+        tmp_path_factory,
         synthetic_vae_path,
+        "tile-charges",
         RATE_LIMIT=str(LIMIT),
         FORWARDED_ALLOW_IPS="127.0.0.1",
-    )
-    process = run_server(env, folder / "server.log")
-    try:
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def jpeg(size_wh: tuple[int, int]) -> bytes:
