@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile
 from api.request import error_json
 from api.service import ApiContext, until_disconnected, upload_name
 from core.errors import AppError, UserInputError
+from core.security import shown_model_id
 from core.service import RunOptions
 from core.service.video import probe, run_clip
 from core.video import (
@@ -80,7 +81,7 @@ async def analyze_clips(
             )
     if len(errors) == len(files):
         raise errors[0]
-    model_id = ctx.engine_for(options.model).status.model_id
+    model_id = shown_model_id(ctx.engine_for(options.model).status.model_id)
     headers = {"X-Failed-Items": str(len(errors))}
     if fmt == "coco":
         documents = [r for r in results if "error" not in r]

@@ -85,6 +85,8 @@ async def test_rest_analyze_answers_frames_with_tracks(server, clip_bytes) -> No
             files={"images": ("square.mp4", clip_bytes[:300], "video/mp4")},
         )
     assert response.status_code == 200, response.text
+    # a model's name, never the recording's local folder (core.security)
+    assert "/" not in response.json()["model_id"], response.json()["model_id"]
     (result,) = response.json()["results"]
     assert result["kind"] == "video" and result["tracks"] == [1]
     assert [f["frame"] for f in result["frames"]] == [1, 2, 3, 4, 5]
