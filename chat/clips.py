@@ -16,13 +16,13 @@ from pathlib import Path
 import chainlit as cl
 
 from chat.analysis import run_options, say
-from chat.charge import charge
+from chat.charge import upload_refusal
 from chat.loading import ready_engine
 from chat.options import current_options
 from chat.runs import CHAT_PER_SESSION, chat_client
 from chat.services import ChatServices
 from chat.session import client_key
-from chat.uploads import count_kept, quota_refusal
+from chat.uploads import count_kept
 from core.engine.queue import CHAT
 from core.errors import AppError
 from core.intent import parse_intent
@@ -74,11 +74,10 @@ async def keep_clips(services: ChatServices, elements: list) -> Clip | None:
     kept = None
     for element in elements:
         name = element.name or Path(element.path).name
-        refusal = await quota_refusal(services.settings)
+        refusal = await upload_refusal(services)
         try:
             if refusal is not None:
                 raise AppError(refusal)
-            charge(services, 1)
             info = await asyncio.to_thread(probe, Path(element.path), services.settings)
         except AppError as exc:
             await say(f"**{escape_markdown(name)}**: {escape_markdown(exc.message)}")

@@ -8,12 +8,11 @@ result (a new turn with the same answer, so "undo" brings them back);
 
 from __future__ import annotations
 
-import chainlit as cl
-
 from chat.analysis import replay_turn, send_result
+from chat.charge import charge
 from chat.options import ChatOptions, current_options, set_options
 from chat.services import ChatServices
-from chat.session import client_key, save_state, send_chat_settings
+from chat.session import save_state, send_chat_settings
 from core.conversation import Conversation, ImageRecord, Turn
 from core.errors import UserInputError
 from core.types import GROUNDED_TASKS, Intent, ViewChange
@@ -41,9 +40,7 @@ async def redraw(
     if hidden != turn.hidden:
         turn = conversation.record(record.id, turn.intent, turn.summary, hidden)
     # the masks are decoded again: one hit, like undo (RateLimitedError past it)
-    services.limiter.hit(
-        client_key(cl.context.session, services.settings.forwarded_allow_ips)
-    )
+    charge(services, 1)
     result = await replay_turn(services, turn, record)
     await save_state(services.persist)  # the new turn, before it is shown
     await send_result(services, record, result, options, hidden=turn.hidden)

@@ -14,7 +14,7 @@ from pathlib import Path
 import chainlit as cl
 
 from chat.analysis import say
-from chat.charge import charge
+from chat.charge import upload_refusal
 from chat.clips import greet_clip, is_clip, keep_clips, track_clip, wants_clip
 from chat.commands import dispatch, run, run_together
 from chat.faults import flush_history
@@ -24,7 +24,6 @@ from chat.uploads import (
     count_kept,
     drop_refused,
     free_name,
-    quota_refusal,
     refusal_text,
 )
 from core.config import MB
@@ -135,7 +134,7 @@ async def ingest_uploads(
     elements = [e for e in message.elements or [] if getattr(e, "path", None)]
     for number, element in enumerate(elements):
         name = element.name or Path(element.path).name
-        refusal = await _upload_refusal(services)
+        refusal = await upload_refusal(services)
         if refusal is not None:
             refused = elements[number:]
             names = [e.name or Path(e.path).name for e in refused]
@@ -166,16 +165,3 @@ async def ingest_uploads(
         count_kept()
         added.append(conversation.add_image(name, str(stored), photo.original_wh))
     return added, False
-
-
-async def _upload_refusal(services: ChatServices) -> str | None:
-    """Why the next upload is not kept (quota, rate limit), or None; a
-    kept upload takes one hit of the rate limit here, before decoding."""
-    refusal = await quota_refusal(services.settings)
-    if refusal is not None:
-        return refusal
-    try:
-        charge(services, 1)
-    except AppError as exc:
-        return exc.message
-    return None

@@ -10,7 +10,6 @@ from core.engine.base import Engine
 from core.engine.queue import ModelQueue
 from core.engine.registry import EngineRegistry
 from core.persist.service import Persistence
-from core.ratelimit import RateLimiter
 from core.service import Services
 
 
@@ -37,17 +36,8 @@ class ChatServices:
         return self.service.engines
 
     @property
-    def manager(self) -> Engine:
-        """The default engine (the first of MODELS)."""
-        return self.service.engines.default
-
-    @property
     def queue(self) -> ModelQueue:
         return self.service.queue
-
-    @property
-    def limiter(self) -> RateLimiter:
-        return self.service.limiter
 
     def engine_for(self, model_id: str | None) -> Engine:
         """The engine of the chat's model setting ("" or None: the default).
@@ -55,7 +45,3 @@ class ChatServices:
         Raises ModelNotAllowedError for an id this server does not serve.
         """
         return self.service.engine_for(model_id or None)
-
-    def start_loading(self) -> None:
-        """Start loading every model in the background (once)."""
-        self.service.engines.start_background_load()
