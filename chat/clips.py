@@ -99,7 +99,7 @@ async def wants_clip(text: str, uploaded: bool, has_photos: bool) -> bool:
     if has_photos:
         return False
     intent = await asyncio.to_thread(parse_intent, text)  # may load langid
-    return intent.action == "run" and intent.task in GROUNDED_TASKS
+    return intent.runs_model and intent.task in GROUNDED_TASKS
 
 
 async def greet_clip(clip: Clip) -> None:

@@ -306,7 +306,7 @@ class Conversation:
         """
         if self._by_id(image_id) is None:
             raise ValueError(f"unknown image id {image_id!r}; known: {self._ids()}")
-        if intent.action != "run":
+        if not intent.runs_model:
             raise ValueError(
                 f"only intents that ran are recorded, got {intent.action!r}"
             )

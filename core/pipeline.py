@@ -127,7 +127,7 @@ class Generation:
 def to_intent(request: str | Intent, state: Intent | None = None) -> Intent:
     """The Intent to run; raises UserInputError when it does not run the model."""
     intent = request if isinstance(request, Intent) else parse_intent(request, state)
-    if intent.action != "run":
+    if not intent.runs_model:
         raise UserInputError(intent.message or "Tell me what to look for in the image.")
     return intent
 

@@ -126,8 +126,7 @@ async def caption_objects(
     (charged first: one run per object); one caption per detection."""
     boxes = [crop_box(d.box_px, picture.original_wh) for d in detections]
     options = job.options
-    services.limiter.check_cost(options.cost(CAPTION, images=len(boxes)))
-    services.limiter.hit(job.client, options.cost(CAPTION, images=len(boxes)))
+    services.admit(job.client, options.cost(CAPTION, images=len(boxes)))
     cancel = hooks.cancel or threading.Event()
     return await services.queue.submit(
         caption_crops,

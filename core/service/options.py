@@ -11,29 +11,22 @@ from typing import Any
 from PIL import Image
 
 from core.engine.queue import API, Place
-from core.errors import UserInputError
-from core.intent.parse import parse_intent
-from core.pipeline import MAX_DETECTIONS, region_on_photo, token_budget
+from core.pipeline import MAX_DETECTIONS, region_on_photo, to_intent, token_budget
 from core.ratelimit import work_cost
 from core.tiling import TileSpec, tile_grid, tile_looks
 from core.types import GROUNDED_TASKS, Decoding, Intent
-
-NOT_A_REQUEST = "Tell me what to look for in the image."
 
 
 def runs_model(intent: Intent) -> bool:
     """Whether ``intent`` asks the model to run (every other action is answered
     by the door itself: a question back, help, undo, select, export...)."""
-    return intent.action == "run"
+    return intent.runs_model
 
 
 def to_request(request: str | Intent, previous: Intent | None = None) -> Intent:
     """The Intent to run for chat text or an Intent; UserInputError (with the
     intent's own message when it has one) when it does not run the model."""
-    intent = request if isinstance(request, Intent) else parse_intent(request, previous)
-    if not runs_model(intent):
-        raise UserInputError(intent.message or NOT_A_REQUEST)
-    return intent
+    return to_intent(request, previous)
 
 
 @dataclass(frozen=True)

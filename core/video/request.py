@@ -28,7 +28,7 @@ def video_request(text: str) -> Intent:
     cleaned = _WHERE.sub("", text).strip(" .!?")
     cleaned = _TRACK.sub("detect", cleaned)
     intent = parse_intent(cleaned)
-    if intent.action != "run" or intent.task not in GROUNDED_TASKS:
+    if not intent.runs_model or intent.task not in GROUNDED_TASKS:
         raise UserInputError(intent.message or NOT_GROUNDED)
     return intent
 
