@@ -21,15 +21,13 @@ import re
 from typing import Any
 
 from api.openai_chat import parse_chat
-from api.openai_content import typed_text
+from api.openai_content import RAG_START, RAG_TASK, typed_text
 from core.errors import UserInputError
 from core.followups import follow_ups, tags_for, title_for
 from core.types import Intent
 
 logger = logging.getLogger(__name__)
 
-TASK_START = "### task:"
-RAG_TASK = "respond to the user query using the provided context"
 EMOJI_TASK = "reflect the speaker's likely facial expression"
 HISTORY_LINE = re.compile(r"^(USER|ASSISTANT|SYSTEM): ?", re.MULTILINE)
 TABLE_ROW = re.compile(r"^\|\s*\S*\s*\d+\s*\|", re.MULTILINE)  # core.render's rows
@@ -65,7 +63,7 @@ def is_task(text: str) -> bool:
     head = text.lstrip()[:300].lower()
     if EMOJI_TASK in head:
         return True
-    return head.startswith(TASK_START) and RAG_TASK not in head
+    return head.startswith(RAG_START) and RAG_TASK not in head
 
 
 def task_answer(text: str, max_prompt_chars: int) -> str:

@@ -66,6 +66,7 @@ from core.errors import (
     ModelUnavailableError,
     UserInputError,
 )
+from core.export.formats import get_format
 from core.readiness import Readiness, Report
 from core.security import redact, shown_model_id
 from core.security.auth import SessionTokens
@@ -338,7 +339,8 @@ def _add_analyze_route(router: APIRouter, ctx: ApiContext) -> None:
             return await analyze_clips(ctx, request, client, *args)
         intent = await asyncio.to_thread(intent_for, prompt)  # may load langid
         job = ctx.prepare(client, intent, options, images=len(files))  # every item
-        overlays = "overlay" in include and fmt in ("json", "zip")
+        # the images are kept for overlays where the answer holds them
+        overlays = "overlay" in include and (fmt == "json" or get_format(fmt).overlays)
         items, errors = await ctx.run_many(request, job, files, keep_image=overlays)
         headers = {"X-Failed-Items": str(len(errors))}
         if len(errors) == len(items):  # nothing worked: the first error decides
@@ -362,13 +364,12 @@ async def _analyze_response(
         body = {"model_id": shown_model_id(engine.status.model_id)}
         body["results"] = results
         return JSONResponse(body, headers=headers)
-    overlays = "overlay" in include and fmt in ("json", "zip")
     data, media_type, filename = await asyncio.to_thread(
         encode_results,
         items,
         fmt,
         polygons=polygons,
-        overlays=overlays,
+        overlays="overlay" in include,  # where the format holds them (formats)
     )
     headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return Response(data, media_type=media_type, headers=headers)
@@ -377,8 +378,8 @@ async def _analyze_response(
 def _probe_failed(report: Report) -> JSONResponse:
     """503 naming the check that failed, with every check's last result."""
     error = ModelUnavailableError(f"Not ready: {report.failure}")
-    body = {"error": {"code": error.code, "message": redact(error.message)}}
-    return JSONResponse({**body, "checks": report.checks}, status_code=503)
+    body = {"error": error_json(error.code, error.message), "checks": report.checks}
+    return JSONResponse(body, status_code=503)
 
 
 def _all_failed(
