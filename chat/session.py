@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 
@@ -120,8 +121,12 @@ async def save_state(persist: Persistence) -> None:
         cl.user_session.set(_SAVE_LOCK, lock)
     try:
         data = persist.state_data(thread_id, state)
-        async with lock:
+        written = (thread_id, json.dumps(data, sort_keys=True))  # a frozen copy
+        async with lock:  # a turn saves ahead and again at its end: write once
+            if cl.user_session.get(_SAVED) == written:
+                return
             await asyncio.to_thread(persist.write_state, thread_id, data)
+            cl.user_session.set(_SAVED, written)
     except OSError as exc:  # said with the answer (chat.faults)
         remember_unsaved(exc, f"the state of thread {thread_id}")
     except ValueError:
@@ -129,6 +134,7 @@ async def save_state(persist: Persistence) -> None:
 
 
 _SAVE_LOCK = "state_save_lock"
+_SAVED = "state_saved"  # (thread id, data) last written, unchanged since
 
 
 async def restore_state(
